@@ -1,0 +1,1 @@
+"""pdiff: Planned Diffusion, an AR plan then parallel spans by masked diffusion."""

@@ -1,0 +1,458 @@
+"""The planned-diffusion loop, written once, top to bottom: 1) plan, 2) scaffold, 3) denoise, 4) sync.
+
+`Engine.generate(prompt, config)` is a generator of typed events (pdiff.events). The same loop
+runs the two baselines: autoregressive (a causal, KV-cached decode with no tags) and plain
+diffusion (one canvas of masks after the prompt). The engine knows nothing about displays:
+the CLI, the app, the benchmark and the tests all read the same stream.
+
+Caching (spec section 5) is exact: the prompt and plan are cached causally; a denoise step
+recomputes only the blocks that still changed (all blocks of the round when dense), writes them
+after the cached prefix without committing, and a sync refreshes the finished blocks together
+with the re-inserted `<sync/>` in one forward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from pdiff import sampling
+from pdiff.config import ConfigError, GenerationConfig
+from pdiff.events import (
+    DenoiseStep, Event, Finished, Notice, PlanItem, PlanToken, RoundEnd, SpansOpened, Started,
+    Stats, TextToken,
+)
+from pdiff.layout import Layout
+from pdiff.model import DreamModel, KVCache
+from pdiff.plan import (
+    ParsedItem, PlanError, PlanRound, check_plan_rounds, join_spans, parse_plan_ids,
+    parse_user_plan,
+)
+from pdiff.tokenizer import Tokenizer
+
+
+class PromptError(ValueError):
+    """The prompt cannot be used; the message says what to change."""
+
+
+@dataclass
+class Run:
+    """Mutable state of one generation: the sequence, the cache, the clock and the counters."""
+
+    config: GenerationConfig
+    layout: Layout
+    cache: KVCache | None
+    generator: torch.Generator
+    prompt_len: int
+    budget_end: int  # the sequence may not grow past this position
+    pieces: list[str] = field(default_factory=list)  # clean-text pieces in answer order
+    plan: list[tuple[PlanItem, ...]] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+    counts: dict = field(default_factory=lambda: dict(
+        plan_tokens=0, denoise_steps=0, prefill_forwards=0, rounds=0, spans=0))
+    seconds: dict = field(default_factory=lambda: dict(plan=0.0, denoise=0.0))
+    last_logits: torch.Tensor | None = None  # what the last plan token was sampled from
+    phase: str | None = None
+    since: float = 0.0
+
+    def clock(self, phase: str | None) -> None:
+        """Charge the time since the last switch to the running phase; None pauses."""
+        now = time.perf_counter()
+        if self.phase is not None:
+            self.seconds[self.phase] += now - self.since
+        self.phase, self.since = phase, now
+
+    @property
+    def room(self) -> int:
+        return self.budget_end - self.layout.length
+
+
+class Engine:
+    """A loaded model and tokenizer, ready to generate."""
+
+    def __init__(self, model: DreamModel, tokenizer: Tokenizer, name: str = "model") -> None:
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.tags = tokenizer.tags
+        self.name = name
+        self.device = model.lm_head.weight.device
+        t = self.tags
+        self._plan_bans = list(t.banned_in_plan())
+        self._span_bans = [t.mask, t.async_, t.async_end, t.promise, t.topic_end, t.sync]
+        self._ar_bans = self._span_bans + [t.pad]
+
+    @property
+    def context(self) -> int:
+        return self.model.config.max_position_embeddings
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def generate(self, prompt: str, config: GenerationConfig) -> Iterator[Event]:
+        """Stream one run's events; the last one is always Finished."""
+        run = self._start(prompt, config)  # validates before the first event
+        try:
+            yield from self._loop(run)
+        finally:
+            run.cache = None  # released when the run ends or the consumer closes the stream
+
+    def generate_text(self, prompt: str, config: GenerationConfig) -> Finished:
+        """Non-streaming: run the stream to its end and return the Finished event."""
+        last = None
+        for last in self.generate(prompt, config):
+            pass
+        return last
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _start(self, prompt: str, config: GenerationConfig) -> Run:
+        if not isinstance(config, GenerationConfig):
+            raise ConfigError("config must be a GenerationConfig")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptError("the prompt is empty; type an instruction")
+        if isinstance(config.plan, str):
+            config = _with_plan(config, parse_user_plan(config.plan, config.max_span_units))
+        elif config.plan is not None:
+            config = _with_plan(config, check_plan_rounds(config.plan, config.max_span_units))
+        ids = self.tok.encode_prompt(prompt, config.chat_template)
+        if len(ids) >= self.context:
+            raise PromptError(
+                f"the prompt is {len(ids)} tokens; this model reads at most {self.context - 1}. "
+                "Shorten the prompt"
+            )
+        capacity = min(len(ids) + config.max_new_tokens, self.context)
+        layout = Layout(capacity, self.device)
+        layout.append_causal(ids)
+        generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        cache = self.model.new_cache(capacity) if config.use_cache else None
+        return Run(config, layout, cache, generator, len(ids), capacity)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _loop(self, run: Run) -> Iterator[Event]:
+        cfg, lay = run.config, run.layout
+        start_calls = self.model.forward_passes
+        yield from self._emit(run, Started(cfg.mode, tuple(lay.tokens()), run.prompt_len))
+        if run.budget_end < run.prompt_len + cfg.max_new_tokens:
+            yield from self._emit(run, Notice("context", (
+                f"the model's context of {self.context} tokens leaves room for "
+                f"{run.room} new tokens, fewer than max_new_tokens={cfg.max_new_tokens}")))
+        run.clock("plan")
+        forced = list(cfg.plan or ())
+        if cfg.mode == "autoregressive":
+            yield from self._write_ar(run, self._ingest(run, []), self._ar_bans)
+        elif cfg.mode == "diffusion":
+            yield from self._diffuse_canvas(run)
+        else:
+            pending: list[int] = []  # tokens to put before the next plan: the re-inserted <sync/>
+            for rnd in range(cfg.max_rounds):
+                run.counts["rounds"] += 1
+                # 1) plan: autoregressive, or the user's plan for this round verbatim
+                if forced:
+                    items, terminator = yield from self._force_plan(run, rnd, forced.pop(0), pending)
+                else:
+                    items, terminator = yield from self._sample_plan(run, rnd, pending)
+                if not items:
+                    yield from self._emit(run, Notice("no_plan", (
+                        f"round {rnd + 1} has no usable plan item; the rest of the answer was "
+                        "written autoregressively")))
+                    if terminator != "end":
+                        # Resample the dropped terminator's slot as text: one forward, one token.
+                        run.counts["plan_tokens"] -= 1
+                        yield from self._write_ar(run, run.last_logits, self._ar_bans)
+                    break
+                # 2) scaffold: one <async> masks </async> block per item, within the budget
+                items, notice = self._fit_budget(run, items)
+                if notice:
+                    yield from self._emit(run, notice)
+                if not items:
+                    break
+                # 3) denoise every span of the round in parallel
+                yield from self._denoise_round(run, rnd, items, terminator)
+                # 4) sync: re-insert <sync/> and plan again, or stop
+                if terminator != "sync":
+                    break
+                if rnd + 1 == cfg.max_rounds:
+                    yield from self._emit(run, Notice("max_rounds", (
+                        f"the plan asked for more rounds than max_rounds={cfg.max_rounds}; stopped")))
+                    break
+                if run.room < 4:
+                    yield from self._emit(run, Notice("budget", (
+                        f"max_new_tokens={cfg.max_new_tokens} is used up; stopped after round "
+                        f"{rnd + 1}")))
+                    break
+                run.clock("plan")
+                pending = [self.tags.sync]
+        run.clock(None)
+        yield self._finish(run, self.model.forward_passes - start_calls)
+
+    # 1) plan ---------------------------------------------------------------------------------
+
+    def _sample_plan(self, run: Run, rnd: int, pending: list[int]):
+        """Decode plan tokens until <sync/> or <|im_end|>, with tags banned and a cap."""
+        cfg, tags = run.config, self.tags
+        ids: list[int] = []
+        logits = self._ingest(run, pending)
+        terminator = "end"
+        while True:
+            tok = self._sample_one(run, logits, self._plan_bans)
+            run.counts["plan_tokens"] += 1
+            yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), False))
+            if tok == tags.sync or tok in self.tok.eos_ids:
+                terminator = "sync" if tok == tags.sync else "end"
+                break
+            if len(ids) >= cfg.max_plan_tokens or run.room < 4:
+                # A runaway plan: this token is dropped like a terminator, and the round is last.
+                cap = "max_plan_tokens" if len(ids) >= cfg.max_plan_tokens else "max_new_tokens"
+                yield from self._emit(run, Notice("runaway_plan", (
+                    f"the plan of round {rnd + 1} ran to {cap} without ending; "
+                    "its complete items are used and this is the last round")))
+                terminator = "runaway"
+                break
+            ids.append(tok)
+            logits = self._ingest(run, [tok])
+        run.last_logits = logits
+        items, problems = parse_plan_ids(ids, tags, self.tok.decode, cfg.max_span_units)
+        for problem in problems:
+            yield from self._emit(run, Notice("malformed_item", problem))
+        if not items:
+            run.pieces.append(self.tok.decode(ids).strip())  # what it wrote is text
+        return items, terminator
+
+    def _force_plan(self, run: Run, rnd: int, plan: PlanRound, pending: list[int]):
+        """Use a user's plan round verbatim. Topics are encoded as plain text, never as tags."""
+        tags, ids = self.tags, []
+        for topic, units in plan.items:
+            ids += [tags.promise, *self.tok.encode_plain(f"{topic} {units}"), tags.topic_end]
+        if run.room < len(pending) + len(ids) + 3:
+            raise PlanError(
+                f"the plan needs more tokens than max_new_tokens={run.config.max_new_tokens} allows")
+        for tok in ids + [tags.sync if plan.terminator == "sync" else tags.im_end]:
+            yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), True))
+        self._append_known(run, pending + ids)
+        return [ParsedItem(topic, units) for topic, units in plan.items], plan.terminator
+
+    # 2) scaffold -----------------------------------------------------------------------------
+
+    def _fit_budget(self, run: Run, items) -> tuple[list[PlanItem], Notice | None]:
+        """Turn parsed items into PlanItems that fit the budget: cut the last ones, never mid-span."""
+        scale, room = run.config.length_scale, run.room - 1  # keep one for a later <sync/>
+        fitted: list[PlanItem] = []
+        for item in items:
+            length = item.units * scale
+            if room - 2 < 1:
+                break
+            length = min(length, room - 2)
+            fitted.append(PlanItem(item.topic, item.units, length))
+            room -= length + 2
+        cut = [i for i, f in zip(items, fitted) if f.length < i.units * scale]
+        if len(fitted) == len(items) and not cut:
+            return fitted, None
+        return fitted, Notice("budget", (
+            f"the plan promised more than max_new_tokens={run.config.max_new_tokens} allows; "
+            f"kept {len(fitted)} of {len(items)} spans" + (", the last one shortened" if cut else "")))
+
+    # 3) denoise ------------------------------------------------------------------------------
+
+    def _denoise_round(self, run: Run, rnd: int, items: list[PlanItem], terminator: str):
+        cfg, tags, lay = run.config, self.tags, run.layout
+        blocks = [[tags.async_] + [tags.mask] * it.length + [tags.async_end] for it in items]
+        ranges = lay.append_blocks(blocks, dense=cfg.attention == "dense")
+        run.plan.append(tuple(items))
+        run.counts["spans"] += len(items)
+        longest = max(it.length for it in items)
+        slots = torch.full((len(items), longest), -1, dtype=torch.long)  # (S, L) positions
+        for s, (a, b) in enumerate(ranges):
+            slots[s, : b - a - 2] = torch.arange(a + 1, b - 1)
+        steps = sampling.scheduled_steps(longest, cfg.steps_ratio)
+        yield from self._emit(run, SpansOpened(rnd, tuple(items), terminator, steps))
+        start = ranges[0][0] if run.cache is not None else 0
+        yield from self._denoise(run, rnd, slots.to(self.device), ranges, start, steps)
+        pad = self.tags.pad
+        texts = [self.tok.decode([t for t in lay.tokens(a + 1, b - 1) if t != pad]).strip()
+                 for a, b in ranges]
+        run.pieces += texts
+        yield from self._emit(run, RoundEnd(rnd, tuple(texts)))
+
+    def _denoise(self, run: Run, rnd: int, slots: torch.Tensor, ranges, start: int, steps: int):
+        """Commit every masked slot (S, L) step by step, per the configured schedule.
+
+        `ranges` are the blocks' [a, b) positions, recomputed after the cached [0, start).
+        """
+        cfg, lay = run.config, run.layout
+        run.clock("denoise")
+        rule = sampling.SCHEDULES[cfg.schedule]
+        score = sampling.SCORES[cfg.unmask]
+        tau = cfg.threshold or 0.0
+        masked = slots >= 0  # (S, L)
+        carry = torch.zeros(slots.shape[0], dtype=torch.long, device=self.device)
+        conf_at = torch.full(slots.shape, float("nan"), device=self.device)  # (S, L)
+        step = 0
+        while bool(masked.any()):
+            # Recompute the blocks that changed last step (all of the round when dense).
+            live = [s for s, (a, b) in enumerate(ranges)
+                    if cfg.attention == "dense" or bool(masked[s].any())]
+            if run.cache is None:
+                seg = torch.arange(lay.length, device=self.device)
+            else:
+                seg = torch.cat([torch.arange(*ranges[s], device=self.device) for s in live])
+            logits = self._forward(run, seg, start)  # (T, V)
+            # Dream's shift: the prediction for slot position p is the output at p - 1.
+            row_of = torch.full((lay.length,), -1, dtype=torch.long, device=self.device)
+            row_of[seg] = torch.arange(len(seg), device=self.device)
+            where = masked.nonzero(as_tuple=True)  # the masked slots, (N,) x 2
+            rows = row_of[slots[where] - 1]
+            tokens, probs = sampling.sample(
+                self._ban(logits[rows], self._span_bans),
+                cfg.temperature, cfg.top_p, cfg.top_k, run.generator)
+            scores = torch.full(masked.shape, sampling.NEG_INF, device=self.device)
+            conf = torch.zeros(masked.shape, device=self.device)
+            scores[where] = score(probs, tokens)
+            conf[where] = sampling.score_confidence(probs, tokens)
+            proposal = torch.zeros_like(slots)
+            proposal[where] = tokens
+            commit, carry = rule(masked, scores, conf, step, steps, tau, carry)  # (S, L) bool
+            lay.ids[slots[commit]] = proposal[commit]
+            conf_at[commit] = conf[commit]
+            masked &= ~commit
+            run.counts["denoise_steps"] += 1
+            yield from self._emit(run, self._step_event(run, rnd, step, slots, commit, conf_at))
+            step += 1
+        run.clock("plan")
+        run.confidences += conf_at[slots >= 0].tolist()
+
+    def _step_event(self, run, rnd, step, slots, commit, conf_at) -> DenoiseStep:
+        """Plain-data snapshot of every span: one host copy of the (S, L) tensors."""
+        valid = (slots >= 0).tolist()
+        ids = run.layout.ids[slots.clamp_min(0)].tolist()
+        commit, conf = commit.tolist(), conf_at.tolist()
+        mask = self.tags.mask
+        tokens, token_ids, committed, confidence = [], [], [], []
+        for s, row in enumerate(valid):
+            n = sum(row)
+            token_ids.append(tuple(ids[s][:n]))
+            tokens.append(tuple(None if t == mask else self.tok.piece(t) for t in ids[s][:n]))
+            committed.append(tuple(i for i in range(n) if commit[s][i]))
+            confidence.append(tuple(None if c != c else round(c, 4) for c in conf[s][:n]))
+        return DenoiseStep(rnd, step, tuple(tokens), tuple(token_ids), tuple(committed),
+                           tuple(confidence))
+
+    def _diffuse_canvas(self, run: Run):
+        """Plain-diffusion baseline: one canvas of masks after the prompt, no plan."""
+        cfg, lay, tags = run.config, run.layout, self.tags
+        p = lay.length
+        if run.cache is not None and p > 1:
+            # Cache the prompt but its last token, whose output predicts the first slot: it is
+            # recomputed with the canvas, so every step has its prediction at hand.
+            run.counts["prefill_forwards"] += 1
+            self._forward(run, torch.arange(p - 1, device=self.device), 0, commit=True)
+        n = run.room
+        lay.append_blocks([[tags.mask] * n], dense=False)
+        item = PlanItem("answer", 0, n)
+        run.plan.append((item,))
+        run.counts.update(spans=1, rounds=1)
+        slots = torch.arange(p, p + n, device=self.device)[None, :]  # (1, N)
+        steps = sampling.scheduled_steps(n, cfg.steps_ratio)
+        yield from self._emit(run, SpansOpened(0, (item,), "end", steps))
+        start = p - 1 if run.cache is not None else 0
+        yield from self._denoise(run, 0, slots, [(p - 1, p + n)], start, steps)
+        ids = lay.tokens(p)
+        ends = [i for i, t in enumerate(ids) if t in self.tok.eos_ids]  # Dream pads with eos
+        text = self.tok.decode([t for t in ids[: ends[0] if ends else n] if t != tags.pad]).strip()
+        run.pieces.append(text)
+        yield from self._emit(run, RoundEnd(0, (text,)))
+
+    # autoregressive text ---------------------------------------------------------------------
+
+    def _write_ar(self, run: Run, logits: torch.Tensor, bans: list[int]):
+        """Decode text tokens until end of turn or the budget; the AR baseline and fallback."""
+        ids: list[int] = []
+        while run.room > 0:
+            tok = self._sample_one(run, logits, bans)
+            run.counts["plan_tokens"] += 1
+            if tok in self.tok.eos_ids:
+                break
+            ids.append(tok)
+            yield from self._emit(run, TextToken(tok, self.tok.piece(tok)))
+            if run.room == 1:  # the last token of the budget: nothing will read it
+                run.layout.append_causal([tok])
+                break
+            logits = self._ingest(run, [tok])
+        run.pieces.append(self.tok.decode(ids).strip())
+
+    # --- model calls --------------------------------------------------------------------------
+
+    def _ingest(self, run: Run, ids: list[int]) -> torch.Tensor:
+        """Append AR tokens and return the logits of the last one, (V,).
+
+        With a cache, everything not cached yet goes through the model and is committed: at a
+        sync that is the round's finished blocks plus `<sync/>`, the refresh of spec section 5.
+        Without one, the whole sequence is recomputed.
+        """
+        run.layout.append_causal(ids)
+        start = run.cache.length if run.cache is not None else 0
+        seg = torch.arange(start, run.layout.length, device=self.device)
+        return self._forward(run, seg, start, commit=run.cache is not None)[-1]
+
+    def _append_known(self, run: Run, ids: list[int]) -> None:
+        """Append tokens nobody samples from: one prefill forward with a cache, none without."""
+        if run.cache is None:
+            run.layout.append_causal(ids)
+        else:
+            run.counts["prefill_forwards"] += 1
+            self._ingest(run, ids)
+
+    def _forward(self, run: Run, seg: torch.Tensor, start: int, commit: bool = False):
+        """Logits (T, V) for sequence positions `seg`, placed after the cached [0, start)."""
+        lay = run.layout
+        keys = torch.cat([torch.arange(start, device=self.device), seg])
+        vis = lay.visibility(seg, keys)  # (T, start + T)
+        with torch.inference_mode():
+            logits = self.model(lay.ids[seg][None], seg, vis, run.cache, start, commit)
+        return logits[0]
+
+    def _sample_one(self, run: Run, logits: torch.Tensor, bans: list[int]) -> int:
+        cfg = run.config
+        tok, _ = sampling.sample(self._ban(logits[None], bans), cfg.temperature, cfg.top_p,
+                                 cfg.top_k, run.generator)
+        return int(tok[0])
+
+    @staticmethod
+    def _ban(logits: torch.Tensor, bans: list[int]) -> torch.Tensor:
+        logits = logits.clone()
+        logits[..., bans] = sampling.NEG_INF
+        return logits
+
+    # --- events and stats ---------------------------------------------------------------------
+
+    @staticmethod
+    def _emit(run: Run, event: Event):
+        """Yield one event with the clock paused: consumer time is not engine time."""
+        phase = run.phase
+        run.clock(None)
+        yield event
+        run.clock(phase)
+
+    def _finish(self, run: Run, forwards: int) -> Finished:
+        c, s, lay = run.counts, run.seconds, run.layout
+        generated = lay.length - run.prompt_len
+        conf = [x for x in run.confidences if x == x]
+        stats = Stats(
+            mode=run.config.mode, prompt_tokens=run.prompt_len,
+            plan_seconds=s["plan"], denoise_seconds=s["denoise"],
+            total_seconds=s["plan"] + s["denoise"], forward_passes=forwards,
+            prefill_forwards=c["prefill_forwards"], plan_tokens=c["plan_tokens"],
+            denoise_steps=c["denoise_steps"], rounds=c["rounds"], spans=c["spans"],
+            generated_tokens=generated,
+            critical_path=c["plan_tokens"] + c["denoise_steps"] + c["prefill_forwards"],
+            tokens_per_forward=generated / max(1, forwards),
+            mean_confidence=sum(conf) / len(conf) if conf else None,
+        )
+        return Finished(join_spans(run.pieces), tuple(lay.tokens(0, run.prompt_len)),
+                        tuple(lay.tokens(run.prompt_len)), tuple(run.plan), stats)
+
+
+def _with_plan(config: GenerationConfig, rounds) -> GenerationConfig:
+    return GenerationConfig.from_dict({**config.to_dict(), "plan": rounds})

@@ -1,0 +1,133 @@
+"""Samplers and per-span commit schedules: small pure functions over tensors.
+
+- `sample`: temperature, top-k and top-p sampling of every row at once, returning the adjusted
+  distribution that the confidence scores are computed on (spec section 4.3).
+- `SCORES`: how sure the model is at each masked slot (entropy, confidence, margin).
+- `SCHEDULES`: how many slots each span commits this step. Vectorised over spans: (S, L) tensors,
+  no Python loop over spans. The engine drives them; they know nothing about tags or models.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+def adjusted_probs(logits: torch.Tensor, temperature: float, top_p: float, top_k: int) -> torch.Tensor:
+    """Temperature-, top-k- and top-p-adjusted distribution. (N, V) -> (N, V).
+
+    Non-finite logits (NaN, +inf) are made safe first: NaN counts as impossible, so a broken
+    model gives a valid distribution rather than a crash downstream.
+    """
+    logits = torch.nan_to_num(logits.float(), nan=NEG_INF, posinf=torch.finfo(torch.float32).max)
+    if temperature > 0:
+        logits = logits / temperature
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, NEG_INF)
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)  # (N, V)
+        drop_sorted = cum - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, NEG_INF)
+    all_banned = torch.isneginf(logits).all(-1, keepdim=True)  # rows with nothing left
+    logits = torch.where(all_banned, torch.zeros_like(logits), logits)
+    return logits.softmax(-1)
+
+
+def sample(
+    logits: torch.Tensor,  # (N, V)
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one token per row. Returns (tokens (N,), adjusted probs (N, V)).
+
+    Temperature 0 is greedy: the argmax of the (top-p filtered) distribution.
+    """
+    probs = adjusted_probs(logits, temperature, top_p, top_k)
+    if temperature == 0:
+        return probs.argmax(-1), probs
+    # Sample on the CPU generator's device; multinomial with a generator needs them to match.
+    drawn = torch.multinomial(probs.to(generator.device) if generator else probs, 1, generator=generator)
+    return drawn.squeeze(-1).to(probs.device), probs
+
+
+def score_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Negative entropy of the distribution (the released default, pd_entropy)."""
+    return (probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
+
+
+def score_confidence(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Probability of the sampled token."""
+    return probs.gather(-1, tokens[..., None]).squeeze(-1)
+
+
+def score_margin(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 probability."""
+    top2 = probs.topk(2, dim=-1).values
+    return top2[..., 0] - top2[..., 1]
+
+
+SCORES = {"entropy": score_entropy, "confidence": score_confidence, "margin": score_margin}
+
+
+def scheduled_steps(longest_span: int, steps_ratio: float) -> int:
+    """steps = int(max span length x steps_ratio), at least 1 (spec section 4.3)."""
+    return max(1, int(longest_span * steps_ratio))
+
+
+def _top_ranked(scores: torch.Tensor, masked: torch.Tensor, quota: torch.Tensor) -> torch.Tensor:
+    """Per row, the `quota` best-scored masked slots. (S, L), (S, L), (S,) -> (S, L) bool."""
+    ranked = scores.masked_fill(~masked, NEG_INF)
+    order = ranked.argsort(dim=1, descending=True, stable=True)
+    rank = order.argsort(dim=1)  # rank of each slot within its span, 0 = best
+    return (rank < quota[:, None]) & masked
+
+
+def commit_reference(masked, scores, conf, step, steps, tau, carry):
+    """Reference pd_entropy schedule: t = linspace(1, 1e-3, steps+1); commit
+    min(m, max(1, floor(m (1 - t[i+1]/t[i])))) per span, and all that remain on the last step."""
+    m = masked.sum(1)  # (S,)
+    if step >= steps - 1:
+        quota = m
+    else:
+        t_now = 1 - step * (1 - 1e-3) / steps
+        t_next = 1 - (step + 1) * (1 - 1e-3) / steps
+        quota = torch.clamp(torch.floor(m * (1 - t_next / t_now)).long(), min=1)
+        quota = torch.minimum(quota, m)
+    return _top_ranked(scores, masked, quota), carry
+
+
+def commit_paper(masked, scores, conf, step, steps, tau, carry):
+    """Reference pd_confidence_threshold: quota max(1, m // (steps - i)) plus last step's rejects;
+    the best slot always commits, the others only if their confidence >= tau. Rejects carry over,
+    and a reject on the last step adds a step, so tau only ever adds steps."""
+    m = masked.sum(1)
+    quota = torch.minimum(torch.clamp(m // max(1, steps - step), min=1) + carry, m)
+    chosen = _top_ranked(scores, masked, quota)
+    best = _top_ranked(scores, masked, torch.ones_like(quota))
+    commit = chosen & ((conf >= tau) | best)
+    return commit, quota - commit.sum(1)
+
+
+def commit_adaptive(masked, scores, conf, step, steps, tau, carry):
+    """Fast-dLLM rule: commit every slot with confidence >= tau, at least the best one per
+    unfinished span; steps_ratio caps the steps, so the last one commits all that remain."""
+    if step >= steps - 1:
+        return masked.clone(), carry
+    best = _top_ranked(scores, masked, torch.ones_like(carry))
+    return masked & ((conf >= tau) | best), carry
+
+
+# name -> rule; every rule maps (masked, scores, conf, step, steps, tau, carry) -> (commit, carry)
+SCHEDULES = {"reference": commit_reference, "paper": commit_paper, "adaptive": commit_adaptive}
+
+
+def finite_or_zero(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
