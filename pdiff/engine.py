@@ -73,8 +73,10 @@ class Run:
 class Engine:
     """A loaded model and tokenizer, ready to generate."""
 
-    def __init__(self, model: DreamModel, tokenizer: Tokenizer, name: str = "model") -> None:
+    def __init__(self, model: DreamModel, tokenizer: Tokenizer, name: str = "model",
+                 length_scale: int = 10) -> None:
         self.model = model.eval()
+        self.length_scale = length_scale  # the unit this checkpoint was trained with
         self.tok = tokenizer
         self.tags = tokenizer.tags
         self.name = name
@@ -97,6 +99,10 @@ class Engine:
             yield from self._loop(run)
         finally:
             run.cache = None  # released when the run ends or the consumer closes the stream
+
+    def config(self, **knobs) -> GenerationConfig:
+        """A GenerationConfig with this checkpoint's length_scale unless one is given."""
+        return GenerationConfig(**{"length_scale": self.length_scale, **knobs})
 
     def generate_text(self, prompt: str, config: GenerationConfig) -> Finished:
         """Non-streaming: run the stream to its end and return the Finished event."""
@@ -218,7 +224,8 @@ class Engine:
         for problem in problems:
             yield from self._emit(run, Notice("malformed_item", problem))
         if not items:
-            run.pieces.append(self.tok.decode(ids).strip())  # what it wrote is text
+            tags_ = self.tags.all()  # what it wrote is text; stray tags are not
+            run.pieces.append(self.tok.decode([i for i in ids if i not in tags_]).strip())
         return items, terminator
 
     def _force_plan(self, run: Run, rnd: int, plan: PlanRound, pending: list[int]):

@@ -118,7 +118,9 @@ def load_engine(name: str | Path | None = None, device: str = "cpu", dtype: str 
         raise CheckpointError(
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
             f"{model.config.vocab_size} embeddings")
-    return Engine(model, tokenizer, name=str(name or "bundled"))
+    meta = json.loads((folder / "config.json").read_text()).get("pdiff") or {}
+    return Engine(model, tokenizer, name=str(name or "bundled"),
+                  length_scale=int(meta.get("length_scale", 10)))
 
 
 def save_checkpoint(model: DreamModel, hf_tokenizer, folder: str | Path, extra: dict | None = None) -> Path:

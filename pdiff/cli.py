@@ -1,0 +1,137 @@
+"""`python -m pdiff generate`: one prompt through the engine, streamed to the terminal or as JSON.
+
+Every GenerationConfig knob has a flag. Without `--json` the plan streams token by token, then
+each denoise step redraws the spans (masks as ░, this step's commits highlighted). Errors from
+bad input are printed as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pdiff.config import ConfigError
+from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
+
+BOLD, DIM, NEW, OLD, WARN, RESET = "\033[1m", "\033[2m", "\033[38;5;208m", "\033[38;5;33m", "\033[33m", "\033[0m"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pdiff generate",
+                                description="Generate with planned diffusion or a baseline.")
+    p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the bundled model)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--mode", choices=["planned", "autoregressive", "diffusion"], default="planned")
+    p.add_argument("--steps-ratio", type=float, default=1.0, help="denoise steps per longest-span token")
+    p.add_argument("--threshold", type=float, default=None, help="confidence threshold (off: reference schedule)")
+    p.add_argument("--threshold-rule", choices=["paper", "adaptive"], default="paper")
+    p.add_argument("--unmask", choices=["entropy", "confidence", "margin"], default="entropy")
+    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length-scale", type=int, default=None, help="tokens per plan unit (default: the checkpoint's)")
+    p.add_argument("--attention", choices=["sparse", "dense"], default="sparse")
+    p.add_argument("--no-cache", action="store_true", help="recompute everything each forward")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-plan-tokens", type=int, default=128)
+    p.add_argument("--max-rounds", type=int, default=8)
+    p.add_argument("--plan", default=None, help="plan rounds used verbatim, e.g. "
+                   "'<promise>-<topic>intro 3</topic><|im_end|>'")
+    p.add_argument("--no-chat-template", action="store_true", help="use the prompt as-is (base models)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    return p
+
+
+def config_from_args(args, engine):
+    knobs = dict(
+        mode=args.mode, steps_ratio=args.steps_ratio, threshold=args.threshold,
+        threshold_rule=args.threshold_rule, unmask=args.unmask, temperature=args.temperature,
+        top_p=args.top_p, top_k=args.top_k, seed=args.seed, attention=args.attention,
+        use_cache=not args.no_cache, max_new_tokens=args.max_new_tokens,
+        max_plan_tokens=args.max_plan_tokens, max_rounds=args.max_rounds, plan=args.plan,
+        chat_template=not args.no_chat_template,
+    )
+    if args.length_scale is not None:
+        knobs["length_scale"] = args.length_scale
+    return engine.config(**knobs)
+
+
+def result_json(final: Finished) -> dict:
+    """The --json object: text, prompt_ids, token_ids, plan and stats."""
+    return {
+        "text": final.text,
+        "prompt_ids": list(final.prompt_ids),
+        "token_ids": list(final.token_ids),
+        "plan": [[{"topic": i.topic, "units": i.units, "length": i.length} for i in rnd]
+                 for rnd in final.plan],
+        "stats": final.stats.__dict__,
+    }
+
+
+def render_step(event: DenoiseStep) -> str:
+    lines = []
+    for s, tokens in enumerate(event.tokens):
+        new = set(event.committed[s])
+        cells = ["░" if t is None else (NEW if i in new else OLD) + t + RESET
+                 for i, t in enumerate(tokens)]
+        filled = sum(t is not None for t in tokens)
+        lines.append(f"  {DIM}span {s + 1} {filled}/{len(tokens)}{RESET} " + "".join(cells))
+    return "\n".join(lines)
+
+
+def stream(events, out=sys.stdout) -> Finished:
+    """Print the run as it happens; redraw the spans in place on a terminal."""
+    tty = out.isatty()
+    drawn = 0
+    final = None
+    for event in events:
+        if isinstance(event, PlanToken):
+            out.write(f"{BOLD}{event.text}{RESET}" if not event.forced else f"{DIM}{event.text}{RESET}")
+        elif isinstance(event, TextToken):
+            out.write(event.text)
+        elif isinstance(event, Notice):
+            out.write(f"\n{WARN}! {event.message}{RESET}\n")
+        elif isinstance(event, SpansOpened):
+            out.write(f"\n{DIM}round {event.round + 1}: {len(event.items)} spans, {event.steps} steps{RESET}\n")
+            drawn = 0
+        elif isinstance(event, DenoiseStep):
+            text = render_step(event)
+            if tty and drawn:
+                out.write(f"\033[{drawn}F\033[J")
+            if tty or event.step == 0:
+                out.write(text + "\n")
+                drawn = text.count("\n") + 1
+        elif isinstance(event, RoundEnd) and not tty:
+            out.write("\n".join(f"  span {i + 1}: {t}" for i, t in enumerate(event.span_texts)) + "\n")
+        elif isinstance(event, Finished):
+            final = event
+        out.flush()
+    s = final.stats
+    out.write(f"\n{BOLD}answer{RESET}\n{final.text}\n\n{DIM}{s.total_seconds:.2f}s "
+              f"(plan {s.plan_seconds:.2f}s, denoise {s.denoise_seconds:.2f}s), "
+              f"{s.forward_passes} forwards, {s.tokens_per_forward:.2f} tokens/forward{RESET}\n")
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    from pdiff.loader import load_engine
+
+    try:
+        engine = load_engine(args.model, device=args.device, dtype=args.dtype)
+        config = config_from_args(args, engine)
+        events = engine.generate(args.prompt, config)
+        if args.json:
+            final = None
+            for final in events:
+                pass
+            print(json.dumps(result_json(final)))
+        else:
+            stream(events)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,169 @@
+"""The hybrid training objective of Planned Diffusion (spec section 6), with pdiff's fixes.
+
+One sequence holds the prompt, plan 1, its span blocks, `<sync/>`, plan 2, its blocks, and a
+final `<|im_end|>`. AR positions (the prompt's last token onward, blocks skipped) predict the
+next AR token with cross-entropy, weight 1: so the last `</topic>` of a round predicts the
+terminator that sits after the blocks. Span slots are masked with probability t ~ U(eps, 1),
+drawn once per sequence, and a masked slot p is predicted from the output at p - 1 (Dream's
+shift), weighted 1/t. The loss is gated on the masked *target*, and `<async>`/`</async>` are
+never masked nor predicted. The visibility is exactly spec section 3 (pdiff.layout's rule).
+
+This module turns examples into tensors and computes the loss; it knows nothing about the
+training loop, optimisers or where the data comes from.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pdiff.tokenizer import Tokenizer
+
+IGNORE = -100
+EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One training sequence before masking: ids, visibility rule, and who is trained how."""
+
+    ids: list[int]
+    pre: list[int]  # visibility: k < pre[q] or lo[q] <= k < hi[q] (pdiff.layout)
+    lo: list[int]
+    hi: list[int]
+    ar_label: list[int]  # next AR token at AR positions, IGNORE elsewhere
+    span_slot: list[bool]  # content slot of a span block: masked with probability t
+
+
+class SequenceBuilder:
+    """Appends tokens with their visibility and labels; one place for the layout rule."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.pre: list[int] = []
+        self.lo: list[int] = []
+        self.hi: list[int] = []
+        self.span_slot: list[bool] = []
+        self.ar_positions: list[int] = []  # in AR-stream order, blocks skipped
+        self.ar_trained: list[bool] = []  # False for the prompt, whose next token is given
+
+    def causal(self, ids: list[int], trained: bool = True) -> None:
+        for tok in ids:
+            q = len(self.ids)
+            self.ids.append(tok)
+            self.pre.append(q + 1)
+            self.lo.append(0)
+            self.hi.append(0)
+            self.span_slot.append(False)
+            self.ar_positions.append(q)
+            self.ar_trained.append(trained)
+
+    def blocks(self, blocks: list[list[int]], dense: bool) -> None:
+        """Blocks of one round; the first and last id of each block are its tags (never masked)."""
+        start = len(self.ids)
+        end = start + sum(len(b) for b in blocks)
+        at = start
+        for block in blocks:
+            for i, tok in enumerate(block):
+                self.ids.append(tok)
+                self.pre.append(start)
+                self.lo.append(start if dense else at)
+                self.hi.append(end if dense else at + len(block))
+                self.span_slot.append(0 < i < len(block) - 1)
+            at += len(block)
+
+    def build(self) -> Sequence:
+        labels = [IGNORE] * len(self.ids)
+        stream = self.ar_positions
+        for here, nxt, trained in zip(stream, stream[1:], self.ar_trained):
+            if trained:
+                labels[here] = self.ids[nxt]  # skips the blocks between them
+        return Sequence(self.ids, self.pre, self.lo, self.hi, labels, self.span_slot)
+
+
+def planned_sequence(tok: Tokenizer, prompt: str, rounds, rng: random.Random,
+                     length_scale: int, dense: bool = False, max_pad: int = 10) -> Sequence:
+    """prompt | plan | blocks | <sync/> | plan | blocks | <|im_end|>, with fresh [PAD] draws.
+
+    `rounds` is a list of rounds of (topic, text). Each span gets 0..max_pad [PAD] drawn now,
+    then is filled with [PAD] up to the promised N x length_scale: so N changes with the draw.
+    """
+    t = tok.tags
+    seq = SequenceBuilder()
+    prompt_ids = tok.encode_prompt(prompt)
+    seq.causal(prompt_ids[:-1], trained=False)
+    seq.causal(prompt_ids[-1:])  # the last prompt token predicts the first plan token
+    for r, sections in enumerate(rounds):
+        plan, blocks = [], []
+        for topic, text in sections:
+            body = tok.encode_plain(text)
+            units = math.ceil((len(body) + rng.randint(0, max_pad)) / length_scale)
+            units = max(units, 1)
+            body += [t.pad] * (units * length_scale - len(body))
+            plan += [t.promise, *tok.encode_plain(f"{topic} {units}"), t.topic_end]
+            blocks.append([t.async_, *body, t.async_end])
+        seq.causal(plan)
+        seq.blocks(blocks, dense)
+        seq.causal([t.sync if r + 1 < len(rounds) else t.im_end])
+    return seq.build()
+
+
+def ar_sequence(tok: Tokenizer, prompt: str, answer: str) -> Sequence:
+    """The AR-only baseline: prompt | plain answer | <|im_end|>, causal, tags stripped."""
+    seq = SequenceBuilder()
+    prompt_ids = tok.encode_prompt(prompt)
+    seq.causal(prompt_ids[:-1], trained=False)
+    seq.causal(prompt_ids[-1:] + tok.encode_plain(answer) + [tok.tags.im_end])
+    return seq.build()
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # (B, T) with masks applied
+    visibility: torch.Tensor  # (B, 1, T, T) bool
+    labels: torch.Tensor  # (B, T): the target predicted from this position's output
+    weights: torch.Tensor  # (B, T): 1 for AR targets, 1/t for masked span targets, 0 elsewhere
+    denominator: float  # AR targets + span slots: fixed, whatever the mask draw
+
+
+def collate(seqs: list[Sequence], mask_id: int, pad_id: int, generator: torch.Generator) -> Batch:
+    """Pad, draw t per sequence, mask span slots, and place labels on the predicting position."""
+    B, T = len(seqs), max(len(s.ids) for s in seqs)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    pre = torch.arange(1, T + 1).repeat(B, 1)  # padding is causal and trains nothing
+    lo = torch.zeros(B, T, dtype=torch.long)
+    hi = torch.zeros(B, T, dtype=torch.long)
+    labels = torch.full((B, T), IGNORE, dtype=torch.long)
+    weights = torch.zeros(B, T)
+    denominator = 0.0
+    for b, s in enumerate(seqs):
+        n = len(s.ids)
+        ids[b, :n] = torch.tensor(s.ids)
+        pre[b, :n], lo[b, :n], hi[b, :n] = torch.tensor(s.pre), torch.tensor(s.lo), torch.tensor(s.hi)
+        ar = torch.tensor(s.ar_label)
+        labels[b, :n] = ar
+        weights[b, :n] = (ar != IGNORE).float()
+        denominator += float((ar != IGNORE).sum()) + sum(s.span_slot)
+        # Diffusion: t ~ U(eps, 1) once per sequence; slot p masked with probability t.
+        t = EPS + (1 - EPS) * torch.rand((), generator=generator)
+        slot = torch.tensor(s.span_slot)
+        masked = slot & (torch.rand(n, generator=generator) < t)  # (n,)
+        where = masked.nonzero().squeeze(-1)  # targets p, predicted from p - 1 (Dream shift)
+        labels[b, where - 1] = ids[b, where]
+        weights[b, where - 1] = 1.0 / t
+        ids[b, :n][masked] = mask_id
+    k = torch.arange(T)[None, None, :]  # (1, 1, T)
+    vis = (k < pre[..., None]) | ((k >= lo[..., None]) & (k < hi[..., None]))  # (B, T, T)
+    return Batch(ids, vis[:, None], labels, weights, max(1.0, denominator))
+
+
+def loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Weighted cross-entropy over AR targets and masked span targets (an unbiased estimate
+    of the per-token loss: E[masked / t] counts every slot once)."""
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=IGNORE,
+                         reduction="none").view_as(batch.weights)  # (B, T)
+    return (ce * batch.weights).sum() / batch.denominator
