@@ -1,0 +1,246 @@
+"""Plotly pictures of runs: the latency/quality chart with its Pareto front, and who-sees-whom.
+
+`chart_figure` places each run as a point (absolute: seconds and quality; relative: speedup and
+quality change vs the autoregressive baseline, with the paper's two published points).
+`visibility_matrix` is the attention rule of one round as booleans (spec section 3, the same rule
+as `pdiff.layout`); `visibility_figure` draws it downsampled without building the full matrix.
+
+This module knows nothing of gradio, torch or models, nor how quality is measured: the quality
+is a number per run and its name is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from html import escape
+
+import numpy as np
+import plotly.graph_objects as go
+
+from pdiff import tags as T
+from pdiff.view import RunView
+
+AR_MODE = "autoregressive"
+PAPER_POINTS = ((1.27, -0.87), (1.81, -5.4))  # (speedup, quality change %) published, AlpacaEval
+PAPER_LABEL = "paper (AlpacaEval)"
+COLOURS = {"planned": "#0072B2", "diffusion": "#009E73", AR_MODE: "#D55E00"}  # Okabe-Ito
+SYMBOLS = {"planned": "circle", "diffusion": "square", AR_MODE: "diamond"}
+_SHOWN_SETTINGS = ("steps_ratio", "threshold", "threshold_rule", "unmask", "attention",
+                   "temperature", "use_cache")
+_GREY = "rgba(128,128,128,0.3)"
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    """One run on the chart: latency in seconds, quality in the chart's signal, its settings."""
+
+    label: str
+    mode: str
+    latency: float
+    quality: float
+    settings: dict = field(default_factory=dict, compare=False)
+
+
+def _valid(p: ChartPoint) -> bool:
+    return math.isfinite(p.latency) and p.latency > 0 and math.isfinite(p.quality)
+
+
+def pareto_front(points: list[ChartPoint]) -> list[ChartPoint]:
+    """Non-dominated points (lower latency and higher quality are better), by latency.
+
+    A point is dominated when another is no slower and no worse, and better in one; equal points
+    do not dominate each other, so ties are all kept. Invalid points (non-finite, latency <= 0)
+    are left out.
+    """
+    valid = [p for p in points if _valid(p)]
+
+    def dominated(p: ChartPoint) -> bool:
+        return any(q.latency <= p.latency and q.quality >= p.quality
+                   and (q.latency < p.latency or q.quality > p.quality) for q in valid)
+
+    return sorted((p for p in valid if not dominated(p)), key=lambda p: (p.latency, -p.quality))
+
+
+def ar_reference(points: list[ChartPoint]) -> tuple[float, float] | None:
+    """Mean (latency, quality) of the valid autoregressive runs, or None without any."""
+    ar = [p for p in points if p.mode == AR_MODE and _valid(p)]
+    if not ar:
+        return None
+    return sum(p.latency for p in ar) / len(ar), sum(p.quality for p in ar) / len(ar)
+
+
+def relative_xy(point: ChartPoint, ref: tuple[float, float]) -> tuple[float, float] | None:
+    """(speedup, quality change in %) of a point vs the AR reference; None if undefined."""
+    if not _valid(point) or ref[1] == 0:
+        return None
+    return ref[0] / point.latency, (point.quality - ref[1]) / abs(ref[1]) * 100
+
+
+def _hover(p: ChartPoint) -> str:
+    shown = [f"{k}={p.settings[k]}" for k in _SHOWN_SETTINGS if k in p.settings]
+    return "<br>".join(escape(str(x)) for x in [p.label, p.mode, ", ".join(shown)] if x)
+
+
+def _style(fig: go.Figure, x_title: str, y_title: str) -> go.Figure:
+    axis = dict(gridcolor=_GREY, zerolinecolor=_GREY, linecolor=_GREY)
+    fig.update_layout(
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        font=dict(color="#808080"), margin=dict(l=50, r=10, t=40, b=45), height=380,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        xaxis=dict(title=x_title, **axis), yaxis=dict(title=y_title, **axis))
+    return fig
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False)
+
+
+def chart_figure(points: list[ChartPoint], quality_label: str, relative: bool = False,
+                 paper: bool = True) -> go.Figure:
+    """Runs as points, AR runs as a distinct marker, the Pareto front as a dashed line.
+
+    relative: x = speedup vs the mean AR run, y = quality change vs it in %, plus the
+    paper's published points when `paper`.
+    """
+    fig = go.Figure()
+    ref = ar_reference(points)
+    if relative:
+        def place(p: ChartPoint):
+            return relative_xy(p, ref) if ref else None
+        titles = ("speedup vs autoregressive (×)", f"change in {quality_label} vs autoregressive (%)")
+    else:
+        def place(p: ChartPoint):
+            return (p.latency, p.quality) if _valid(p) else None
+        titles = ("latency (s)", quality_label)
+    for mode in sorted({p.mode for p in points}, key=lambda m: (m == AR_MODE, m)):
+        group = [(p, place(p)) for p in points if p.mode == mode]
+        group = [(p, xy) for p, xy in group if xy is not None]
+        if not group:
+            continue
+        name = "autoregressive baseline" if mode == AR_MODE else mode
+        fig.add_trace(go.Scatter(
+            x=[xy[0] for _, xy in group], y=[xy[1] for _, xy in group], mode="markers", name=name,
+            text=[_hover(p) for p, _ in group], hovertemplate="%{text}<extra></extra>",
+            marker=dict(size=14 if mode == AR_MODE else 10, color=COLOURS.get(mode, "#CC79A7"),
+                        symbol=SYMBOLS.get(mode, "triangle-up"),
+                        line=dict(width=1, color="#FFFFFF"))))
+    front = [xy for xy in map(place, pareto_front(points)) if xy is not None]
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[x for x, _ in front], y=[y for _, y in front], mode="lines",
+                                 name="Pareto front", hoverinfo="skip",
+                                 line=dict(dash="dash", color="#808080", width=1.5)))
+    if relative and paper:
+        fig.add_trace(go.Scatter(
+            x=[x for x, _ in PAPER_POINTS], y=[y for _, y in PAPER_POINTS],
+            mode="markers+text", name=PAPER_LABEL, textposition="bottom center",
+            text=[f"{x:.2f}×, {y:+.2f}%" for x, y in PAPER_POINTS],
+            hovertemplate=PAPER_LABEL + ": %{text}<extra></extra>",
+            marker=dict(size=12, color="#CC79A7", symbol="star")))
+    if relative:
+        fig.add_vline(x=1, line=dict(color=_GREY, dash="dot"))
+        fig.add_hline(y=0, line=dict(color=_GREY, dash="dot"))
+        if ref is None:
+            _note(fig, "run the autoregressive baseline to compare against it")
+    elif not any(_valid(p) for p in points):
+        _note(fig, "no runs yet")
+    return _style(fig, *titles)
+
+
+# --- attention visibility -----------------------------------------------------------------------
+
+
+def visibility_bounds(prompt_len: int, plan_len: int, span_lengths: list[int],
+                      dense: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query (pre, lo, hi): it sees key k when k < pre or lo <= k < hi (as pdiff.layout)."""
+    prefix = prompt_len + plan_len
+    n = prefix + sum(span_lengths)
+    pre = np.arange(1, n + 1)
+    lo, hi = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    at = prefix
+    for length in span_lengths:
+        pre[at:at + length] = prefix
+        lo[at:at + length] = prefix if dense else at
+        hi[at:at + length] = n if dense else at + length
+        at += length
+    return pre, lo, hi
+
+
+def visibility_matrix(prompt_len: int, plan_len: int, span_lengths: list[int],
+                      dense: bool) -> np.ndarray:
+    """Bool (N, N), rows = queries, cols = keys: prompt and plan causal; a span sees the prefix
+    and itself (sparse) or every span of the round (dense)."""
+    pre, lo, hi = visibility_bounds(prompt_len, plan_len, span_lengths, dense)
+    k = np.arange(len(pre))[None, :]
+    return (k < pre[:, None]) | ((k >= lo[:, None]) & (k < hi[:, None]))
+
+
+def _edges(n: int, cells: int) -> np.ndarray:
+    return np.arange(n + 1) if n <= cells else np.unique(np.linspace(0, n, cells + 1).round()
+                                                         .astype(np.int64))
+
+
+def visibility_grid(prompt_len: int, plan_len: int, span_lengths: list[int], dense: bool,
+                    max_cells: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(fraction visible per cell, cell edges in positions), at most max_cells a side.
+
+    Computed from the interval bounds, so a long run never builds its (N, N) matrix.
+    """
+    pre, lo, hi = visibility_bounds(prompt_len, plan_len, span_lengths, dense)
+    edges = _edges(len(pre), max(1, max_cells))
+    c0, c1 = edges[None, :-1], edges[None, 1:]
+
+    def overlap(a, b):
+        return np.clip(np.minimum(b[:, None], c1) - np.maximum(a[:, None], c0), 0, None)
+
+    seen = overlap(np.zeros_like(pre), pre) + overlap(lo, hi)  # disjoint: lo >= pre or lo == hi
+    rows = np.add.reduceat(seen, edges[:-1], axis=0).astype(float)
+    sizes = np.diff(edges)
+    return rows / (sizes[:, None] * sizes[None, :]), edges
+
+
+def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
+    """(context before the last round's plan, that plan's length, its block lengths) or None.
+
+    Blocks include their <async> tags. Earlier rounds count as context (drawn causal).
+    """
+    opened = [r for r in view.ordered_rounds() if r.opened]
+    if not opened:
+        return None
+    tags = 0 if view.mode == "diffusion" else 2
+    context = view.prompt_tokens
+    for rnd in view.ordered_rounds():
+        plan = sum(t.text not in (T.SYNC, T.IM_END) for t in rnd.plan)
+        blocks = [s.length + tags for s in rnd.spans]
+        if rnd is opened[-1]:
+            return context, plan, blocks
+        context += plan + sum(blocks) + (rnd.terminator == "sync")
+    return None
+
+
+def visibility_figure(prompt_len: int, plan_len: int, span_lengths: list[int], dense: bool,
+                      max_cells: int = 64, prefix_label: str = "prompt") -> go.Figure:
+    """Heatmap of who sees whom (rows = queries, cols = keys), segments outlined and named."""
+    grid, edges = visibility_grid(prompt_len, plan_len, span_lengths, dense, max_cells)
+    fig = go.Figure(go.Heatmap(
+        z=grid, x=edges, y=edges, zmin=0, zmax=1, showscale=False,
+        colorscale=[[0, "rgba(128,128,128,0.12)"], [1, "#0072B2"]],
+        hovertemplate="query ≈ %{y:.0f}, key ≈ %{x:.0f}: %{z:.0%} visible<extra></extra>"))
+    bounds = [(prefix_label, 0, prompt_len), ("plan", prompt_len, prompt_len + plan_len)]
+    at = prompt_len + plan_len
+    for i, length in enumerate(span_lengths):
+        bounds.append((f"span {i + 1}", at, at + length))
+        at += length
+    for name, a, b in bounds:
+        if b <= a:
+            continue
+        fig.add_shape(type="rect", x0=a, x1=b, y0=a, y1=b, line=dict(color="#E69F00", width=1))
+        if len(bounds) <= 10:
+            fig.add_annotation(x=(a + b) / 2, y=(a + b) / 2, text=escape(name), showarrow=False,
+                               font=dict(size=10, color="#E69F00"))
+    title = f"{'dense' if dense else 'sparse'} attention, last round"
+    _style(fig, "key position", "query position").update_layout(
+        title=dict(text=title, font=dict(size=13)), height=420)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain", side="top")
+    return fig

@@ -1,0 +1,410 @@
+"""Fold a run's event stream into what the app shows: plan chips, span cards, answer, stats, trace.
+
+`fold(events)` (or `RunView.apply` one event at a time while streaming) gives a `RunView`; the
+`*_html` functions render it as escaped HTML styled by the `pd-*` classes of assets/style.css.
+`fold(events[:k])` is the replay frame after k events. Traces are the run's settings and events
+as JSON, read back with checks that raise `TraceError` with a short message.
+
+This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only.
+Charts and the attention picture live in `pdiff.chart`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, is_dataclass
+from html import escape
+
+from pdiff import events as E
+from pdiff import tags as T
+
+MASK_GLYPH = "▒"  # how a masked slot is drawn; never the literal mask tag
+MAX_TRACE_BYTES = 20 * 1024 * 1024
+TRACE_FORMAT, TRACE_VERSION = "pdiff-trace", 1
+_TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)  # same reading as pdiff.plan
+
+
+@dataclass
+class Chip:
+    """One finished plan item: units as the plan wrote them (None: no number), or as opened."""
+
+    topic: str
+    units: int | None
+    length: int | None = None  # tokens, known once the round's spans opened
+    forced: bool = False
+
+
+@dataclass
+class SpanView:
+    """One span card: its promise and the latest state of every slot."""
+
+    topic: str
+    units: int
+    length: int
+    tokens: tuple[str | None, ...]
+    confidence: tuple[float | None, ...]
+    step_of: list[int | None]  # step at which each slot was committed, None while masked
+
+    @property
+    def filled(self) -> int:
+        return sum(t is not None for t in self.tokens)
+
+    @property
+    def masked(self) -> int:
+        return len(self.tokens) - self.filled
+
+    @property
+    def mean_confidence(self) -> float | None:
+        pairs = zip(self.tokens, self.confidence, strict=True)
+        values = [c for t, c in pairs if t is not None and c is not None]
+        return sum(values) / len(values) if values else None
+
+
+@dataclass
+class RoundView:
+    """One round: its plan tokens as streamed, then its spans once opened."""
+
+    round: int
+    plan: list[E.PlanToken] = field(default_factory=list)
+    spans: list[SpanView] = field(default_factory=list)
+    opened: bool = False
+    terminator: str | None = None  # "sync" | "end" once the spans opened
+    steps: int = 0  # scheduled denoise steps
+    step: int = -1  # last denoise step seen, -1 before the first
+    texts: tuple[str, ...] | None = None  # clean span texts at RoundEnd
+
+
+@dataclass
+class RunView:
+    """The folded state of a run so far. Mutable: `apply` one event at a time."""
+
+    mode: str | None = None
+    prompt_tokens: int = 0
+    rounds: dict[int, RoundView] = field(default_factory=dict)
+    text_tokens: list[str] = field(default_factory=list)  # AR baseline / AR fallback lane
+    notices: list[E.Notice] = field(default_factory=list)
+    finished: E.Finished | None = None
+    last_step: tuple[int, int] | None = None  # (round, step) of the latest DenoiseStep
+    count: int = 0  # events folded
+
+    def round(self, index: int) -> RoundView:
+        return self.rounds.setdefault(index, RoundView(index))
+
+    def apply(self, ev: E.Event) -> RunView:
+        """Fold one event in; raises ValueError on an event that contradicts the ones before."""
+        if isinstance(ev, E.Started):
+            self.mode, self.prompt_tokens = ev.mode, ev.prompt_tokens
+        elif isinstance(ev, E.PlanToken):
+            self.round(ev.round).plan.append(ev)
+        elif isinstance(ev, E.TextToken):
+            self.text_tokens.append(ev.text)
+        elif isinstance(ev, E.Notice):
+            self.notices.append(ev)
+        elif isinstance(ev, E.SpansOpened):
+            rnd = self.round(ev.round)
+            if rnd.opened:
+                raise ValueError(f"the spans of round {ev.round + 1} opened twice")
+            rnd.opened, rnd.terminator, rnd.steps = True, ev.terminator, ev.steps
+            rnd.spans = [SpanView(i.topic, i.units, i.length, (None,) * i.length,
+                                  (None,) * i.length, [None] * i.length) for i in ev.items]
+        elif isinstance(ev, E.DenoiseStep):
+            self._step(ev)
+        elif isinstance(ev, E.RoundEnd):
+            self.round(ev.round).texts = ev.span_texts
+            if self.last_step and self.last_step[0] == ev.round:
+                self.last_step = None  # a finished round shows no "new" slots
+        elif isinstance(ev, E.Finished):
+            self.finished = ev
+        else:
+            raise TypeError(f"not an event: {type(ev).__name__}")
+        self.count += 1
+        return self
+
+    def _step(self, ev: E.DenoiseStep) -> None:
+        rnd = self.rounds.get(ev.round)
+        if rnd is None or not rnd.opened:
+            raise ValueError(f"a denoise step of round {ev.round + 1} came before its spans")
+        shapes = (ev.tokens, ev.confidence)
+        if any(len(x) != len(rnd.spans) for x in (*shapes, ev.committed)) or any(
+            len(x[s]) != span.length for x in shapes for s, span in enumerate(rnd.spans)
+        ):
+            raise ValueError(f"a denoise step of round {ev.round + 1} does not fit its spans")
+        for s, span in enumerate(rnd.spans):
+            for slot in ev.committed[s]:
+                if not 0 <= slot < span.length:
+                    raise ValueError(f"slot {slot} is outside span {s + 1} of round {ev.round + 1}")
+                span.step_of[slot] = ev.step
+            span.tokens, span.confidence = ev.tokens[s], ev.confidence[s]
+        rnd.step = ev.step
+        self.last_step = (ev.round, ev.step)
+
+    def slot_state(self, rnd: RoundView, span: SpanView, slot: int) -> str:
+        """'masked', 'new' (committed by the latest denoise step) or 'old'."""
+        if span.tokens[slot] is None:
+            return "masked"
+        fresh = self.last_step == (rnd.round, rnd.step) and span.step_of[slot] == rnd.step
+        return "new" if fresh else "old"
+
+    def ordered_rounds(self) -> list[RoundView]:
+        return [self.rounds[k] for k in sorted(self.rounds)]
+
+
+def fold(events: Iterable[E.Event]) -> RunView:
+    """The state after all of `events`; `fold(events[:k])` is replay frame k."""
+    view = RunView()
+    for ev in events:
+        view.apply(ev)
+    return view
+
+
+def steps_count(events: list[E.Event]) -> int:
+    """Replay frames: frame k (0..count) is fold(events[:k]); the last one is the whole run."""
+    return len(events)
+
+
+def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
+    """Finished items of a round (the opened items once known) and the item being written."""
+    chips: list[Chip] = []
+    body: list[str] | None = None
+    forced = False
+    for tok in rnd.plan:
+        if tok.text == T.PROMISE:
+            body, forced = [], tok.forced
+        elif tok.text == T.TOPIC_END and body is not None:
+            match = _TRAILING_INT.match("".join(body))
+            topic, units = (match.group(1).strip(), int(match.group(2))) if match else (
+                "".join(body).strip(), None)
+            chips.append(Chip(topic, units, None, forced))
+            body = None
+        elif body is not None and tok.text not in (T.SYNC, T.IM_END):
+            body.append(tok.text)
+    if rnd.opened:
+        forced = bool(rnd.plan) and all(t.forced for t in rnd.plan)
+        chips = [Chip(s.topic, s.units, s.length, forced) for s in rnd.spans]
+    return chips, ("".join(body) if body is not None else None)
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def plan_html(view: RunView) -> str:
+    """Plan lane: per round, chips for finished items, the partial item, and the raw tokens."""
+    parts = []
+    for rnd in view.ordered_rounds():
+        if not rnd.plan:
+            continue
+        chips, partial = plan_chips(rnd)
+        row = []
+        for c in chips:
+            size = f"{c.length} tok" if c.length is not None else (
+                f"{c.units}" if c.units is not None else "?")
+            tip = f"{c.topic} · {c.units if c.units is not None else '?'} units" + (
+                f" = {c.length} tokens" if c.length is not None else "")
+            cls = "pd-chip" + (" pd-forced" if c.forced else "") + (
+                " pd-bad" if c.units is None else "")
+            row.append(f'<span class="{cls}" title="{escape(tip)}">{escape(c.topic)}'
+                       f'<b class="pd-len">{escape(size)}</b></span>')
+        if partial is not None:
+            row.append(f'<span class="pd-chip pd-partial">{escape(partial)}…</span>')
+        if rnd.terminator:
+            term = T.SYNC if rnd.terminator == "sync" else "end"
+            row.append(f'<span class="pd-term">{escape(term)}</span>')
+        raw = "".join(
+            f'<span class="pd-ptok{" pd-forced" if t.forced else ""}'
+            f'{" pd-tag" if t.text in T.CONTROL_TAGS.values() else ""}">{escape(t.text)}</span>'
+            for t in rnd.plan)
+        parts.append(f'<div class="pd-plan-round"><div class="pd-round-label">plan · round '
+                     f'{rnd.round + 1}</div><div class="pd-chips">{"".join(row)}</div>'
+                     f'<div class="pd-plan-raw">{raw}</div></div>')
+    return f'<div class="pd pd-plan">{"".join(parts)}</div>' if parts else ""
+
+
+def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
+    state = view.slot_state(rnd, span, i)
+    if state == "masked":
+        return f'<span class="pd-tok pd-masked" title="masked">{MASK_GLYPH}</span>'
+    p = span.confidence[i]
+    tip = f"p={_f(p)} · step {span.step_of[i] + 1}" if span.step_of[i] is not None else f"p={_f(p)}"
+    text = span.tokens[i]
+    extra = " pd-pad" if text == T.PAD else ""
+    level = _f(min(max(p, 0.0), 1.0)) if p is not None and math.isfinite(p) else "0"
+    return (f'<span class="pd-tok pd-{state}{extra}" style="--p:{level}" '
+            f'title="{escape(tip)}">{escape(text)}</span>')
+
+
+def span_card_html(view: RunView, rnd: RoundView, s: int) -> str:
+    """One card: topic and length, every slot, filled/total and mean confidence."""
+    span = rnd.spans[s]
+    slots = "".join(_slot_html(view, rnd, span, i) for i in range(span.length))
+    share = span.filled / span.length if span.length else 1.0
+    return (f'<div class="pd-span"><div class="pd-span-head"><span class="pd-span-topic">'
+            f'{escape(span.topic)}</span><span class="pd-span-len">{span.length} tok</span></div>'
+            f'<div class="pd-span-body">{slots}</div><div class="pd-span-foot">'
+            f'<span class="pd-fill">{span.filled}/{span.length}</span>'
+            f'<span class="pd-meter"><span style="width:{share * 100:.0f}%"></span></span>'
+            f'<span class="pd-conf">mean p={_f(span.mean_confidence)}</span></div></div>')
+
+
+def spans_html(view: RunView) -> str:
+    """Span lanes, round after round, then the autoregressive lane if any text was written AR."""
+    parts = []
+    for rnd in view.ordered_rounds():
+        if not rnd.opened:
+            continue
+        step = f"step {rnd.step + 1}/{rnd.steps}" if rnd.step >= 0 else "masked"
+        cards = "".join(span_card_html(view, rnd, s) for s in range(len(rnd.spans)))
+        parts.append(f'<section class="pd-round"><div class="pd-round-label">'
+                     f'round {rnd.round + 1} · {_plural(len(rnd.spans), "span")} · {step}</div>'
+                     f'<div class="pd-spans">{cards}</div></section>')
+    if view.text_tokens:
+        toks = "".join(f'<span class="pd-tok pd-ar">{escape(t)}</span>' for t in view.text_tokens)
+        parts.append(f'<section class="pd-round pd-ar-lane"><div class="pd-round-label">'
+                     f'autoregressive · {_plural(len(view.text_tokens), "token")}</div>'
+                     f'<div class="pd-span-body">{toks}</div></section>')
+    return f'<div class="pd pd-lanes">{"".join(parts)}</div>' if parts else ""
+
+
+def answer_text(view: RunView) -> str:
+    """The clean answer once the run finished; empty before."""
+    return view.finished.text if view.finished else ""
+
+
+def speedup(stats: E.Stats, ar_seconds: float | None) -> float | None:
+    """AR reference time over this run's time, or None when either is missing or zero."""
+    if not ar_seconds or not stats.total_seconds or not math.isfinite(ar_seconds):
+        return None
+    return ar_seconds / stats.total_seconds
+
+
+def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
+    """Stats panel of a finished run; a placeholder before it finishes."""
+    if view.finished is None:
+        return '<div class="pd pd-stats pd-empty">stats appear when the run finishes</div>'
+    s = view.finished.stats
+    rows = [("mode", s.mode), ("plan time", f"{_f(s.plan_seconds)} s"),
+            ("denoise time", f"{_f(s.denoise_seconds)} s"), ("total", f"{_f(s.total_seconds)} s"),
+            ("forward passes", str(s.forward_passes)),
+            ("tokens / forward", _f(s.tokens_per_forward)), ("critical path", str(s.critical_path)),
+            ("rounds · spans", f"{s.rounds} · {s.spans}"), ("denoise steps", str(s.denoise_steps)),
+            ("plan tokens", str(s.plan_tokens)), ("generated tokens", str(s.generated_tokens)),
+            ("mean confidence", _f(s.mean_confidence))]
+    ratio = speedup(s, ar_seconds)
+    if ratio is not None:
+        rows.append(("speedup vs AR", f"{ratio:.2f}×"))
+    body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows)
+    return f'<dl class="pd pd-stats">{body}</dl>'
+
+
+def notices_html(view: RunView) -> str:
+    """The run's notices as a list of warnings; empty when there are none."""
+    if not view.notices:
+        return ""
+    items = "".join(f'<li class="pd-notice"><b>{escape(n.kind)}</b> {escape(n.message)}</li>'
+                    for n in view.notices)
+    return f'<ul class="pd pd-notices">{items}</ul>'
+
+
+def legend_html() -> str:
+    """Key to the slot states, plan tokens and confidence shading."""
+    return ('<div class="pd pd-legend">'
+            f'<span class="pd-tok pd-masked">{MASK_GLYPH}</span> masked '
+            '<span class="pd-tok pd-new" style="--p:1">new</span> committed this step '
+            '<span class="pd-tok pd-old" style="--p:1">old</span> committed earlier '
+            '<span class="pd-tok pd-old" style="--p:0.3">low p</span> shade = confidence '
+            '<span class="pd-chip">topic<b class="pd-len">N</b></span> plan item '
+            '<span class="pd-chip pd-forced">topic<b class="pd-len">N</b></span> your plan'
+            '</div>')
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+
+class TraceError(ValueError):
+    """A trace that cannot be read; the message says why in a line, without paths or code."""
+
+
+def trace_to_json(settings: dict, events: list[E.Event]) -> str:
+    """A run as JSON: its settings and its events, nothing else."""
+    try:
+        return json.dumps({"format": TRACE_FORMAT, "version": TRACE_VERSION,
+                           "settings": dict(settings), "events": [E.to_dict(e) for e in events]})
+    except (TypeError, ValueError) as err:
+        raise TraceError(f"this run cannot be saved as a trace: {err}") from None
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _typed(value, hint) -> bool:
+    """Whether JSON-read `value` fits the annotation `hint` of an event field."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_typed(value, h) for h in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return isinstance(value, tuple) and all(_typed(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if is_dataclass(hint):
+        hints = _hints(hint)
+        return isinstance(value, hint) and all(
+            _typed(getattr(value, f.name), hints[f.name]) for f in fields(hint))
+    return isinstance(value, hint)
+
+
+def trace_from_json(text: str | bytes) -> tuple[dict, list[E.Event]]:
+    """Read a trace back: (settings, events). Raises TraceError on anything else."""
+    if not isinstance(text, (str, bytes)):
+        raise TraceError("a trace is text")
+    size = len(text)
+    if isinstance(text, str) and size <= MAX_TRACE_BYTES:
+        size = len(text.encode("utf-8", "replace"))
+    if size > MAX_TRACE_BYTES:
+        raise TraceError(f"the trace is over {MAX_TRACE_BYTES // 2**20} MB; it was not read")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise TraceError("the file is not valid JSON") from None
+    if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
+        raise TraceError("the file is not a pdiff trace (no \"format\": \"pdiff-trace\")")
+    if data.get("version") != TRACE_VERSION:
+        raise TraceError(f"trace version {str(data.get('version'))[:20]!r} is not readable; "
+                         f"this app reads version {TRACE_VERSION}")
+    settings, raw = data.get("settings"), data.get("events")
+    if not isinstance(settings, dict) or not isinstance(raw, list):
+        raise TraceError("a trace needs a \"settings\" object and an \"events\" list")
+    events: list[E.Event] = []
+    view = RunView()
+    for i, item in enumerate(raw):
+        try:
+            ev = E.from_dict(item)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise TraceError(f"event {i + 1} is not a pdiff event: {str(err)[:120]}") from None
+        if not _typed(ev, type(ev)):
+            raise TraceError(f"event {i + 1} ({type(ev).__name__}) has a field of the wrong type")
+        try:
+            view.apply(ev)
+        except ValueError as err:
+            raise TraceError(f"event {i + 1} does not follow the ones before: {err}") from None
+        events.append(ev)
+    return settings, events

@@ -1,0 +1,331 @@
+"""The view: folding hand-written event streams into lanes, states, stats, charts and traces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pdiff import events as E
+from pdiff.chart import (
+    PAPER_LABEL,
+    ChartPoint,
+    chart_figure,
+    last_round_layout,
+    pareto_front,
+    relative_xy,
+    visibility_figure,
+    visibility_grid,
+    visibility_matrix,
+)
+from pdiff.tags import IM_END, MASK, PROMISE, SYNC, TOPIC_END
+from pdiff.view import (
+    MASK_GLYPH,
+    TraceError,
+    answer_text,
+    fold,
+    legend_html,
+    notices_html,
+    plan_chips,
+    plan_html,
+    spans_html,
+    stats_html,
+    steps_count,
+    trace_from_json,
+    trace_to_json,
+)
+
+
+def plan(rnd, texts, forced=False):
+    return [E.PlanToken(rnd, 100 + i, t, forced) for i, t in enumerate(texts)]
+
+
+def step(rnd, k, tokens, committed, conf):
+    ids = tuple(tuple(0 if t is None else 1 for t in span) for span in tokens)
+    return E.DenoiseStep(rnd, k, tokens, ids, committed, conf)
+
+
+STATS = E.Stats("planned", 5, 0.5, 1.0, 1.5, 9, 0, 12, 5, 2, 3, 20, 17, 20 / 9, 0.7)
+ROUND0 = plan(0, [PROMISE, "intro", " 2", TOPIC_END, PROMISE, "body", " 1", TOPIC_END, SYNC])
+ROUND0_STEPS = [
+    step(0, 0, (("Hi", None, None, None), (None, "x")), ((0,), (1,)),
+         ((0.9, None, None, None), (None, 0.5))),
+    step(0, 1, (("Hi", " there", None, None), (None, "x")), ((1,), ()),
+         ((0.9, 0.5, None, None), (None, 0.5))),
+    step(0, 2, (("Hi", " there", "!", "[PAD]"), ("y", "x")), ((2, 3), (0,)),
+         ((0.9, 0.5, 0.8, 0.6), (0.3, 0.5))),
+]
+ROUND1 = plan(1, [PROMISE, "end", " 1", TOPIC_END, IM_END])
+ROUND1_STEPS = [
+    step(1, 0, (("Bye", None),), ((0,),), ((0.7, None),)),
+    step(1, 1, (("Bye", "."),), ((1,),), ((0.7, 0.9),)),
+]
+EVENTS = [
+    E.Started("planned", (1, 2, 3, 4, 5), 5), *ROUND0,
+    E.SpansOpened(0, (E.PlanItem("intro", 2, 4), E.PlanItem("body", 1, 2)), "sync", 3),
+    *ROUND0_STEPS, E.RoundEnd(0, ("Hi there!", "yx")), *ROUND1,
+    E.SpansOpened(1, (E.PlanItem("end", 1, 2),), "end", 2),
+    *ROUND1_STEPS, E.RoundEnd(1, ("Bye.",)),
+    E.Finished("Hi there! yx Bye.", (1, 2, 3, 4, 5), (7, 8), ((E.PlanItem("intro", 2, 4),
+               E.PlanItem("body", 1, 2)), (E.PlanItem("end", 1, 2),)), STATS),
+]
+
+
+def upto(event) -> E.Event:
+    """The prefix of EVENTS that ends with `event`."""
+    return EVENTS[: EVENTS.index(event) + 1]
+
+
+# --- plan lane -------------------------------------------------------------------------------------
+
+
+def test_chip_appears_only_when_its_item_is_complete():
+    """Before </topic> an item is partial text, never a chip; after it, it is a chip."""
+    writing = fold(upto(ROUND0[2]))
+    assert plan_chips(writing.rounds[0]) == ([], "intro 2")
+    done = fold(upto(ROUND0[3]))
+    chips, partial = plan_chips(done.rounds[0])
+    assert [(c.topic, c.units) for c in chips] == [("intro", 2)] and partial is None
+
+
+def test_chips_show_opened_length_in_tokens():
+    """Once the round's spans open, each chip carries the opened length in tokens."""
+    view = fold(upto(EVENTS[10]))
+    assert isinstance(EVENTS[10], E.SpansOpened)
+    assert [(c.topic, c.length) for c in plan_chips(view.rounds[0])[0]] == [("intro", 4), ("body", 2)]
+    assert "4 tok" in plan_html(view)
+
+
+def test_forced_plan_tokens_are_styled_apart():
+    """A user-supplied (forced) plan token gets pd-forced; a sampled one does not."""
+    forced = plan_html(fold(plan(0, [PROMISE, "a", " 1", TOPIC_END], forced=True)))
+    sampled = plan_html(fold(plan(0, [PROMISE, "a", " 1", TOPIC_END])))
+    assert "pd-chip pd-forced" in forced and "pd-forced" not in sampled
+
+
+# --- span lanes ------------------------------------------------------------------------------------
+
+
+def test_slot_is_new_in_its_step_and_old_after():
+    """A slot committed at step 2 is 'new' in step 2's fold and 'old' in step 3's."""
+    at2, at3 = fold(upto(ROUND0_STEPS[1])), fold(upto(ROUND0_STEPS[2]))
+    for view, want in ((at2, "new"), (at3, "old")):
+        rnd = view.rounds[0]
+        assert view.slot_state(rnd, rnd.spans[0], 1) == want
+
+
+def test_masked_slots_are_counted_and_drawn_as_glyphs():
+    """After step 1, span 1 has 3 masked slots: 3 glyphs, and never the mask tag itself."""
+    view = fold(upto(ROUND0_STEPS[0]))
+    span = view.rounds[0].spans[0]
+    assert span.masked == 3
+    html = spans_html(view)
+    assert html.count(MASK_GLYPH) == 3 + 1 and MASK not in html and "mask|" not in html
+
+
+def test_card_shows_filled_over_total():
+    """A card reports filled/total slots."""
+    html = spans_html(fold(upto(ROUND0_STEPS[1])))
+    assert '<span class="pd-fill">2/4</span>' in html and '<span class="pd-fill">1/2</span>' in html
+
+
+def test_mean_confidence_is_over_committed_slots():
+    """Mean confidence averages the committed slots only, and the card prints it."""
+    view = fold(upto(ROUND0_STEPS[1]))
+    assert view.rounds[0].spans[0].mean_confidence == pytest.approx(0.7)
+    assert "mean p=0.70" in spans_html(view)
+
+
+def test_confidence_is_on_hover():
+    """Every committed slot's title gives its commit probability."""
+    assert 'title="p=0.90 · step 1"' in spans_html(fold(upto(ROUND0_STEPS[0])))
+
+
+def test_rounds_are_shown_in_order():
+    """The second round's cards come after the first round's."""
+    html = spans_html(fold(EVENTS))
+    assert 0 < html.index(">body<") < html.index(">end<")
+
+
+def test_finished_round_has_no_new_slots():
+    """After RoundEnd no slot of that round is drawn as committed-this-step."""
+    assert "pd-new" not in spans_html(fold(upto(EVENTS[14])))
+    assert isinstance(EVENTS[14], E.RoundEnd)
+
+
+def test_model_text_is_escaped_everywhere():
+    """Token, topic and notice text like <script> appears as text, never as markup."""
+    evil = "<script>"
+    events = [*plan(0, [PROMISE, evil, " 1", TOPIC_END, IM_END]),
+              E.SpansOpened(0, (E.PlanItem(evil, 1, 1),), "end", 1),
+              step(0, 0, ((evil,),), ((0,),), ((0.5,),)), E.TextToken(1, evil),
+              E.Notice("malformed_item", evil)]
+    view = fold(events)
+    html = plan_html(view) + spans_html(view) + notices_html(view)
+    assert evil not in html and html.count("&lt;script&gt;") >= 5
+
+
+def test_text_tokens_fill_the_autoregressive_lane():
+    """TextToken events are shown, in order, in an 'autoregressive' lane."""
+    html = spans_html(fold([E.TextToken(1, "Hello"), E.TextToken(2, " world")]))
+    assert "autoregressive" in html and html.index("Hello") < html.index(" world")
+
+
+def test_notices_are_listed():
+    """Each notice is one list item with its kind."""
+    html = notices_html(fold([E.Notice("budget", "cut"), E.Notice("no_plan", "fell back")]))
+    assert html.count("<li") == 2 and "budget" in html and notices_html(fold([])) == ""
+
+
+def test_step_before_its_spans_is_refused():
+    """A denoise step of a round whose spans never opened is a ValueError, not a silent skip."""
+    with pytest.raises(ValueError, match="before its spans"):
+        fold([ROUND0_STEPS[0]])
+
+
+def test_legend_names_every_slot_state():
+    """The legend shows masked, new and old slots."""
+    html = legend_html()
+    assert all(f"pd-tok pd-{s}" in html for s in ("masked", "new", "old"))
+
+
+# --- answer, stats, replay -------------------------------------------------------------------------
+
+
+def test_answer_only_when_finished():
+    """The answer is empty until Finished, then Finished.text."""
+    assert answer_text(fold(EVENTS[:-1])) == "" and answer_text(fold(EVENTS)) == "Hi there! yx Bye."
+
+
+def test_stats_show_speedup_only_with_an_ar_reference():
+    """Speedup vs AR is AR seconds over this run's seconds, shown only when given."""
+    view = fold(EVENTS)
+    assert "2.00×" in stats_html(view, ar_seconds=3.0)
+    assert "speedup" not in stats_html(view) and "critical path" in stats_html(view)
+    assert "pd-empty" in stats_html(fold(EVENTS[:-1]))
+
+
+def test_replay_frame_equals_live_state():
+    """fold(events[:k]) renders exactly what the live view showed after k events."""
+    live, n = fold([]), steps_count(EVENTS)
+    assert n == len(EVENTS)
+    for k, ev in enumerate(EVENTS, start=1):
+        live.apply(ev)
+        replay = fold(EVENTS[:k])
+        assert (plan_html(replay), spans_html(replay)) == (plan_html(live), spans_html(live)), k
+
+
+# --- chart -----------------------------------------------------------------------------------------
+
+
+def pt(label, latency, quality, mode="planned"):
+    return ChartPoint(label, mode, latency, quality, {"steps_ratio": 1.0})
+
+
+def test_pareto_front_excludes_dominated_and_keeps_ties():
+    """Dominated points (slower and no better, or worse and no faster) leave the front; equal
+    points both stay."""
+    points = [pt("a", 1, 0.5), pt("tie", 1, 0.5), pt("b", 2, 0.9), pt("worse", 2, 0.4),
+              pt("slower", 3, 0.9), pt("fast", 0.5, 0.1), pt("nan", 0.1, float("nan"))]
+    assert [p.label for p in pareto_front(points)] == ["fast", "a", "tie", "b"]
+
+
+def test_relative_point_is_speedup_and_percent_change():
+    """Relative coordinates: AR latency / latency, and quality change vs AR in percent."""
+    assert relative_xy(pt("p", 1.0, 0.76), (2.0, 0.8)) == pytest.approx((2.0, -5.0))
+
+
+def test_chart_marks_ar_and_names_the_quality():
+    """The AR run is its own trace with its own marker; the y-axis title is the quality name."""
+    fig = chart_figure([pt("p", 1, 0.5), pt("ar", 2, 0.6, "autoregressive")], "checker score")
+    symbols = {t.name: t.marker.symbol for t in fig.data if t.mode == "markers"}
+    assert symbols["autoregressive baseline"] != symbols["planned"]
+    assert fig.layout.yaxis.title.text == "checker score"
+
+
+def test_relative_chart_shows_the_paper_points():
+    """The relative view carries the paper's two published points, labelled as such."""
+    fig = chart_figure([pt("p", 1, 0.5), pt("ar", 2, 0.6, "autoregressive")], "q", relative=True)
+    paper = [t for t in fig.data if t.name == PAPER_LABEL]
+    assert len(paper) == 1 and list(zip(paper[0].x, paper[0].y, strict=True)) == [(1.27, -0.87), (1.81, -5.4)]
+
+
+# --- attention visibility --------------------------------------------------------------------------
+
+
+def test_sparse_spans_do_not_see_each_other():
+    """Sparse: no span token sees another span's token; each sees its own block."""
+    m = visibility_matrix(3, 2, [2, 3], dense=False)
+    assert not m[5:7, 7:10].any() and not m[7:10, 5:7].any()
+    assert m[5:7, 5:7].all() and m[7:10, 7:10].all()
+
+
+def test_dense_spans_see_their_whole_round():
+    """Dense: every span token sees every token of its round's blocks."""
+    assert visibility_matrix(3, 2, [2, 3], dense=True)[5:10, 5:10].all()
+
+
+def test_prefix_is_causal_and_seen_by_spans():
+    """Prompt and plan are causal (lower triangle), never see spans; spans see all the prefix."""
+    m = visibility_matrix(3, 2, [2, 3], dense=False)
+    assert (m[:5, :5] == np.tril(np.ones((5, 5), bool))).all() and not m[:5, 5:].any()
+    assert m[5:, :5].all()
+
+
+def test_grid_is_the_block_mean_of_the_matrix():
+    """The downsampled grid equals the mean of the full matrix over each cell."""
+    m = visibility_matrix(7, 5, [6, 4, 9], dense=False)
+    grid, edges = visibility_grid(7, 5, [6, 4, 9], dense=False, max_cells=8)
+    assert len(grid) <= 8
+    cells = list(zip(edges[:-1], edges[1:], strict=True))
+    want = [[m[a:b, c:d].mean() for c, d in cells] for a, b in cells]
+    assert np.allclose(grid, want)
+
+
+def test_long_run_picture_stays_small():
+    """A long run is drawn with at most 64 x 64 cells."""
+    fig = visibility_figure(2000, 300, [400] * 8, dense=True)
+    assert np.asarray(fig.data[0].z).shape[0] <= 64 and np.asarray(fig.data[0].z).shape[1] <= 64
+
+
+def test_last_round_layout_counts_earlier_rounds_as_context():
+    """The last round's context is prompt + round 1 (plan, tagged blocks, <sync/>); plans and
+    blocks leave out their terminator and count their <async> tags."""
+    assert last_round_layout(fold(EVENTS)) == (5 + 8 + (6 + 4) + 1, 4, [4])
+
+
+# --- traces ----------------------------------------------------------------------------------------
+
+
+def test_trace_round_trip_gives_equal_events():
+    """Export then import returns the same settings and equal events."""
+    settings = {"mode": "planned", "seed": 3}
+    assert trace_from_json(trace_to_json(settings, EVENTS)) == (settings, EVENTS)
+
+
+def test_trace_holds_only_settings_and_events():
+    """An exported trace has no keys beyond its format tag, settings and events."""
+    assert set(json.loads(trace_to_json({}, EVENTS))) == {"format", "version", "settings", "events"}
+
+
+def _trace(events) -> str:
+    return json.dumps({"format": "pdiff-trace", "version": 1, "settings": {}, "events": events})
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a pdiff trace"),
+    (json.dumps({"format": "pdiff-trace", "version": 1, "settings": {}, "events": {}}), "events"),
+    (_trace([{"type": "Exploit", "x": 1}]), "not a pdiff event"),
+    (_trace([{"type": "TextToken", "token_id": "1", "text": "a"}]), "wrong type"),
+    (_trace([E.to_dict(ROUND0_STEPS[0])]), "does not follow"),
+    (" " * (20 * 1024 * 1024 + 1), "over 20 MB"),
+])
+def test_bad_traces_raise_a_clear_trace_error(text, fragment):
+    """Bad JSON, wrong shape, unknown or mistyped events, inconsistent order and oversize input
+    all raise TraceError with a one-line message and no code or path."""
+    with pytest.raises(TraceError, match=fragment) as err:
+        trace_from_json(text)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message and ".py" not in message
