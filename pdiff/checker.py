@@ -1,0 +1,175 @@
+"""Quality checker for "notes to text" answers: are the prompt's facts stated, and is the text clean?
+
+`parse_facts` reads the "Facts: key: value; key: value." tail of a prompt (as `pdiff.data` writes
+it, or as a person types it: odd spacing, new lines instead of ";", "=" instead of ":", bullets).
+`score` then counts the facts whose value appears in the answer as a whole word or phrase,
+case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
+masks and no repeated sentence or stuttered phrase. `Score.value` is the one number for charts.
+
+Choices, stated once:
+- A prompt without facts scores fact_accuracy 0.0: there is nothing to verify, so no credit is
+  given (format_ok is judged on its own, and a problem says that no facts were found).
+- Whole-word means not glued to a letter or digit on either side, so "4200" does not match in
+  "42001" or "14200", nor in "4200.5" or "4,2001". Thousands separators are ignored on both
+  sides ("4,200" matches "4200"); a leading article of the value is optional ("the Osk" also
+  matches "Osk"); runs of whitespace match any whitespace.
+
+It deliberately does not know whether a fact is stated *truthfully* (a value that appears in a
+negated or wrong context still counts), nor anything about fluency, tokenizers or models.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pdiff.data import Fact
+from pdiff.tags import CONTROL_TAGS
+
+_FACTS_HEAD = re.compile(r"\bfacts?\s*[:\-]", re.IGNORECASE)
+_ITEM_SPLIT = re.compile(r"[;\n]+")
+_KV_SPLIT = re.compile(r"\s*[:=]\s*")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"\.(?:\s+(?=[A-Z])|\s*$)")  # "d. Keep it short." -> "d"
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
+_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"\w+")
+# Generic leftovers beyond the exact control tags: chat-special tokens and tag fragments.
+_GENERIC_TAG = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>|</?(?:promise|topic|async|sync)\b[^<>]{0,40}>|\[(?:PAD|MASK|UNK)\]",
+    re.IGNORECASE,
+)
+MAX_STUTTER_WORDS = 6  # longest phrase checked for back-to-back repetition
+MAX_REPEATS_LISTED = 5  # repeated sentences named in problems, at most
+
+
+@dataclass(frozen=True)
+class Score:
+    facts_total: int
+    facts_correct: int
+    fact_accuracy: float  # facts_correct / facts_total; 0.0 when the prompt lists no facts
+    format_ok: bool  # non-empty, no leftover control tags or masks, no repeated sentence/span
+    problems: tuple[str, ...]  # human-readable reasons for lost points
+
+    @property
+    def value(self) -> float:
+        """The single quality number used in charts: fact accuracy, halved if the format is bad."""
+        return self.fact_accuracy if self.format_ok else self.fact_accuracy * 0.5
+
+
+def _clean_value(text: str) -> str:
+    text = _SENTENCE_END.split(text, maxsplit=1)[0]
+    return " ".join(text.strip().strip("\"'").split()).rstrip(".,")
+
+
+def parse_facts(prompt: str) -> tuple[Fact, ...]:
+    """The facts of the "Facts: k: v; k: v." part of a prompt, in order; () if there is none.
+
+    The last "Facts:" heading counts. Items are split on ";" or new lines, each item on its first
+    ":" or "="; keys are lower-cased with spaces collapsed, values keep their case. Items without
+    a key or a value are skipped, and so is a repeated key (the first one wins).
+    """
+    if not isinstance(prompt, str):
+        return ()
+    heads = list(_FACTS_HEAD.finditer(prompt))
+    if not heads:
+        return ()
+    out: list[Fact] = []
+    seen: set[str] = set()
+    for item in _ITEM_SPLIT.split(prompt[heads[-1].end():]):
+        item = _BULLET.sub("", item)
+        parts = _KV_SPLIT.split(item.strip(), maxsplit=1)
+        if len(parts) != 2:
+            continue
+        key = " ".join(parts[0].split()).strip("\"'").lower()
+        value = _clean_value(parts[1])
+        if key and value and key not in seen:
+            seen.add(key)
+            out.append(Fact(key, value))
+    return tuple(out)
+
+
+def _value_pattern(value: str) -> re.Pattern[str]:
+    core = _ARTICLE.sub("", _THOUSANDS.sub("", value.strip())) or value.strip()
+    body = r"\s+".join(re.escape(w) for w in core.split())
+    article = r"(?:(?:the|a|an)\s+)?"
+    # Not glued to a word character, nor part of a longer number such as 4200.5 or 3,4200.
+    return re.compile(rf"(?<!\w)(?<!\d[.,]){article}{body}(?!\w)(?![.,]\d)", re.IGNORECASE)
+
+
+def fact_stated(fact: Fact, answer: str) -> bool:
+    """Whether the fact's value appears in the answer as a whole word or phrase."""
+    return _stated(fact, _THOUSANDS.sub("", answer))
+
+
+def _stated(fact: Fact, plain_answer: str) -> bool:
+    if not fact.value.strip():
+        return False
+    return _value_pattern(fact.value).search(plain_answer) is not None
+
+
+def _normalise(sentence: str) -> tuple[str, ...]:
+    return tuple(w.casefold() for w in _WORD.findall(sentence))
+
+
+def _stutter(words: tuple[str, ...]) -> str | None:
+    """A phrase of 2-6 words said twice back to back, or one word said three times in a row."""
+    for i in range(len(words) - 2):
+        if words[i] == words[i + 1] == words[i + 2]:
+            return words[i]
+    for n in range(2, MAX_STUTTER_WORDS + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i] == words[i + n] and words[i:i + n] == words[i + n:i + 2 * n]:
+                return " ".join(words[i:i + n])
+    return None
+
+
+def format_problems(answer: str) -> list[str]:
+    """Reasons the answer's format is not clean; empty when it is."""
+    problems: list[str] = []
+    if not answer.strip():
+        return ["empty answer"]
+    rest = answer
+    for tag in CONTROL_TAGS.values():
+        if tag in rest:
+            problems.append(f"leftover control tag {tag} ({rest.count(tag)}x)")
+            rest = rest.replace(tag, " ")
+    for frag in dict.fromkeys(m.group(0) for m in _GENERIC_TAG.finditer(rest)):
+        problems.append(f"leftover tag fragment {frag}")
+    seen: set[tuple[str, ...]] = set()
+    repeated: dict[tuple[str, ...], str] = {}
+    for sentence in _SENT_SPLIT.split(answer):
+        words = _normalise(sentence)
+        if len(words) >= 4 and words in seen:
+            repeated.setdefault(words, sentence.strip()[:80])
+        seen.add(words)
+    for sentence in list(repeated.values())[:MAX_REPEATS_LISTED]:
+        problems.append(f"repeated sentence: {sentence!r}")
+    if len(repeated) > MAX_REPEATS_LISTED:
+        problems.append(f"... and {len(repeated) - MAX_REPEATS_LISTED} more repeated sentences")
+    stutter = _stutter(_normalise(answer))
+    if stutter:
+        problems.append(f"repeated span: {stutter!r}")
+    return problems
+
+
+def score(prompt: str, answer: str) -> Score:
+    """Score an answer against the facts of its prompt. Never raises on string input."""
+    prompt = prompt if isinstance(prompt, str) else ""
+    answer = answer if isinstance(answer, str) else ""
+    facts = parse_facts(prompt)
+    problems: list[str] = []
+    correct = 0
+    plain = _THOUSANDS.sub("", answer)
+    for fact in facts:
+        if _stated(fact, plain):
+            correct += 1
+        else:
+            problems.append(f"missing fact {fact.key}: {fact.value}")
+    if not facts:
+        problems.append("the prompt lists no facts")
+    fmt = format_problems(answer)
+    problems.extend(fmt)
+    accuracy = correct / len(facts) if facts else 0.0
+    return Score(len(facts), correct, accuracy, not fmt, tuple(problems))

@@ -1,0 +1,245 @@
+"""Spec of `pdiff.checker`: one invariant per test.
+
+Reference answers from `pdiff.data` are the fixed point: they state every fact and are clean.
+Each damage a model can do (a dropped span, a wrong number, a leftover tag or mask, a repeated
+span) must lower the score and be named in `problems`; no string input may crash the checker.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from pdiff.checker import Score, fact_stated, format_problems, parse_facts, score
+from pdiff.data import SPLITS, Example, Fact, make_split
+from pdiff.tags import CONTROL_TAGS
+
+
+@pytest.fixture(scope="module", params=SPLITS)
+def examples(request: pytest.FixtureRequest) -> list[Example]:
+    return make_split(request.param, 1000, seed=11)
+
+
+def _numeric(ex: Example) -> Fact | None:
+    return next((f for f in ex.facts if re.match(r"\d+", f.value)), None)
+
+
+def _with_number(fact: Fact, number: str) -> str:
+    return re.sub(r"^\d+", number, fact.value)
+
+
+def test_reference_answers_score_full_marks(examples: list[Example]) -> None:
+    """Every fact of the prompt is stated in the reference answer, and its format is clean."""
+    for ex in examples:
+        s = score(ex.prompt, ex.answer)
+        assert (s.facts_total, s.facts_correct) == (len(ex.facts), len(ex.facts))
+        assert s.fact_accuracy == 1.0 and s.format_ok and s.value == 1.0, s.problems
+        assert s.problems == ()
+
+
+def test_dropping_a_section_lowers_the_score(examples: list[Example]) -> None:
+    """Without one round-1 section (and the summary, which may restate it) facts go missing."""
+    for ex in examples[:300]:
+        for i in range(len(ex.rounds[0])):
+            kept = [s.text for j, s in enumerate(ex.rounds[0]) if j != i]
+            s = score(ex.prompt, " ".join(kept))
+            assert s.fact_accuracy < 1.0 and s.value < 1.0
+            assert any(p.startswith("missing fact") for p in s.problems)
+
+
+def test_wrong_number_lowers_the_score(examples: list[Example]) -> None:
+    """Changing a numeric fact's value in the answer makes that fact count as missing."""
+    checked = 0
+    for ex in examples:
+        fact = _numeric(ex)
+        if fact is None:
+            continue
+        wrong = str(int(re.match(r"\d+", fact.value).group(0)) + 1)
+        answer = ex.answer.replace(fact.value, _with_number(fact, wrong))
+        s = score(ex.prompt, answer)
+        assert s.facts_correct == len(ex.facts) - 1
+        assert f"missing fact {fact.key}: {fact.value}" in s.problems
+        checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize("template", ["{v}1", "1{v}", "{v}.5", "{v},001", "9,{v}", "{v}x"])
+def test_number_inside_a_longer_number_does_not_count(examples: list[Example],
+                                                      template: str) -> None:
+    """A number is matched as a whole word: "4200" is not found in "42001" or "14200"."""
+    for ex in examples[:200]:
+        fact = _numeric(ex)
+        if fact is None:
+            continue
+        number = re.match(r"\d+", fact.value).group(0)
+        glued = template.format(v=number)
+        assert not fact_stated(fact, f"It has {_with_number(fact, glued)} in all.")
+
+
+@pytest.mark.parametrize("template", ["{v}.", "({v})", "{v}, more", '"{v}"'])
+def test_number_next_to_punctuation_counts(template: str) -> None:
+    """Sentence punctuation around a value does not hide it."""
+    for ex in make_split("train", 200, seed=2):
+        for fact in ex.facts:
+            assert fact_stated(fact, "We know " + template.format(v=fact.value))
+
+
+def test_thousands_separator_matches() -> None:
+    """A number written with thousands separators still counts ("4,200" states "4200")."""
+    for ex in make_split("train", 300, seed=4):
+        for fact in ex.facts:
+            if fact.value.isdigit() and len(fact.value) > 3:
+                grouped = f"{int(fact.value):,}"
+                assert fact_stated(fact, f"About {grouped} people live there.")
+
+
+def test_matching_ignores_case(examples: list[Example]) -> None:
+    """Upper-casing the whole answer changes nothing about which facts are stated."""
+    for ex in examples[:200]:
+        assert score(ex.prompt, ex.answer.upper()).fact_accuracy == 1.0
+
+
+@pytest.mark.parametrize("tag", list(CONTROL_TAGS.values()))
+def test_leftover_control_tag_is_flagged(examples: list[Example], tag: str) -> None:
+    """Any control tag or mask left in the answer breaks the format and is named, once."""
+    for ex in examples[:50]:
+        first, *rest = [s.text for r in ex.rounds for s in r]
+        s = score(ex.prompt, " ".join([first, tag, *rest]))
+        assert not s.format_ok
+        assert [p for p in s.problems if p.startswith("leftover")] == [
+            f"leftover control tag {tag} (1x)"
+        ]
+        assert s.value == pytest.approx(0.5 * s.fact_accuracy)
+
+
+@pytest.mark.parametrize("fragment", ["<promise>", "<topic>", "<|endoftext|>", "[MASK]"])
+def test_leftover_tag_fragment_is_flagged(fragment: str) -> None:
+    """Pieces of tags and other special tokens are leftovers too."""
+    ex = make_split("heldout", 1, seed=1)[0]
+    s = score(ex.prompt, ex.answer + " " + fragment)
+    assert not s.format_ok and any(fragment in p for p in s.problems)
+
+
+def test_duplicated_sentence_is_flagged(examples: list[Example]) -> None:
+    """A reference answer with one of its sentences repeated later fails the format check."""
+    for ex in examples[:200]:
+        texts = [s.text for r in ex.rounds for s in r]
+        answer = " ".join(texts + [texts[0].upper()])
+        s = score(ex.prompt, answer)
+        assert not s.format_ok
+        assert any(p.startswith("repeated sentence") for p in s.problems)
+        assert s.fact_accuracy == 1.0
+
+
+def test_short_repeated_sentence_is_allowed() -> None:
+    """Sentences of fewer than four words may repeat (they are not spans worth flagging)."""
+    assert format_problems("It is red. The lamp is made of steel. It is red.") == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 6])
+def test_stuttered_phrase_is_flagged(examples: list[Example], n: int) -> None:
+    """A phrase repeated back to back inside a sentence (one word: three times) is flagged."""
+    for ex in examples[:100]:
+        words = ex.answer.split()
+        times = 3 if n == 1 else 2
+        answer = " ".join(words[:2] + words[2:2 + n] * times + words[2 + n:])
+        assert any(p.startswith("repeated span") for p in score(ex.prompt, answer).problems)
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "\n\t"])
+def test_empty_answer_scores_zero(examples: list[Example], answer: str) -> None:
+    """An empty answer states no facts and fails the format check."""
+    s = score(examples[0].prompt, answer)
+    assert (s.facts_correct, s.format_ok, s.value) == (0, False, 0.0)
+    assert "empty answer" in s.problems
+
+
+@pytest.mark.parametrize("prompt", ["", "Write a poem about the sea.", "facts are facts."])
+def test_prompt_without_facts(prompt: str) -> None:
+    """No "Facts:" list means nothing to verify: zero facts and fact_accuracy 0.0."""
+    s = score(prompt, "The sea is wide and deep tonight.")
+    assert parse_facts(prompt) == ()
+    assert (s.facts_total, s.fact_accuracy) == (0, 0.0)
+    assert s.format_ok
+
+
+def _messy(ex: Example, sep: str, kv: str, head: str, tail: str) -> str:
+    items = sep.join(f"{f.key.upper()}{kv}{f.value}" for f in ex.facts)
+    return f"please   describe {ex.name} {head}{items}{tail}"
+
+
+@pytest.mark.parametrize(
+    ("sep", "kv", "head", "tail"),
+    [
+        (" ;", " :  ", "facts :", " ."),
+        (";\n", ":", "\nFacts:\n", ".\nKeep it short."),
+        ("\n- ", " = ", "Facts:\n- ", "\n"),
+        ("; ", ": ", "FACTS - ", ". Thanks a lot."),
+        ("\n\n", "\t:\t", "Facts:  ", ""),
+    ],
+)
+def test_parse_facts_reads_hand_typed_lists(sep: str, kv: str, head: str, tail: str) -> None:
+    """Odd spacing, upper-case keys, new lines, bullets, "=" and a trailing sentence all parse."""
+    for ex in make_split("heldout", 100, seed=9):
+        assert parse_facts(_messy(ex, sep, kv, head, tail)) == ex.facts
+
+
+def test_parse_facts_reads_a_literal_typed_prompt() -> None:
+    """The spec's own example, typed carelessly, parses to its four facts in order."""
+    prompt = ("write a short profile of the city Velora.  facts:country :Dramen;population:  4200 ;"
+              "  river: the   Osk;known for : glass lanterns .")
+    assert parse_facts(prompt) == (
+        Fact("country", "Dramen"), Fact("population", "4200"),
+        Fact("river", "the Osk"), Fact("known for", "glass lanterns"),
+    )
+
+
+def test_parse_facts_uses_the_last_heading() -> None:
+    """When "Facts:" occurs twice, the last list is the one that counts."""
+    a, b = make_split("train", 2, seed=6)
+    prompt = a.prompt + " " + b.prompt
+    assert parse_facts(prompt) == b.facts
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "Facts:", "Facts: ;;; : ; :", "Facts: a:", "\x00\ud800<|mask|>", "Facts: é: ß; 名: 東京",
+     "<" * 10_000, ": ; " * 5_000, "Facts: " + "k: v; " * 2_000],
+)
+def test_never_crashes_on_odd_strings(text: str) -> None:
+    """Any string, as prompt or as answer, gives a Score with a value in [0, 1]."""
+    for prompt, answer in ((text, text), (text, "x"), ("Facts: a: b.", text)):
+        s = score(prompt, answer)
+        assert isinstance(s, Score) and 0.0 <= s.value <= 1.0
+
+
+def test_never_crashes_on_random_unicode() -> None:
+    """Random code points, tags and separators in any mix never raise."""
+    rng = random.Random(0)
+    pieces = ["Facts:", ":", ";", ".", " ", "\n", "4200", *CONTROL_TAGS.values(), "é", "\u200b"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) if rng.random() < 0.5 else chr(rng.randrange(1, 0x2FFFF))
+                       for _ in range(rng.randrange(0, 80)))
+        s = score(text, text[::-1])
+        assert 0 <= s.facts_correct <= s.facts_total
+
+
+def test_huge_answer_is_scored() -> None:
+    """A megabyte of answer is scored, and a fact buried in it is still found."""
+    ex = make_split("train", 1, seed=3)[0]
+    filler = " ".join(f"w{i}" for i in range(150_000))
+    s = score(ex.prompt, filler + " " + ex.answer)
+    assert s.fact_accuracy == 1.0
+
+
+@pytest.mark.parametrize("format_ok", [True, False])
+def test_value_halves_fact_accuracy_when_format_is_bad(format_ok: bool) -> None:
+    """Score.value is fact_accuracy when the format is clean, half of it otherwise."""
+    for ex in make_split("train", 50, seed=8):
+        partial = " ".join(s.text for s in ex.rounds[0][1:])  # some facts missing
+        answer = partial if format_ok else partial + " " + CONTROL_TAGS["mask"]
+        s = score(ex.prompt, answer)
+        assert s.format_ok is format_ok and 0.0 < s.fact_accuracy < 1.0
+        assert s.value == (s.fact_accuracy if format_ok else s.fact_accuracy / 2)
