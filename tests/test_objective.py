@@ -1,0 +1,112 @@
+"""The hybrid objective (spec section 6): labels, gating and visibility on hand-made sequences."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from pdiff import objective
+from pdiff.objective import IGNORE
+from pdiff.train import PRESETS_TRAIN, train
+
+ROUNDS = [[("intro", "Velora is old."), ("river", "It sits on the Osk.")], [("summary", "In short, Velora.")]]
+
+
+@pytest.fixture()
+def seq(engine):
+    return objective.planned_sequence(engine.tok, "Describe Velora.", ROUNDS, random.Random(0),
+                                      length_scale=4, max_pad=0)
+
+
+def positions(seq, tag_id):
+    return [i for i, t in enumerate(seq.ids) if t == tag_id]
+
+
+def test_last_topic_end_predicts_the_terminator_after_the_blocks(engine, seq):
+    """The last </topic> of a round is labelled with <sync/>, which sits after its blocks."""
+    t = engine.tags
+    sync = positions(seq, t.sync)[0]
+    last_topic_end_round1 = max(i for i in positions(seq, t.topic_end) if i < sync)
+    assert seq.ar_label[last_topic_end_round1] == t.sync
+    assert any(seq.span_slot[last_topic_end_round1 + 1:sync])  # blocks in between
+    assert seq.ar_label[max(positions(seq, t.topic_end))] == t.im_end
+
+
+def test_sync_predicts_the_next_plan(engine, seq):
+    """<sync/> carries the first token of the next plan as its label."""
+    assert seq.ar_label[positions(seq, engine.tags.sync)[0]] == engine.tags.promise
+
+
+def test_prompt_and_blocks_carry_no_ar_label(engine, seq):
+    """Only the prompt's last token and the answer's AR tokens are AR-trained; blocks never are."""
+    n_prompt = len(engine.tok.encode_prompt("Describe Velora."))
+    labelled = [i for i, lab in enumerate(seq.ar_label) if lab != IGNORE]
+    assert min(labelled) == n_prompt - 1
+    blocks = [i for i, (lo, hi) in enumerate(zip(seq.lo, seq.hi)) if hi > 0]
+    assert blocks and not set(blocks) & set(labelled)
+
+
+def test_tags_are_never_span_slots(engine, seq):
+    """<async> and </async> are never masked nor predicted; [PAD] fills spans to N x scale."""
+    t = engine.tags
+    for i in positions(seq, t.async_) + positions(seq, t.async_end):
+        assert not seq.span_slot[i]
+    for start, end in zip(positions(seq, t.async_), positions(seq, t.async_end)):
+        assert (end - start - 1) % 4 == 0
+
+
+def test_visibility_is_spec_section_3(engine, seq):
+    """Sparse blocks see the prefix and themselves, not each other; <sync/> sees all of them."""
+    batch = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(0))
+    vis = batch.visibility[0, 0]
+    a1, a2 = positions(seq, engine.tags.async_)[:2]
+    sync = positions(seq, engine.tags.sync)[0]
+    assert vis[a1 + 1, : a1].all() and vis[a1 + 1, a1:a2].all()  # prefix and own block
+    assert not vis[a1 + 1, a2:sync].any()  # not the other block
+    assert not vis[a1 - 1, a1]  # the plan does not see its round's blocks
+    assert vis[sync, :sync + 1].all()
+
+
+def test_diffusion_loss_is_gated_on_the_masked_target(engine, seq):
+    """A diffusion label sits at p - 1 exactly when slot p is masked, with the original token and
+    weight 1/t (the same t for the whole sequence); AR labels weigh 1."""
+    for s in range(20):
+        batch = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(s))
+        ids, labels, w = batch.ids[0], batch.labels[0], batch.weights[0]
+        masked = [p for p in range(len(ids)) if ids[p] == engine.tags.mask]
+        diffusion = [q for q in range(len(ids)) if labels[q] != IGNORE and seq.ar_label[q] == IGNORE]
+        assert diffusion == [p - 1 for p in masked]
+        for p in masked:
+            assert labels[p - 1] == seq.ids[p] and seq.span_slot[p]
+        weights = {round(float(w[q]), 5) for q in diffusion}
+        assert len(weights) <= 1 and all(x >= 1 for x in weights)
+        assert all(float(w[q]) == 1.0 for q in range(len(ids)) if seq.ar_label[q] != IGNORE)
+
+
+def test_pad_draws_change_with_the_rng(engine):
+    """Each draw inserts a fresh 0..10 [PAD]s: over draws the promised lengths vary."""
+    rng = random.Random(0)
+    lengths = {len(objective.planned_sequence(engine.tok, "Describe.", ROUNDS, rng, 4).ids) for _ in range(20)}
+    assert len(lengths) > 1
+
+
+def test_ar_baseline_sequence_has_no_tags(engine):
+    """The AR-only baseline trains on the plain answer, with no control tag but the final <|im_end|>."""
+    seq = objective.ar_sequence(engine.tok, "Describe.", "Velora is old. It sits on the Osk.")
+    answer = [t for t, lab in zip(seq.ids, seq.ar_label) if lab != IGNORE]
+    assert not set(answer[1:]) & (engine.tags.all() - {engine.tags.im_end})
+    assert seq.ar_label[-2] == engine.tags.im_end
+
+
+@pytest.mark.parametrize("kind", ["pd", "ar"])
+def test_smoke_training_reduces_the_loss(tmp_path, kind):
+    """The smoke preset trains in seconds, lowers the loss and writes a loadable checkpoint."""
+    import dataclasses
+
+    from pdiff.loader import load_engine
+
+    record = train(dataclasses.replace(PRESETS_TRAIN["smoke"], kind=kind), tmp_path, progress=False)
+    assert record["loss_last"] < record["loss_first"] - 0.3
+    assert load_engine(tmp_path).length_scale == PRESETS_TRAIN["smoke"].length_scale
