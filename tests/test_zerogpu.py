@@ -12,11 +12,11 @@ from pdiff import zerogpu
 
 def test_duration_grows_with_every_setting():
     """More tokens, more steps, the AR baseline and a bigger sweep each ask for more time."""
-    base = zerogpu.request_seconds(128, 1.0)
-    assert zerogpu.request_seconds(256, 1.0) > base
-    assert zerogpu.request_seconds(128, 2.0) > base
-    assert zerogpu.request_seconds(128, 1.0, baseline=True) > base
-    assert zerogpu.request_seconds(128, 1.0, runs=4) > zerogpu.request_seconds(128, 1.0, runs=2)
+    base = zerogpu.request_seconds(1024, 1.0)
+    assert zerogpu.request_seconds(2048, 1.0) > base
+    assert zerogpu.request_seconds(1024, 2.0) > base
+    assert zerogpu.request_seconds(1024, 1.0, baseline=True) > base
+    assert zerogpu.request_seconds(1024, 1.0, runs=4) > zerogpu.request_seconds(1024, 1.0, runs=2)
 
 
 def test_duration_is_clamped():
