@@ -1,0 +1,253 @@
+"""Planned Diffusion, live: the web app. Layout and event wiring only; the logic is pdiff.app_logic.
+
+Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set by the operator:
+PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
+Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
+PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from pdiff import app_logic as L  # noqa: E402
+from pdiff import chart  # noqa: E402
+from pdiff import view as V  # noqa: E402
+from pdiff.config import LIMITS, UNMASK_SCORES  # noqa: E402
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+try:
+    SETTINGS = L.settings_from_env(os.environ)
+    _t0 = time.perf_counter()
+    APP = L.DemoApp(L.load_models(SETTINGS), SETTINGS)
+except L.SettingsError as err:
+    raise SystemExit(f"pdiff app: {err}") from None
+logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s", SETTINGS.model,
+                                    SETTINGS.device, time.perf_counter() - _t0)
+PD = APP.models.pd
+CAP = SETTINGS.max_new_tokens
+
+HOW_IT_WORKS = """
+**Planned Diffusion** answers in rounds. First the model writes a short **plan** autoregressively,
+one token at a time: a few *promises*, each a topic and a length (in units of
+`length scale` tokens). When the plan closes, one block of masks opens per promise, and all blocks
+are filled **in parallel** by masked diffusion: every denoise step commits some masked slots in
+every span at once. A round ends with `<sync/>` (plan again, now seeing the written spans) or
+with the end of the answer.
+
+Speed comes from the spans: a span of *L* tokens takes about *L × steps ratio* model calls instead
+of *L*, and all spans share those calls. With **sparse** attention a span sees the prompt, the plan
+and itself, but not its sibling spans (the picture below, for the last round); **dense** lets the
+spans of a round see each other. The **critical path** counts the sequential model calls.
+"""
+
+
+def _value(v):
+    if v is L.SKIP:
+        return gr.skip()
+    if isinstance(v, L.Update):
+        return gr.update(**v.props)
+    return v
+
+
+def _to_gradio(out: dict) -> dict:
+    if out.get(L.WARNING):
+        gr.Warning(out[L.WARNING])
+    return {C[name]: _value(v) for name, v in out.items() if name != L.WARNING}
+
+
+def streamed(method):
+    """A DemoApp generator handler as a gradio streaming handler (same parameter names)."""
+    @functools.wraps(method)
+    def handler(*args):
+        frames = method(*args)
+        try:
+            for out in frames:
+                yield _to_gradio(out)
+        finally:
+            frames.close()  # Stop closes this handler; close the run (and the engine) with it
+    return handler
+
+
+def called(method):
+    @functools.wraps(method)
+    def handler(*args):
+        return _to_gradio(method(*args))
+    return handler
+
+
+def _html(elem_id: str, label: str, value: str = "") -> gr.HTML:
+    return gr.HTML(value, label=label, elem_id=elem_id, js_on_load=None, min_height=24)
+
+
+with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
+    session = gr.State(None, time_to_live=3 * 3600)  # a visitor's runs, for 3 hours
+    gr.Markdown(f"# Planned Diffusion, live\nA short autoregressive **plan**, then every promised "
+                f"**span** filled in parallel by diffusion. Model: `{APP.models.display_name}` on "
+                f"`{SETTINGS.device}`; quality on the chart: {APP.label}.")
+    gr.HTML(V.legend_html(), js_on_load=None)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="prompt",
+                                placeholder="Type an instruction, then press Enter or Generate",
+                                value=APP.examples[0] if APP.examples else "")
+            with gr.Row():
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                compare = gr.Checkbox(label="Compare with AR", elem_id="compare",
+                                      info="Also run the autoregressive baseline on this prompt")
+            if APP.examples:
+                gr.Examples([[p] for p in APP.examples], inputs=[prompt], label="Examples")
+        with gr.Column(scale=2, min_width=280):
+            steps_ratio = gr.Slider(*LIMITS["steps_ratio"], value=1.0, step=0.01,
+                                    label="Step ratio", elem_id="steps_ratio",
+                                    info="Denoise steps per token of the longest span: lower is "
+                                         "faster, higher is more careful")
+            with gr.Row():
+                threshold = gr.Slider(*LIMITS["threshold"], value=0.9, step=0.01,
+                                      label="Confidence threshold", interactive=False,
+                                      info="Commit slots surer than this; ignored when the rule is off")
+                threshold_rule = gr.Radio(list(L.THRESHOLD_CHOICES), value="off",
+                                          label="Threshold rule",
+                                          info="off: reference schedule; paper: adds steps; "
+                                               "adaptive: skips steps")
+            with gr.Accordion("Advanced", open=False):
+                unmask = gr.Radio(list(UNMASK_SCORES), value="entropy", label="Unmasking score",
+                                  info="How masked slots are ranked for committing")
+                temperature = gr.Slider(*LIMITS["temperature"], value=0.2, step=0.05,
+                                        label="Temperature", info="0 is greedy; higher is more varied")
+                top_p = gr.Slider(*LIMITS["top_p"], value=0.95, step=0.01, label="Top-p",
+                                  info="Nucleus mass sampled from; 1 turns it off")
+                seed = gr.Number(0, precision=0, minimum=0, maximum=LIMITS["seed"][1],
+                                 label="Seed", info="Same seed, same settings: same answer")
+                length_scale = gr.Slider(*LIMITS["length_scale"], value=PD.length_scale, step=1,
+                                         label="Length scale", info="Tokens per plan length unit; "
+                                         f"this model was trained with {PD.length_scale}")
+                attention = gr.Radio(["sparse", "dense"], value="sparse", label="Span attention",
+                                     info="sparse: spans ignore each other (faster); dense: they see "
+                                          "each other")
+                use_cache = gr.Checkbox(True, label="KV cache",
+                                        info="Reuse the prefix's keys and values: same result, faster")
+                max_new_tokens = gr.Slider(1, CAP, value=min(512, CAP), step=1,
+                                           label="Max new tokens",
+                                           info="Bound on plan, tags and spans: caps time and length")
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            gr.Markdown("### Plan")
+            plan_out = _html("plan-lane", "plan")
+            gr.Markdown("### Spans")
+            spans_out = _html("span-lanes", "spans")
+            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
+                                interactive=False, elem_id="answer")
+            notices = _html("notices", "notices")
+        with gr.Column(scale=2, min_width=280):
+            gr.Markdown(f"### Autoregressive baseline\n{APP.models.baseline_note}.")
+            baseline_btn = gr.Button("Run AR baseline", elem_id="baseline")
+            ar_lane = _html("ar-lane", "AR lane")
+            ar_answer = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
+                                   interactive=False)
+            ar_stats = _html("ar-stats", "AR stats")
+
+    gr.Markdown("### Stats")
+    stats = _html("stats", "stats", V.stats_html(V.RunView()))
+    with gr.Accordion("Result as JSON", open=False):
+        stats_json = gr.JSON(label="stats", elem_id="stats-json")
+    with gr.Row():
+        replay = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
+                           elem_id="replay", info="Drag to see the run after its first k events")
+        play_btn = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
+
+    gr.Markdown("### Latency and quality")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            chart_out = gr.Plot(chart.chart_figure([], APP.label), label="chart", show_label=False,
+                                elem_id="chart")
+        with gr.Column(scale=1, min_width=200):
+            relative = gr.Checkbox(label="Relative view", elem_id="relative",
+                                   info="Speedup and quality change vs the AR runs, with the "
+                                        "paper's points")
+            sweep_btn = gr.Button("Sweep", elem_id="sweep")
+            gr.Markdown(f"Runs up to {SETTINGS.sweep_limit} step ratios × thresholds on this "
+                        "prompt; the dashed line is the Pareto front.")
+
+    with gr.Accordion("Plan editor", open=True):
+        gr.Markdown("Edit topics and lengths (units of the length scale); `ends with` is `sync` "
+                    "(plan again after) or `end`. Then re-run diffusion with this plan.")
+        plan_table = gr.Dataframe(APP.example_plan or None, headers=L.PLAN_HEADERS,
+                                  datatype=["number", "str", "number", "str"], type="array",
+                                  interactive=True, elem_id="plan-table", show_label=False)
+        rerun_btn = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
+
+    with gr.Accordion("Save or load a run", open=False):
+        with gr.Row():
+            trace_out = gr.File(label="Download this run (JSON trace)", interactive=False,
+                                elem_id="trace-out")
+            trace_in = gr.File(label="Load a saved trace to replay", file_types=[".json"],
+                               elem_id="trace-in")
+
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(HOW_IT_WORKS)
+        visibility = gr.Plot(show_label=False, elem_id="visibility")
+
+    C = {"plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
+         "notices": notices, "stats_json": stats_json, "ar_lane": ar_lane, "ar_answer": ar_answer,
+         "ar_stats": ar_stats, "chart": chart_out, "replay": replay, "plan_table": plan_table,
+         "trace_file": trace_out, "visibility": visibility, "session": session}
+
+    def outs(*names):
+        return [C[n] for n in names]
+
+    RUN_OUT = outs("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane",
+                   "ar_answer", "ar_stats", "chart", "session")
+    AFTER_OUT = outs("replay", "visibility", "plan_table", "trace_file", "notices")
+    VIEW_OUT = outs("plan", "spans", "answer", "notices", "stats")
+    knobs = [steps_ratio, threshold, threshold_rule, unmask, temperature, top_p, seed,
+             length_scale, attention, use_cache, max_new_tokens, compare, relative, session]
+    model_run = dict(concurrency_id="model")  # every model run shares PDIFF_CONCURRENCY slots
+    after = dict(fn=called(APP.after_run), inputs=[session], outputs=AFTER_OUT,
+                 api_visibility="private")
+
+    run_events = []
+    for trigger, name in ((generate_btn.click, "generate"), (prompt.submit, None)):
+        event = trigger(streamed(APP.generate), [prompt, *knobs], RUN_OUT, api_name=name,
+                        api_visibility="public" if name else "private", **model_run)
+        run_events += [event, event.then(**after)]
+    event = rerun_btn.click(streamed(APP.rerun_plan), [prompt, plan_table, *knobs], RUN_OUT,
+                            api_name="rerun_plan", **model_run)
+    run_events += [event, event.then(**after)]
+    run_events.append(baseline_btn.click(
+        streamed(APP.baseline), [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
+        outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session"),
+        api_name="baseline", **model_run))
+    run_events.append(sweep_btn.click(
+        streamed(APP.sweep), [prompt, threshold_rule, unmask, temperature, top_p, seed,
+                              length_scale, attention, use_cache, max_new_tokens, relative, session],
+        outs("notices", "chart", "stats_json", "session"), api_name="sweep", **model_run))
+    event = trace_in.upload(called(APP.replay_trace), [trace_in, session],
+                            [*VIEW_OUT, stats_json, session], api_name="replay_trace")
+    run_events += [event, event.then(**after)]
+    run_events.append(play_btn.click(streamed(APP.play), [session], [*VIEW_OUT, replay],
+                                     api_visibility="private"))
+    replay.input(called(APP.replay_step), [replay, session], VIEW_OUT, trigger_mode="always_last",
+                 api_visibility="private", concurrency_limit=None)
+    stop_btn.click(None, cancels=run_events)
+    relative.change(called(APP.rechart), [relative, session], [chart_out],
+                    api_visibility="private", concurrency_limit=None)
+    threshold_rule.change(lambda rule: gr.update(interactive=rule != "off"), [threshold_rule],
+                          [threshold], api_visibility="private", queue=False)
+
+demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
+
+if __name__ == "__main__":
+    demo.launch(server_name=SETTINGS.server_name, server_port=SETTINGS.server_port,
+                css_paths=[L.CSS_PATH], max_file_size="25mb", footer_links=["api"],
+                state_session_capacity=256)

@@ -1,0 +1,137 @@
+"""The app in a real browser: type, Generate, watch the plan, spans fill, the chart gets a point.
+
+Skipped cleanly without Debian's chromium or the playwright package. Any browser console error or
+page error fails the test. Screenshots go to test-artifacts/ (ignored) and docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import apphelpers as H
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+PROMPT = ("Tell me about the city Lagil. Facts: country: Dregani; climate: hot; "
+          "population: 4800.")
+TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.browser
+
+# Records every state the span lanes go through (cards, masked slots), as the DOM changes.
+WATCH_SPANS = """() => {
+  window.__spanFrames = [];
+  const record = () => {
+    const lanes = document.querySelector('#span-lanes');
+    if (!lanes) return;
+    window.__spanFrames.push([lanes.querySelectorAll('.pd-span').length,
+                              lanes.querySelectorAll('.pd-masked').length,
+                              lanes.querySelectorAll('.pd-tok:not(.pd-masked)').length]);
+  };
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true,
+                                                       characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory):
+    return H.shared_server(request, tmp_path_factory)
+
+
+def open_page(browser, server, width: int, height: int):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(server.url)
+    page.wait_for_selector("#generate", timeout=TIMEOUT_MS)
+    return page, problems
+
+
+def wait_until(predicate, what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_generate_then_rerun_plan_in_browser(browser, server):
+    page, problems = open_page(browser, server, 1280, 900)
+    try:
+        page.fill("#prompt textarea", PROMPT)
+        page.click("#generate")
+        # the plan lane streams (the tiny random model writes tokens, seldom a valid plan)
+        page.wait_for_selector("#plan-lane .pd-ptok", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+        assert page.locator("#answer textarea").input_value().strip()
+
+        # the plan editor holds a starter plan: re-run diffusion with it, and watch the spans
+        assert page.locator("#plan-table").get_by_text("summary").count() >= 1
+        page.evaluate(WATCH_SPANS)
+        page.check("#compare input[type=checkbox]")  # and the AR baseline after it
+        page.click("#rerun")
+        page.wait_for_selector("#chart .scatterlayer .point", timeout=TIMEOUT_MS)
+        wait_until(lambda: page.locator("#span-lanes .pd-span").count() == 3, "3 span cards")
+        frames = page.evaluate("window.__spanFrames")
+        opened = [f for f in frames if f[0] >= 2]
+        assert any(masked > 0 for _, masked, _ in opened), "span cards never showed masks"
+        assert opened[-1][1] == 0 and opened[-1][2] > 0, "span cards did not fill"
+        filling = {(masked, filled) for _, masked, filled in opened}
+        assert len(filling) >= 2, f"span cards did not update while filling: {filling}"
+        assert page.locator("#span-lanes .pd-masked").count() == 0
+        assert page.locator("#plan-lane .pd-chip.pd-forced").count() == 3
+        page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
+        assert page.locator("#ar-lane .pd-ar-lane").count() == 1
+
+        # the replay scrubber is live after the run
+        assert page.locator("#replay input[type=range]").is_enabled()
+        page.wait_for_timeout(300)  # let the chart finish drawing
+        out = H.ROOT / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        page.screenshot(path=str(out / "app.png"), full_page=True)
+        (H.ROOT / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(H.ROOT / "docs" / "screenshot.png"), full_page=True)
+        # the run can be downloaded, and the explainer draws its attention picture
+        page.get_by_text("Save or load a run").click()
+        page.wait_for_selector("#trace-out a[href*='.json']", timeout=TIMEOUT_MS)
+        page.get_by_text("How it works").click()
+        page.wait_for_selector("#visibility .heatmaplayer, #visibility .hm", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(out / "app-explainer.png"), full_page=True)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_phone_layout_and_enter_key(browser, server):
+    page, problems = open_page(browser, server, 390, 844)
+    try:
+        page.fill("#prompt textarea", "Hello")
+        page.press("#prompt textarea", "Enter")  # Enter starts a run too
+        page.wait_for_selector("#plan-lane .pd-ptok", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
+        out = H.ROOT / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        page.screenshot(path=str(out / "app-phone.png"), full_page=True)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
