@@ -52,7 +52,7 @@ class Run:
     plan: list[tuple[PlanItem, ...]] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
     counts: dict = field(default_factory=lambda: dict(
-        plan_tokens=0, denoise_steps=0, prefill_forwards=0, rounds=0, spans=0))
+        forwards=0, plan_tokens=0, denoise_steps=0, prefill_forwards=0, rounds=0, spans=0))
     seconds: dict = field(default_factory=lambda: dict(plan=0.0, denoise=0.0))
     last_logits: torch.Tensor | None = None  # what the last plan token was sampled from
     phase: str | None = None
@@ -139,7 +139,6 @@ class Engine:
 
     def _loop(self, run: Run) -> Iterator[Event]:
         cfg, lay = run.config, run.layout
-        start_calls = self.model.forward_passes
         yield from self._emit(run, Started(cfg.mode, tuple(lay.tokens()), run.prompt_len))
         if run.budget_end < run.prompt_len + cfg.max_new_tokens:
             yield from self._emit(run, Notice("context", (
@@ -192,7 +191,7 @@ class Engine:
                 run.clock("plan")
                 pending = [self.tags.sync]
         run.clock(None)
-        yield self._finish(run, self.model.forward_passes - start_calls)
+        yield self._finish(run)
 
     # 1) plan ---------------------------------------------------------------------------------
 
@@ -203,7 +202,7 @@ class Engine:
         logits = self._ingest(run, pending)
         terminator = "end"
         while True:
-            tok = self._sample_one(run, logits, self._plan_bans)
+            tok, _ = self._sample_one(run, logits, self._plan_bans)
             run.counts["plan_tokens"] += 1
             yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), False))
             if tok == tags.sync or tok in self.tok.eos_ids:
@@ -377,10 +376,11 @@ class Engine:
         """Decode text tokens until end of turn or the budget; the AR baseline and fallback."""
         ids: list[int] = []
         while run.room > 0:
-            tok = self._sample_one(run, logits, bans)
+            tok, prob = self._sample_one(run, logits, bans)
             run.counts["plan_tokens"] += 1
             if tok in self.tok.eos_ids:
                 break
+            run.confidences.append(prob)
             ids.append(tok)
             yield from self._emit(run, TextToken(tok, self.tok.piece(tok)))
             if run.room == 1:  # the last token of the budget: nothing will read it
@@ -414,17 +414,19 @@ class Engine:
     def _forward(self, run: Run, seg: torch.Tensor, start: int, commit: bool = False):
         """Logits (T, V) for sequence positions `seg`, placed after the cached [0, start)."""
         lay = run.layout
+        run.counts["forwards"] += 1  # per run: concurrent runs share the model, not the count
         keys = torch.cat([torch.arange(start, device=self.device), seg])
         vis = lay.visibility(seg, keys)  # (T, start + T)
         with torch.inference_mode():
             logits = self.model(lay.ids[seg][None], seg, vis, run.cache, start, commit)
         return logits[0]
 
-    def _sample_one(self, run: Run, logits: torch.Tensor, bans: list[int]) -> int:
+    def _sample_one(self, run: Run, logits: torch.Tensor, bans: list[int]) -> tuple[int, float]:
+        """One token and its probability under the adjusted distribution."""
         cfg = run.config
-        tok, _ = sampling.sample(self._ban(logits[None], bans), cfg.temperature, cfg.top_p,
-                                 cfg.top_k, run.generator)
-        return int(tok[0])
+        tok, probs = sampling.sample(self._ban(logits[None], bans), cfg.temperature, cfg.top_p,
+                                     cfg.top_k, run.generator)
+        return int(tok[0]), float(probs[0, tok[0]])
 
     @staticmethod
     def _ban(logits: torch.Tensor, bans: list[int]) -> torch.Tensor:
@@ -442,8 +444,9 @@ class Engine:
         yield event
         run.clock(phase)
 
-    def _finish(self, run: Run, forwards: int) -> Finished:
+    def _finish(self, run: Run) -> Finished:
         c, s, lay = run.counts, run.seconds, run.layout
+        forwards = c["forwards"]
         generated = lay.length - run.prompt_len
         conf = [x for x in run.confidences if x == x]
         stats = Stats(

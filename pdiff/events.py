@@ -101,7 +101,7 @@ class Stats:
     generated_tokens: int  # ids after the prompt, tags included
     critical_path: int  # plan_tokens + denoise_steps + prefill_forwards
     tokens_per_forward: float  # generated_tokens / forward_passes: the realised parallelism
-    mean_confidence: float | None  # mean probability of committed span tokens
+    mean_confidence: float | None  # mean probability of committed span and AR text tokens
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ class Backbone(nn.Module):
 
 
 class DreamModel(nn.Module):
-    """ids + positions + visibility (+ cache) -> logits. Counts its own forward passes."""
+    """ids + positions + visibility (+ cache) -> logits."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -184,7 +184,6 @@ class DreamModel(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
-        self.forward_passes = 0
 
     def new_cache(self, max_len: int) -> KVCache:
         p = self.lm_head.weight
@@ -199,7 +198,6 @@ class DreamModel(nn.Module):
         start: int = 0,  # where these T tokens sit in the cache
         commit: bool = False,  # advance cache.length to start + T
     ) -> torch.Tensor:
-        self.forward_passes += 1
         if cache is not None and start + ids.shape[1] > cache.max_len:
             raise ValueError(f"cache holds {cache.max_len} positions, asked for {start + ids.shape[1]}")
         x = self.model.embed_tokens(ids)  # (B, T, d)

@@ -127,7 +127,6 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         "loss_last": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
         "length_scale": cfg.length_scale,
     }
-    model.forward_passes = 0
     save_checkpoint(model.cpu(), hf_tok, out, extra={"pdiff": record})
     return {**record, "losses": losses}
 

@@ -22,13 +22,11 @@ class ScriptedModel(nn.Module):
         self.lm_head = nn.Linear(1, 1)  # only for .weight.device / dtype
         self.prompt_len, self.script, self.fill = prompt_len, script, fill
         self.poison = poison  # "nan" or "inf": every logit row is broken that way
-        self.forward_passes = 0
 
     def new_cache(self, max_len: int) -> KVCache:
         return KVCache(self.config, max_len, "cpu", torch.float32)
 
     def forward(self, ids, positions, visibility, cache=None, start=0, commit=False):
-        self.forward_passes += 1
         if cache is not None and commit:
             cache.length = start + ids.shape[1]
         V = self.config.vocab_size

@@ -38,7 +38,7 @@ def _plan_logits(engine, cfg, monkeypatch, skip_refresh=False):
     """Every logits row the plan sampler saw, for a run of `cfg`."""
     seen, sample_one, ingest = [], Engine._sample_one, Engine._ingest
 
-    def record(self, run, logits, bans):
+    def record(self, run, logits, bans):  # noqa: ANN001
         seen.append(logits.clone())
         return sample_one(self, run, logits, bans)
 
@@ -251,3 +251,25 @@ def test_closing_the_stream_releases_the_cache(engine):
     stream.close()
     gc.collect()
     assert cache() is None
+
+
+def test_interleaved_runs_count_their_own_forwards(engine):
+    """Two runs streamed in turn (as concurrent requests are) each count only their own forwards,
+    and give the same tokens as when run alone."""
+    cfg = greedy(plan=TWO_ROUNDS)
+    alone = engine.generate_text("Write about Velora.", cfg)
+    a, b = engine.generate("Write about Velora.", cfg), engine.generate("Describe Tamsk.", cfg)
+    last = {}
+    for pair in zip(a, b):
+        last["a"], last["b"] = pair
+    for rest in a:
+        last["a"] = rest
+    assert last["a"].stats.forward_passes == alone.stats.forward_passes
+    assert last["a"].token_ids == alone.token_ids
+    assert last["b"].stats.forward_passes == engine.generate_text("Describe Tamsk.", cfg).stats.forward_passes
+
+
+def test_ar_mode_reports_token_confidence(engine):
+    """The AR baseline reports the mean probability of the tokens it wrote."""
+    s = engine.generate_text("Write.", greedy(mode="autoregressive")).stats
+    assert s.mean_confidence is not None and 0 < s.mean_confidence <= 1
