@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from pdiff import app_logic as L  # noqa: E402
-from pdiff import chart  # noqa: E402
+from pdiff import chart, zerogpu  # noqa: E402
 from pdiff import view as V  # noqa: E402
 from pdiff.config import LIMITS, UNMASK_SCORES  # noqa: E402
 
@@ -33,6 +33,11 @@ logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s", SETTINGS.
                                     SETTINGS.device, time.perf_counter() - _t0)
 PD = APP.models.pd
 CAP = SETTINGS.max_new_tokens
+# ZeroGPU durations, read from each handler's own arguments (positions as wired below).
+GPU_GENERATE = zerogpu.duration_from(tokens_at=11, ratio_at=1, baseline_at=12)
+GPU_RERUN = zerogpu.duration_from(tokens_at=12, ratio_at=2, baseline_at=13)
+GPU_BASELINE = zerogpu.duration_from(tokens_at=4)
+GPU_SWEEP = zerogpu.duration_from(tokens_at=9, ratio_at=None, runs=SETTINGS.sweep_limit)
 
 HOW_IT_WORKS = """
 **Planned Diffusion** answers in rounds. First the model writes a short **plan** autoregressively,
@@ -63,14 +68,24 @@ def _to_gradio(out: dict) -> dict:
     return {C[name]: _value(v) for name, v in out.items() if name != L.WARNING}
 
 
-def streamed(method):
-    """A DemoApp generator handler as a gradio streaming handler (same parameter names)."""
+def streamed(method, gpu_seconds=None):
+    """A DemoApp generator handler as a gradio streaming handler (same parameter names).
+
+    With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
+    """
+    run = method if gpu_seconds is None else zerogpu.on_gpu(method, gpu_seconds)
+
     @functools.wraps(method)
     def handler(*args):
-        frames = method(*args)
+        frames = run(*args)
         try:
             for out in frames:
                 yield _to_gradio(out)
+        except Exception as err:
+            friendly = zerogpu.friendly_error(err)
+            if friendly is None:
+                raise
+            raise gr.Error(friendly) from None
         finally:
             frames.close()  # Stop closes this handler; close the run (and the engine) with it
     return handler
@@ -218,18 +233,19 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
 
     run_events = []
     for trigger, name in ((generate_btn.click, "generate"), (prompt.submit, None)):
-        event = trigger(streamed(APP.generate), [prompt, *knobs], RUN_OUT, api_name=name,
+        event = trigger(streamed(APP.generate, GPU_GENERATE), [prompt, *knobs], RUN_OUT, api_name=name,
                         api_visibility="public" if name else "private", **model_run)
         run_events += [event, event.then(**after)]
-    event = rerun_btn.click(streamed(APP.rerun_plan), [prompt, plan_table, *knobs], RUN_OUT,
+    event = rerun_btn.click(streamed(APP.rerun_plan, GPU_RERUN), [prompt, plan_table, *knobs], RUN_OUT,
                             api_name="rerun_plan", **model_run)
     run_events += [event, event.then(**after)]
     run_events.append(baseline_btn.click(
-        streamed(APP.baseline), [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
+        streamed(APP.baseline, GPU_BASELINE),
+        [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
         outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session"),
         api_name="baseline", **model_run))
     run_events.append(sweep_btn.click(
-        streamed(APP.sweep), [prompt, threshold_rule, unmask, temperature, top_p, seed,
+        streamed(APP.sweep, GPU_SWEEP), [prompt, threshold_rule, unmask, temperature, top_p, seed,
                               length_scale, attention, use_cache, max_new_tokens, relative, session],
         outs("notices", "chart", "stats_json", "session"), api_name="sweep", **model_run))
     event = trace_in.upload(called(APP.replay_trace), [trace_in, session],

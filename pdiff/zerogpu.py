@@ -67,3 +67,18 @@ def friendly_error(err: BaseException) -> str | None:
         return ("The request needed more GPU time than ZeroGPU allows. Lower max new tokens, "
                 "the step ratio or the sweep size, and try again.")
     return None
+
+
+def duration_from(tokens_at: int, ratio_at: int | None = None, baseline_at: int | None = None,
+                  runs: int = 1):
+    """A `duration` callable for a handler whose positional arguments hold max_new_tokens (and
+    the step ratio, the baseline toggle) at these indices. Unreadable values ask for the most."""
+    def seconds(*args, **_):
+        try:
+            tokens = int(args[tokens_at])
+            ratio = 1.0 if ratio_at is None else float(args[ratio_at])
+            baseline = False if baseline_at is None else bool(args[baseline_at])
+            return request_seconds(tokens, ratio, baseline, runs)
+        except (IndexError, TypeError, ValueError, OverflowError):
+            return MAX_SECONDS
+    return seconds

@@ -64,3 +64,11 @@ def test_quota_and_duration_errors_become_clear_messages(message, fragment):
     """ZeroGPU failures map to one actionable line; other errors are left alone."""
     assert fragment in zerogpu.friendly_error(RuntimeError(message))
     assert zerogpu.friendly_error(ValueError("something else")) is None
+
+
+def test_duration_from_handler_arguments():
+    """The duration reads max new tokens, step ratio and the baseline toggle from the handler's
+    arguments, and asks for the most when they cannot be read."""
+    duration = zerogpu.duration_from(tokens_at=2, ratio_at=1, baseline_at=3)
+    assert duration("prompt", 2.0, 1024, True) == zerogpu.request_seconds(1024, 2.0, True)
+    assert duration("prompt", "x", 1024, False) == zerogpu.MAX_SECONDS
