@@ -279,7 +279,7 @@ def test_rerun_plan_streams_and_compares(app):
     assert "autoregressive mode" in final["notices"]  # no AR model: says it uses itself
     assert MASK not in final["answer"] and final["ar_answer"] == s["ar"]["text"]
     session = final["session"]
-    assert [p.mode for p in session.points] == ["planned"]  # the AR run has no confidence
+    assert [p.mode for p in session.points] == ["planned", "autoregressive"]  # AR reports confidence
     out = app.after_run(session)
     assert out["replay"].props["maximum"] == len(session.events)
     assert out["plan_table"] == [[1, "a", 1, ""], [1, "b", 1, "end"]]
