@@ -60,10 +60,14 @@ def app_env(model_dir: Path, port: int, tmp: Path, **extra: str) -> dict:
 
 def start_server(model_dir: Path, tmp: Path) -> Server:
     port = free_port()
+    return start_command([sys.executable, "app.py"], app_env(model_dir, port, tmp), port, tmp)
+
+
+def start_command(cmd: list[str], env: dict, port: int, tmp: Path) -> Server:
+    """Run `cmd` in the repository with `env`, and wait (bounded) until it serves its page."""
     log_path = tmp / "server.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, env=app_env(model_dir, port, tmp))
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}/", proc, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
