@@ -79,7 +79,7 @@ def test_space_front_matter():
     """README front matter declares a Gradio Space with pinned SDK, app file and the checkpoints."""
     readme = (ROOT / "README.md").read_text()
     meta = readme.split("---")[1]
-    fields = dict(line.split(":", 1) for line in meta.strip().splitlines() if not line.startswith(" "))
+    fields = dict(line.split(":", 1) for line in meta.strip().splitlines() if not line.startswith(("-", " ")))
     import gradio
 
     assert fields["sdk"].strip() == "gradio"
