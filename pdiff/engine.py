@@ -295,18 +295,21 @@ class Engine:
         masked = slots >= 0  # (S, L)
         carry = torch.zeros(slots.shape[0], dtype=torch.long, device=self.device)
         conf_at = torch.full(slots.shape, float("nan"), device=self.device)  # (S, L)
+        # Every block position once, with its span index: the recomputed segment of a step is
+        # a mask over these, not a loop over spans.
+        block_pos = torch.cat([torch.arange(a, b) for a, b in ranges]).to(self.device)  # (P,)
+        span_of = torch.cat([torch.full((b - a,), s) for s, (a, b) in enumerate(ranges)]).to(self.device)
+        row_of = torch.full((lay.length,), -1, dtype=torch.long, device=self.device)
         step = 0
         while bool(masked.any()):
-            # Recompute the blocks that changed last step (all of the round when dense).
-            live = [s for s, (a, b) in enumerate(ranges)
-                    if cfg.attention == "dense" or bool(masked[s].any())]
             if run.cache is None:
                 seg = torch.arange(lay.length, device=self.device)
-            else:
-                seg = torch.cat([torch.arange(*ranges[s], device=self.device) for s in live])
+            elif cfg.attention == "dense":  # every block sees every other: recompute them all
+                seg = block_pos
+            else:  # sparse: only the blocks that still have masks changed since last step
+                seg = block_pos[masked.any(1)[span_of]]
             logits = self._forward(run, seg, start)  # (T, V)
             # Dream's shift: the prediction for slot position p is the output at p - 1.
-            row_of = torch.full((lay.length,), -1, dtype=torch.long, device=self.device)
             row_of[seg] = torch.arange(len(seg), device=self.device)
             where = masked.nonzero(as_tuple=True)  # the masked slots, (N,) x 2
             rows = row_of[slots[where] - 1]
