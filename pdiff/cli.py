@@ -14,24 +14,28 @@ import sys
 from pdiff.config import ConfigError
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
-BOLD, DIM, NEW, OLD, WARN, RESET = "\033[1m", "\033[2m", "\033[38;5;208m", "\033[38;5;33m", "\033[33m", "\033[0m"
+BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
+NEW, OLD, WARN = "\033[38;5;208m", "\033[38;5;33m", "\033[33m"  # Okabe-Ito orange, blue
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pdiff generate",
                                 description="Generate with planned diffusion or a baseline.")
-    p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the bundled model)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint folder or hub id (default: the bundled model)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--mode", choices=["planned", "autoregressive", "diffusion"], default="planned")
     p.add_argument("--steps-ratio", type=float, default=1.0, help="denoise steps per longest-span token")
-    p.add_argument("--threshold", type=float, default=None, help="confidence threshold (off: reference schedule)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="confidence threshold (off: reference schedule)")
     p.add_argument("--threshold-rule", choices=["paper", "adaptive"], default="paper")
     p.add_argument("--unmask", choices=["entropy", "confidence", "margin"], default="entropy")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--length-scale", type=int, default=None, help="tokens per plan unit (default: the checkpoint's)")
+    p.add_argument("--length-scale", type=int, default=None,
+                   help="tokens per plan unit (default: the checkpoint's)")
     p.add_argument("--attention", choices=["sparse", "dense"], default="sparse")
     p.add_argument("--no-cache", action="store_true", help="recompute everything each forward")
     p.add_argument("--max-new-tokens", type=int, default=512)
@@ -96,7 +100,8 @@ def stream(events, out=sys.stdout) -> Finished:
         elif isinstance(event, Notice):
             out.write(f"\n{WARN}! {event.message}{RESET}\n")
         elif isinstance(event, SpansOpened):
-            out.write(f"\n{DIM}round {event.round + 1}: {len(event.items)} spans, {event.steps} steps{RESET}\n")
+            out.write(f"\n{DIM}round {event.round + 1}: {len(event.items)} spans, "
+                      f"{event.steps} steps{RESET}\n")
             drawn = 0
         elif isinstance(event, DenoiseStep):
             text = render_step(event)
@@ -126,10 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         config = config_from_args(args, engine)
         events = engine.generate(args.prompt, config)
         if args.json:
-            final = None
-            for final in events:
-                pass
-            print(json.dumps(result_json(final)))
+            print(json.dumps(result_json(list(events)[-1])))
         else:
             stream(events)
     except (ConfigError, ValueError) as err:

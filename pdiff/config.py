@@ -88,7 +88,7 @@ class GenerationConfig:
         return "reference" if self.threshold is None else self.threshold_rule
 
     @classmethod
-    def from_dict(cls, values: dict) -> "GenerationConfig":
+    def from_dict(cls, values: dict) -> GenerationConfig:
         """Build from loose input (API, JSON trace), refusing unknown keys by name."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

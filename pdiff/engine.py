@@ -14,6 +14,7 @@ with the re-inserted `<sync/>` in one forward.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,13 +23,27 @@ import torch
 from pdiff import sampling
 from pdiff.config import ConfigError, GenerationConfig
 from pdiff.events import (
-    DenoiseStep, Event, Finished, Notice, PlanItem, PlanToken, RoundEnd, SpansOpened, Started,
-    Stats, TextToken,
+    DenoiseStep,
+    Event,
+    Finished,
+    Notice,
+    PlanItem,
+    PlanToken,
+    RoundEnd,
+    SpansOpened,
+    Started,
+    Stats,
+    TextToken,
 )
 from pdiff.layout import Layout
 from pdiff.model import DreamModel, KVCache
 from pdiff.plan import (
-    ParsedItem, PlanError, PlanRound, check_plan_rounds, join_spans, parse_plan_ids,
+    ParsedItem,
+    PlanError,
+    PlanRound,
+    check_plan_rounds,
+    join_spans,
+    parse_plan_ids,
     parse_user_plan,
 )
 from pdiff.tokenizer import Tokenizer
@@ -106,10 +121,7 @@ class Engine:
 
     def generate_text(self, prompt: str, config: GenerationConfig) -> Finished:
         """Non-streaming: run the stream to its end and return the Finished event."""
-        last = None
-        for last in self.generate(prompt, config):
-            pass
-        return last
+        return deque(self.generate(prompt, config), maxlen=1)[0]  # keeps only the last event
 
     # --- set-up -------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class ModelConfig:
         return self.hidden_size // self.num_attention_heads
 
     @classmethod
-    def from_hf(cls, config: dict) -> "ModelConfig":
+    def from_hf(cls, config: dict) -> ModelConfig:
         """Read the fields we need from a Hugging Face config.json dict."""
         values = {f.name: config[f.name] for f in fields(cls) if f.name in config}
         rope = config.get("rope_parameters") or config.get("rope_scaling") or {}

@@ -145,7 +145,8 @@ def check_plan_rounds(rounds, max_units: int) -> tuple[PlanRound, ...]:
             if not isinstance(topic, str) or not topic.strip():
                 raise PlanError(f"round {r + 1}: every item needs a topic")
             if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= max_units:
-                raise PlanError(f"round {r + 1}: length of {topic[:30]!r} must be 1..{max_units}, got {units!r}")
+                raise PlanError(
+                    f"round {r + 1}: length of {topic[:30]!r} must be 1..{max_units}, got {units!r}")
         if rnd.terminator == "end" and r != len(rounds) - 1:
             raise PlanError(f"round {r + 1} ends the answer but more rounds follow")
         checked.append(rnd)

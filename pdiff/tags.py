@@ -48,7 +48,7 @@ class TagIds:
     mask: int
 
     @classmethod
-    def resolve(cls, vocab: dict[str, int], where: str = "the tokenizer") -> "TagIds":
+    def resolve(cls, vocab: dict[str, int], where: str = "the tokenizer") -> TagIds:
         """Look every tag up by its string; name the first one that is missing."""
         missing = [s for s in CONTROL_TAGS.values() if s not in vocab]
         if missing:

@@ -46,7 +46,7 @@ class Tokenizer:
         self.vocab_size = len(vocab)
 
     @classmethod
-    def load(cls, folder: str | Path, require_tags: bool = True) -> "Tokenizer":
+    def load(cls, folder: str | Path, require_tags: bool = True) -> Tokenizer:
         try:
             hf = AutoTokenizer.from_pretrained(str(folder))
         except (OSError, ValueError) as err:

@@ -91,7 +91,7 @@ def test_event_order_and_single_finish(engine):
     events = list(engine.generate("Write about Velora.", greedy(plan=TWO_ROUNDS)))
     assert sum(isinstance(e, Finished) for e in events) == 1 and isinstance(events[-1], Finished)
     for rnd in (0, 1):
-        idx = lambda kind: [i for i, e in enumerate(events) if isinstance(e, kind) and e.round == rnd]
+        idx = lambda kind, r=rnd: [i for i, e in enumerate(events) if isinstance(e, kind) and e.round == r]
         assert max(idx(PlanToken)) < min(idx(SpansOpened)) < min(idx(DenoiseStep))
     final = events[-1]
     assert engine.tags.mask not in final.token_ids and "<|mask|>" not in final.text
@@ -213,7 +213,8 @@ def _scripted(engine, script_text: str, poison=None):
 
 def test_scripted_plan_opens_its_spans(engine):
     """The engine opens exactly the spans the model's plan promises, lengths times length_scale."""
-    fake, fill = _scripted(engine, "<promise>-<topic>alpha 2</topic><promise>-<topic>beta 1</topic><|im_end|>")
+    plan = "<promise>-<topic>alpha 2</topic><promise>-<topic>beta 1</topic><|im_end|>"
+    fake, fill = _scripted(engine, plan)
     events = list(fake.generate("Write.", GenerationConfig(temperature=0.0, length_scale=3)))
     opened = next(e for e in events if isinstance(e, SpansOpened))
     assert [(i.topic, i.length) for i in opened.items] == [("alpha", 6), ("beta", 3)]

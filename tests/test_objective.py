@@ -88,7 +88,8 @@ def test_diffusion_loss_is_gated_on_the_masked_target(engine, seq):
 def test_pad_draws_change_with_the_rng(engine):
     """Each draw inserts a fresh 0..10 [PAD]s: over draws the promised lengths vary."""
     rng = random.Random(0)
-    lengths = {len(objective.planned_sequence(engine.tok, "Describe.", ROUNDS, rng, 4).ids) for _ in range(20)}
+    draw = lambda: objective.planned_sequence(engine.tok, "Describe.", ROUNDS, rng, 4)
+    lengths = {len(draw().ids) for _ in range(20)}
     assert len(lengths) > 1
 
 
