@@ -1,0 +1,250 @@
+"""Spec of `python -m pdiff bench`: one invariant per test, on a tiny random checkpoint.
+
+A random tiny model writes nonsense, so these tests check the bookkeeping, not the speedups:
+every setting runs and is reported, the frontier is exactly the non-dominated settings, a resume
+runs only what is missing, two processes give the rows of one, and `--shape` reports its three
+figures on CPU at a shrunk shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pdiff import bench
+from pdiff.bench_report import summarise
+from pdiff.data import make_split, write_jsonl
+from pdiff.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive"
+EXPECTED = {
+    "pd:steps_ratio=1.0,threshold=none", "pd:steps_ratio=0.5,threshold=none",
+    "pd:steps_ratio=1.0,threshold=0.9,threshold_rule=paper",
+    "pd:steps_ratio=1.0,threshold=0.9,threshold_rule=adaptive",
+    "pd:steps_ratio=0.5,threshold=0.9,threshold_rule=paper",
+    "pd:steps_ratio=0.5,threshold=0.9,threshold_rule=adaptive",
+    "ar", "diffusion",
+}
+SEEDS = (0, 1)
+
+
+def _args(ckpt, prompts, out, *extra) -> list[str]:
+    return ["--model", str(ckpt), "--prompts", str(prompts), "--out", str(out), "--grid", GRID,
+            "--seeds", ",".join(map(str, SEEDS)), "--max-new-tokens", "32",
+            "--diffusion-max-new-tokens", "16", "--threads", "1", *extra]
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads():
+    """The benchmark runs with --threads 1 (steadier on a shared machine); other tests do not."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
+    write_jsonl(make_split("heldout", 3), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def done(tiny_ckpt, prompts, tmp_path_factory) -> tuple[Path, list[str]]:
+    """One finished benchmark of the small grid: (its folder, its arguments)."""
+    out = tmp_path_factory.mktemp("bench") / "out"
+    args = _args(tiny_ckpt, prompts, out, "--warmup", "0")
+    bench.main(args)
+    return out, args
+
+
+def test_every_setting_is_run_and_reported(done):
+    """runs.jsonl, summary.json, summary.md and frontier.html hold exactly the grid's planned
+    settings (threshold_rule only with a threshold) plus the AR and diffusion baselines, each
+    setting with one row per prompt and seed."""
+    out, _ = done
+    rows = _rows(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {r["setting"] for r in rows} == EXPECTED
+    assert {e["setting"] for e in summary["settings"]} == EXPECTED
+    assert all(e["runs"] == 3 * len(SEEDS) for e in summary["settings"])
+    assert len({(r["setting"], r["prompt"], r["seed"]) for r in rows}) == len(rows) == 8 * 3 * len(SEEDS)
+    md, html = (out / "summary.md").read_text(), (out / "frontier.html").read_text()
+    assert "quality signal: agreement" in md and "capped at 16" in md
+    for key in EXPECTED:
+        assert f"| `{key}` |" in md and key in html
+
+
+def test_settings_are_interleaved_per_prompt_and_seed_in_rotated_order(done):
+    """Runs finish one (prompt, seed) group at a time, every setting inside each group, and the
+    group's first setting rotates, so no setting always runs first."""
+    out, _ = done
+    rows = sorted(_rows(out), key=lambda r: r["finished"])
+    groups = [(r["prompt"], r["seed"]) for r in rows]
+    blocks = [groups[i:i + len(EXPECTED)] for i in range(0, len(groups), len(EXPECTED))]
+    assert all(len(set(b)) == 1 for b in blocks) and len({b[0] for b in blocks}) == len(blocks)
+    firsts = [rows[i]["setting"] for i in range(0, len(rows), len(EXPECTED))]
+    assert len(set(firsts)) == len(blocks)
+
+
+def test_frontier_is_exactly_the_non_dominated_settings(done):
+    """A setting is on the frontier iff no other setting is at least as fast and as good and
+    strictly better in one (median latency, mean quality)."""
+    out, _ = done
+    table = json.loads((out / "summary.json").read_text())["settings"]
+
+    def dominated(e) -> bool:
+        return any(o["latency_median"] <= e["latency_median"] and o["quality"] >= e["quality"]
+                   and (o["latency_median"] < e["latency_median"] or o["quality"] > e["quality"])
+                   for o in table)
+
+    front = {e["setting"] for e in table if e["frontier"]}
+    assert front and front == {e["setting"] for e in table if not dominated(e)}
+    assert front == set(json.loads((out / "summary.json").read_text())["frontier"])
+
+
+def test_speedups_quality_changes_and_headline_are_computed_against_ar():
+    """Speedup = AR median latency / the setting's; quality change in points (x100) and in %;
+    the headline is the fastest planned setting within 1 point of AR, and within 5%."""
+    S = bench.Setting
+    settings = [S("pd:a", "planned"), S("pd:b", "planned"), S("pd:c", "planned"), S("ar", "autoregressive")]
+    lat = {"pd:a": [1.0, 3.0], "pd:b": [0.5, 1.5], "pd:c": [0.25, 0.75], "ar": [2.0, 4.0]}
+    texts = {"pd:a": "x y z w", "pd:b": "x y z q", "pd:c": "q r s t", "ar": "x y z w"}
+    rows = [dict(setting=k, prompt=p, seed=0, latency=lat[k][p], text=texts[k], confidence=None,
+                 forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
+                 rounds=1, generated_tokens=4) for k in lat for p in (0, 1)]
+    got = {e["setting"]: e for e in summarise(rows, settings, ["p0", "p1"], "agreement")["settings"]}
+    assert got["pd:b"]["speedup_median_latency"] == pytest.approx(3.0 / 1.0)
+    assert got["pd:b"]["speedup_per_prompt_median"] == pytest.approx(((2 / 0.5) + (4 / 1.5)) / 2)
+    assert got["pd:b"]["quality"] == pytest.approx(0.75)  # F1 of 3 shared words out of 4
+    assert got["pd:b"]["quality_change_points"] == pytest.approx(-25.0)
+    assert got["pd:b"]["quality_change_percent"] == pytest.approx(-25.0)
+    head = summarise(rows, settings, ["p0", "p1"], "agreement")["headline"]
+    assert head["matched"]["setting"] == "pd:a" and head["matched"]["speedup_median_latency"] == 1.5
+    assert head["within_5_percent"]["setting"] == "pd:a"  # pd:b is 25% worse, pd:c 100%
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(done, tmp_path):
+    """Pointing a new benchmark at a folder with runs exits with status 2 and changes nothing."""
+    out, args = done
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = (copy / "runs.jsonl").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        bench.main([a if a != str(out) else str(copy) for a in args])
+    assert exit_.value.code == 2 and (copy / "runs.jsonl").read_text() == before
+
+
+def test_resume_runs_only_the_missing_rows(done, tmp_path, monkeypatch):
+    """After an interruption (summaries gone, runs.jsonl cut to 10 rows), --resume calls the
+    engine once per missing row, keeps the 10 finished rows as they were, and completes the set."""
+    out, args = done
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    full = _rows(copy)
+    for name in ("summary.json", "summary.md", "frontier.html"):
+        (copy / name).unlink()
+    kept = (copy / "runs.jsonl").read_text().splitlines(keepends=True)[:10]
+    (copy / "runs.jsonl").write_text("".join(kept))
+    calls = []
+    original = Engine.generate_text
+    monkeypatch.setattr(Engine, "generate_text",
+                        lambda self, prompt, config: calls.append(config) or original(self, prompt, config))
+    bench.main([a if a != str(out) else str(copy) for a in args] + ["--resume"])
+    assert len(calls) == len(full) - 10
+    rows = {(r["setting"], r["prompt"], r["seed"]): r for r in _rows(copy)}
+    assert set(rows) == {(r["setting"], r["prompt"], r["seed"]) for r in full}
+    assert all(rows[(r["setting"], r["prompt"], r["seed"])] == r for r in map(json.loads, kept))
+    assert (copy / "summary.json").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_accelerate_processes_give_the_rows_of_one(tiny_ckpt, prompts, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` (torchrun; gloo on CPU) shards prompts
+    over both ranks and gathers rows equal to a single process's: same settings, prompts, seeds,
+    texts and token counts at temperature 0."""
+    def args(out):
+        return ["--model", str(tiny_ckpt), "--prompts", str(prompts), "--out", str(out),
+                "--grid", "steps_ratio=1.0", "--no-diffusion-baseline", "--max-new-tokens", "24",
+                "--threads", "1", "--warmup", "0"]
+
+    bench.main(args(tmp_path / "one"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(_free_port()), "-m", "pdiff", "bench", *args(tmp_path / "two")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def view(rows):
+        return {(r["setting"], r["prompt"], r["seed"]):
+                (r["text"], r["generated_tokens"], r["forward_passes"], r["plan_tokens"]) for r in rows}
+
+    one, two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert {r["rank"] for r in two} == {0, 1}
+    assert len(two) == 2 * 3 and view(two) == view(one)
+    assert not list((tmp_path / "two").glob("runs.rank*.jsonl"))  # gathered into runs.jsonl
+
+
+def test_shape_runs_shrunk_on_cpu_and_writes_its_report(tmp_path):
+    """--shape dream-7b on CPU shrinks (and says so), times (a) the AR step, (b) the denoise step
+    and (c) the forced-plan engine run vs AR, and writes gpu.json and gpu.md."""
+    bench.main(["--shape", "dream-7b", "--device", "cpu", "--out", str(tmp_path), "--iters", "2",
+                "--context", "128", "--prefix", "64", "--span-len", "8"])
+    rep = json.loads((tmp_path / "gpu.json").read_text())
+    assert rep["device"] == "cpu" and "shrunk" in rep["notes"][0]
+    assert rep["model"]["num_hidden_layers"] < 28
+    assert rep["ar_step"]["median_ms"] > 0 and rep["denoise_step"]["median_ms"] > 0
+    assert rep["denoise_step"]["tokens"] == 3 * (8 + 2)
+    e2e = rep["end_to_end"]
+    assert e2e["spans_per_round"] == [2, 1] and e2e["pd_denoise_steps"] == 2 * 8  # the plan was used
+    assert e2e["ar_seconds"] > 0 and e2e["speedup_forced_plan"] > 0
+    assert "(a) AR decode step" in (tmp_path / "gpu.md").read_text()
+
+
+def test_the_7b_roofline_is_15_gb_and_about_3_ms():
+    """The dream-7b shape holds about 15.2 GB of bf16 weights: about 3.2 ms per AR step at
+    4.8 TB/s (built on the meta device: no memory, no download)."""
+    from accelerate import init_empty_weights
+
+    from pdiff.model import PRESETS, DreamModel
+    from pdiff.shapes import roofline
+
+    with init_empty_weights():
+        model = DreamModel(PRESETS["dream-7b"]).to(torch.bfloat16)
+    r = roofline(model, 1000, 4.8)
+    assert r["weight_bytes"] / 1e9 == pytest.approx(15.2, abs=0.1)
+    assert r["all_weights_ms"] == pytest.approx(3.17, abs=0.03)
+    assert r["bytes_read_ms"] < r["all_weights_ms"]
+
+
+def test_overhead_profile_counts_every_forward(engine):
+    """The overhead profiler times exactly the run's forwards, and they fit inside the engine time."""
+    from pdiff.overhead import measure
+
+    cfg = engine.config(temperature=0.0, max_new_tokens=60,
+                        plan="<promise>-<topic>a 2</topic><promise>-<topic>b 1</topic><|im_end|>")
+    figures = measure(engine, "Write.", cfg, repeats=2)
+    assert figures["forwards"] == engine.generate_text("Write.", cfg).stats.forward_passes
+    assert figures["denoise_steps"] == 20
+    assert 0 < figures["forward_seconds"] <= figures["engine_seconds"] * 1.05
+    assert "forward" not in engine.model.__dict__  # the timing hook is removed
