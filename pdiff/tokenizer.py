@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from pdiff.tags import CONTROL_TAGS, TagIds
 
@@ -48,7 +48,10 @@ class Tokenizer:
     @classmethod
     def load(cls, folder: str | Path, require_tags: bool = True) -> Tokenizer:
         try:
-            hf = AutoTokenizer.from_pretrained(str(folder))
+            # Exactly what tokenizer.json says. AutoTokenizer would pick a class from config.json
+            # (Qwen2Tokenizer for model_type qwen2), which in transformers 5 rebuilds the
+            # pre-tokenizer with Qwen's own pattern: digits split differently from training.
+            hf = PreTrainedTokenizerFast.from_pretrained(str(folder))
         except (OSError, ValueError) as err:
             raise TokenizerError(f"no usable tokenizer in the checkpoint: {err}") from None
         if not hf.is_fast:

@@ -106,6 +106,20 @@ def test_tokenizer_without_a_tag_names_it(tmp_path):
         load_engine(tmp_path)
 
 
+@pytest.mark.parametrize("model_type", ["qwen2", "Dream"])
+def test_tokenizer_is_exactly_its_tokenizer_json(tmp_path, model_type):
+    """The loaded tokenizer splits text as tokenizer.json says, whatever config.json's model_type
+    (transformers' Qwen2Tokenizer would re-split digits with Qwen's own pattern)."""
+    from tokenizers import Tokenizer as RawTokenizer
+
+    write_tiny_checkpoint(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "model_type": model_type}))
+    raw = RawTokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    text = "The river Osk is 180 km long; it costs 40 coins, made in 1999."
+    assert load_engine(tmp_path).tok.encode_plain(text) == raw.encode(text, add_special_tokens=False).ids
+
+
 def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
     """A hub id that cannot be fetched gives a message naming it, not a traceback."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
