@@ -1,9 +1,11 @@
-"""`python -m pdiff train`: train a planned-diffusion model (or its AR baseline) from scratch.
+"""`python -m pdiff train`: train a planned-diffusion model (or its AR baseline).
 
 The data is made here (pdiff.data, notes to text), the tokenizer is trained on it with every
 control tag as one token, and the objective is pdiff.objective's hybrid loss. The result is a
-Hugging Face checkpoint folder that pdiff.loader reads. Seeded and reproducible; runs on CPU,
-and on CUDA when there is one. This module is the loop only: no sampling, no evaluation.
+Hugging Face checkpoint folder that pdiff.loader reads. Training starts from random weights,
+or, with `--init`, from an earlier checkpoint (its weights and tokenizer): the paper's models
+start from an AR model too (Dream from Qwen2.5). Seeded and reproducible; runs on CPU, and on
+CUDA when there is one. This module is the loop only: no sampling, no evaluation.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from pdiff import objective
 from pdiff.data import make_split
-from pdiff.loader import save_checkpoint
+from pdiff.loader import load_model, save_checkpoint
 from pdiff.model import PRESETS, DreamModel
 from pdiff.tokenizer import Tokenizer, build_tokenizer
 
@@ -80,21 +82,37 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True) -> dict:
-    """Train and save a checkpoint to `out`; returns the run's record (also in config.json)."""
+def initial_model(cfg: TrainConfig, examples, init: Path | None, device: str):
+    """(model, HF tokenizer, init record): fresh weights and a BPE tokenizer trained on the data,
+    or an earlier checkpoint's weights and tokenizer."""
+    if init is not None:
+        hf_tok = Tokenizer.load(init).hf
+        meta = json.loads((init / "config.json").read_text()).get("pdiff") or {}
+        return load_model(init).train().to(device), hf_tok, {"folder": init.name, **meta}
+    hf_tok = build_tokenizer(corpus(examples), cfg.vocab_size)
+    shape = dataclasses.replace(PRESETS[cfg.shape], vocab_size=len(hf_tok))
+    model = DreamModel(shape).to(device)
+    for module in model.modules():  # GPT-style small init
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, std=0.02)
+    return model, hf_tok, None
+
+
+def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,
+          init: Path | None = None, save_every: int = 0) -> dict:
+    """Train and save a checkpoint to `out` (also every `save_every` steps, so a stopped run
+    keeps its progress); returns the run's record (also in config.json)."""
     started = time.time()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     examples = make_split("train", cfg.examples, seed=cfg.seed)
-    hf_tok = build_tokenizer(corpus(examples), cfg.vocab_size)
+    model, hf_tok, init_record = initial_model(cfg, examples, init, device)
+    if init_record:  # the shape and vocabulary are the checkpoint's
+        cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok),
+                                  shape=init_record.get("train_config", {}).get("shape", cfg.shape))
     tok = Tokenizer(hf_tok)
-    shape = dataclasses.replace(PRESETS[cfg.shape], vocab_size=len(hf_tok))
-    model = DreamModel(shape).to(device)
-    for module in model.modules():  # GPT-style small init
-        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-            torch.nn.init.normal_(module.weight, std=0.02)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -120,15 +138,26 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         opt.step()
         losses.append(value.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        if save_every and (step + 1) % save_every == 0 and step + 1 < cfg.steps:
+            save(model, hf_tok, out, cfg, device, started, losses, init_record)
+    record = save(model, hf_tok, out, cfg, device, started, losses, init_record)
+    return {**record, "losses": losses}
+
+
+def save(model, hf_tok, out: Path, cfg: TrainConfig, device: str, started: float,
+         losses: list[float], init_record: dict | None) -> dict:
+    """Write the checkpoint with its training record (steps done so far, time, losses)."""
     record = {
         "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": device,
-        "seconds": round(time.time() - started, 1), "threads": torch.get_num_threads(),
+        "steps_done": len(losses), "seconds": round(time.time() - started, 1),
+        "threads": torch.get_num_threads(),
         "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
         "loss_last": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
         "length_scale": cfg.length_scale,
+        **({"init": init_record} if init_record else {}),
     }
-    save_checkpoint(model.cpu(), hf_tok, out, extra={"pdiff": record})
-    return {**record, "losses": losses}
+    save_checkpoint(model, hf_tok, out, extra={"pdiff": record})  # copies tensors to the CPU
+    return record
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,16 +169,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--examples", type=int, help="override the preset's number of examples")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--warmup", type=int)
     p.add_argument("--shape", choices=sorted(PRESETS))
     p.add_argument("--seed", type=int)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint folder (weights and tokenizer)")
+    p.add_argument("--save-every", type=int, default=0, help="also save every N steps")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items()
                  if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
     cfg = dataclasses.replace(PRESETS_TRAIN[args.preset], **overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
-    record = train(cfg, args.out, args.device)
+    record = train(cfg, args.out, args.device, init=args.init, save_every=args.save_every)
     record.pop("losses")
     print(json.dumps(record, indent=2))

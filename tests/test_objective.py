@@ -111,3 +111,22 @@ def test_smoke_training_reduces_the_loss(tmp_path, kind):
     record = train(dataclasses.replace(PRESETS_TRAIN["smoke"], kind=kind), tmp_path, progress=False)
     assert record["loss_last"] < record["loss_first"] - 0.3
     assert load_engine(tmp_path).length_scale == PRESETS_TRAIN["smoke"].length_scale
+
+
+def test_training_from_a_checkpoint_starts_from_its_weights_and_tokenizer(tmp_path):
+    """`--init`: the weights and tokenizer are the checkpoint's (lr 0 leaves them unchanged),
+    the record names where it started, and periodic saves write a loadable checkpoint."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    smoke = PRESETS_TRAIN["smoke"]
+    train(dataclasses.replace(smoke, kind="ar", steps=3), tmp_path / "ar", progress=False)
+    record = train(dataclasses.replace(smoke, kind="pd", steps=4, lr=0.0), tmp_path / "pd",
+                   progress=False, init=tmp_path / "ar", save_every=2)
+    before, after = load_file(tmp_path / "ar" / "model.safetensors"), load_file(tmp_path / "pd" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "ar" / "tokenizer.json").read_text() == (tmp_path / "pd" / "tokenizer.json").read_text()
+    assert record["init"]["folder"] == "ar" and record["init"]["kind"] == "ar"
+    assert record["steps_done"] == 4 and record["kind"] == "pd"
