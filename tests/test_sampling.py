@@ -77,6 +77,20 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert (probs[0] > 0).tolist() == [True, True, False, False]
 
 
+@pytest.mark.parametrize("scale", [0.5, 3.0, 12.0])  # wide nuclei (the full sort) to narrow ones
+def test_top_p_nucleus_is_the_one_a_full_sort_gives(scale):
+    """The top-k shortcut drops exactly what sorting the whole vocabulary and cutting at p does."""
+    torch.manual_seed(0)
+    logits = torch.randn(64, 300) * scale
+    logits[:, :5] += scale * 2  # some rows with a few dominant tokens
+    kept = adjusted_probs(logits, 1.0, 0.9, 0) > 0
+    probs = logits.softmax(-1)
+    for row, keep in zip(probs, kept):
+        ranked = row.sort(descending=True)
+        n = int((ranked.values.cumsum(0) < 0.9).sum()) + 1  # smallest prefix with mass >= p
+        assert set(keep.nonzero().flatten().tolist()) == set(ranked.indices[:n].tolist())
+
+
 def test_top_k_and_greedy():
     """top-k 1 leaves one token; temperature 0 returns the argmax."""
     logits = torch.randn(5, 11)
