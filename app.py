@@ -18,10 +18,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from pdiff import app_logic as L  # noqa: E402
-from pdiff import chart, zerogpu  # noqa: E402
+from pdiff import chart, gradio_compat, zerogpu  # noqa: E402
 from pdiff import view as V  # noqa: E402
 from pdiff.config import LIMITS, UNMASK_SCORES  # noqa: E402
 
+gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 try:
     SETTINGS = L.settings_from_env(os.environ)

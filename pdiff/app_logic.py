@@ -304,12 +304,31 @@ def check_prompt(prompt) -> str:
     return prompt
 
 
+def public_model_name(name) -> str:
+    """A model as traces name it: an allowed id as it is, a checkpoint folder by its last part
+    only (traces are downloaded and shared; the operator's folders are not theirs to know)."""
+    name = str(name)
+    if name in (*ALLOWED_MODELS, RELEASED_AR):
+        return name
+    return Path(name).name or name
+
+
+# An absolute path of two or more parts ("/srv/models/x", "C:\\m\\x"); "<sync/>" is not one.
+_SERVER_PATH = re.compile(r"(?<![\w.<])(?:[A-Za-z]:)?[/\\](?:[\w.~+@-]+[/\\])+[\w.~+@-]*")
+
+
+def public_error(err: BaseException, limit: int = 200) -> str:
+    """An unexpected exception as a user may see it: no server path (an OSError by its reason)."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return _SERVER_PATH.sub("<path>", text)[:limit]
+
+
 def settings_for_trace(prompt: str, config: GenerationConfig, model: str) -> dict:
     """JSON-ready run settings (a structured plan is written back as plan markup)."""
     values = config.to_dict()
     if isinstance(values["plan"], tuple):
         values["plan"] = render_plan(values["plan"])
-    return {"prompt": prompt, "model": model, **values}
+    return {"prompt": prompt, "model": public_model_name(model), **values}
 
 
 # --- plan editor table <-> PlanRound ------------------------------------------------------------
@@ -551,14 +570,13 @@ class DemoApp:
     def _stream(self, engine, prompt: str, config: GenerationConfig, view: V.RunView,
                 record: list[Event]) -> Iterator[V.RunView]:
         stream = engine.generate(prompt, config)
-        done = False
         try:
             yield from live_frames(stream, view, record, self.interval, self.clock)
-            done = True
+        except GeneratorExit:  # Stop or a disconnect closed the run (a refusal is logged as one)
+            log.info("run stopped after %d events (%s)", len(record), config.mode)
+            raise
         finally:
             stream.close()  # a stopped run ends here: the engine releases its cache
-            if not done:
-                log.info("run stopped after %d events (%s)", len(record), config.mode)
 
     def _record(self, session: Session, prompt: str, finished: Finished, settings: dict) -> float | None:
         q = quality_of(self.models.quality_kind, prompt, finished)
@@ -610,7 +628,7 @@ class DemoApp:
             yield from handler(*args)
         except Exception as err:  # noqa: BLE001 - shown as a message, logged with its traceback
             log.exception("run failed")
-            message = (f"the run failed ({type(err).__name__}: {str(err)[:200]}); "
+            message = (f"the run failed ({type(err).__name__}: {public_error(err)}); "
                        "the server log has the details")
             yield {"notices": error_html(message), "stats_json": {"error": message},
                    WARNING: message}
@@ -792,7 +810,7 @@ class DemoApp:
             try:
                 out["trace_file"] = self.traces.write(V.trace_to_json(session.settings, events))
             except (V.TraceError, OSError) as err:
-                out.update(notices=error_html(f"the trace could not be saved: {err}"))
+                out.update(notices=error_html(f"the trace could not be saved: {public_error(err)}"))
         return out
 
     @staticmethod
