@@ -86,6 +86,8 @@ def test_generate_then_rerun_plan_in_browser(browser, server):
         page.evaluate(WATCH_SPANS)
         page.check("#compare input[type=checkbox]")  # and the AR baseline after it
         page.click("#rerun")
+        # the comparison line is written last, after the planned run and the AR run end
+        page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
         page.wait_for_selector("#chart .scatterlayer .point", timeout=TIMEOUT_MS)
         wait_until(lambda: page.locator("#span-lanes .pd-span").count() == 3, "3 span cards")
         frames = page.evaluate("window.__spanFrames")
@@ -98,7 +100,6 @@ def test_generate_then_rerun_plan_in_browser(browser, server):
         assert page.locator("#plan-lane .pd-chip.pd-forced").count() == 3
         page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
         page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
-        page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
         assert page.locator("#ar-lane .pd-ar-lane").count() == 1
 
         # the replay scrubber is live after the run
