@@ -170,7 +170,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             baseline_btn = gr.Button("Run AR baseline", elem_id="baseline")
             ar_lane = _html("ar-lane", "AR lane")
             ar_answer = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
-                                   interactive=False)
+                                   interactive=False, elem_id="ar-answer")
             ar_stats = _html("ar-stats", "AR stats")
 
     gr.Markdown("### Stats")

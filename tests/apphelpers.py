@@ -49,7 +49,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_env(model_dir: Path, port: int, tmp: Path, **extra: str) -> dict:
+def app_env(model_dir: Path | str, port: int, tmp: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PDIFF_", "GRADIO_"))}
     env.update(PDIFF_MODEL=str(model_dir), PDIFF_DEVICE="cpu", PDIFF_MAX_NEW_TOKENS="256",
                PDIFF_SWEEP_LIMIT="2", GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
@@ -58,7 +58,7 @@ def app_env(model_dir: Path, port: int, tmp: Path, **extra: str) -> dict:
     return env
 
 
-def start_server(model_dir: Path, tmp: Path) -> Server:
+def start_server(model_dir: Path | str, tmp: Path) -> Server:
     port = free_port()
     return start_command([sys.executable, "app.py"], app_env(model_dir, port, tmp), port, tmp)
 

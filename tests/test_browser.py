@@ -1,16 +1,22 @@
 """The app in a real browser: type, Generate, watch the plan, spans fill, the chart gets a point.
 
 Skipped cleanly without Debian's chromium or the playwright package. Any browser console error or
-page error fails the test. Screenshots go to test-artifacts/ (ignored) and docs/screenshot.png.
+page error fails the test. Screenshots go to test-artifacts/ (ignored); the bundled-model test also
+refreshes the README's docs/screenshot.png when PDIFF_UPDATE_SCREENSHOT=1:
+
+    PDIFF_UPDATE_SCREENSHOT=1 python -m pytest tests/test_browser.py -k bundled
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from pdiff.checker import score
 from tests import apphelpers as H
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,6 +70,12 @@ def open_page(browser, server, width: int, height: int):
     return page, problems
 
 
+def artifacts() -> Path:
+    out = H.ROOT / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    return out
+
+
 def wait_until(predicate, what: str, limit: float = 30.0) -> None:
     deadline = time.monotonic() + limit
     while not predicate():
@@ -105,11 +117,8 @@ def test_generate_then_rerun_plan_in_browser(browser, server):
         # the replay scrubber is live after the run
         assert page.locator("#replay input[type=range]").is_enabled()
         page.wait_for_timeout(300)  # let the chart finish drawing
-        out = H.ROOT / "test-artifacts"
-        out.mkdir(exist_ok=True)
+        out = artifacts()
         page.screenshot(path=str(out / "app.png"), full_page=True)
-        (H.ROOT / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=str(H.ROOT / "docs" / "screenshot.png"), full_page=True)
         # the run can be downloaded, and the explainer draws its attention picture
         page.get_by_text("Save or load a run").click()
         page.wait_for_selector("#trace-out a[href*='.json']", timeout=TIMEOUT_MS)
@@ -130,9 +139,38 @@ def test_phone_layout_and_enter_key(browser, server):
         page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
-        out = H.ROOT / "test-artifacts"
-        out.mkdir(exist_ok=True)
-        page.screenshot(path=str(out / "app-phone.png"), full_page=True)
+        page.screenshot(path=str(artifacts() / "app-phone.png"), full_page=True)
         assert not problems, "\n".join(problems)
     finally:
         page.close()
+
+
+def test_bundled_model_in_browser(browser, tmp_path):
+    """The app as a user first sees it: the bundled model, its first example, Generate. The plan
+    has >= 2 spans, every span card fills, and the answer states most of the prompt's facts."""
+    server = H.start_server("bundled", tmp_path)  # what PDIFF_MODEL defaults to
+    try:
+        page, problems = open_page(browser, server, 1280, 900)
+        prompt = page.locator("#prompt textarea").input_value()
+        assert "Facts:" in prompt  # the first bundled example is in the box
+        page.check("#compare input[type=checkbox]")  # with the bundled AR baseline after it
+        page.click("#generate")
+        page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#chart .scatterlayer .point", timeout=TIMEOUT_MS)
+        assert page.locator("#span-lanes .pd-span").count() >= 2
+        assert page.locator("#span-lanes .pd-masked").count() == 0
+        answer = page.locator("#answer textarea").input_value()
+        result = score(prompt, answer)
+        assert result.format_ok and result.fact_accuracy >= 0.6, (answer, result)
+        page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
+        ar_answer = page.locator("#ar-answer textarea").input_value()
+        assert score(prompt, ar_answer).fact_accuracy >= 0.6, ar_answer
+        page.wait_for_timeout(300)  # let the chart finish drawing
+        shot = artifacts() / "app-bundled.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("PDIFF_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(shot, H.ROOT / "docs" / "screenshot.png")
+        assert not problems, "\n".join(problems)
+        page.close()
+    finally:
+        server.stop()
