@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] == "generate":
         from pdiff.cli import main as run
     elif argv[0] == "train":
-        from pdiff.train import main as run
+        from pdiff.train.loop import main as run
     else:
         from pdiff.bench import main as run
     run(argv[1:])

@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pdiff import chart, checker
+from pdiff import chart
 from pdiff import view as V
 from pdiff.config import LIMITS, THRESHOLD_RULES, ConfigError, GenerationConfig
 from pdiff.events import Event, Finished, Notice, RoundEnd, SpansOpened
+from pdiff.notes import checker
 from pdiff.plan import PlanError, PlanRound, check_plan_rounds, render_plan
 from pdiff.tokenizer import TokenizerError
 

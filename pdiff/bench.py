@@ -236,7 +236,7 @@ def bench(args, argv: list[str], out: Path) -> None:
     if args.prompts:
         prompts = read_prompts(args.prompts, args.limit)
     else:
-        from pdiff.data import make_split, write_jsonl
+        from pdiff.notes.data import make_split, write_jsonl
 
         examples = make_split("heldout", args.limit or 32)
         if state.is_main_process:
@@ -293,7 +293,7 @@ def bench(args, argv: list[str], out: Path) -> None:
             result = run_one(eng, prompts[i], cfg, args.repeats)
             quality = None
             if signal == "checker":
-                from pdiff.checker import score
+                from pdiff.notes.checker import score
 
                 quality = score(prompts[i], result["text"]).value
             elif signal == "confidence":
@@ -345,8 +345,8 @@ def gather_and_report(args, argv, out, settings, prompts, seeds, signal, device,
 
 def overhead(args, out: Path) -> None:
     """Host time outside forwards, per planned setting of the grid, on the first prompt."""
-    from pdiff.data import make_split
     from pdiff.loader import load_engine
+    from pdiff.notes.data import make_split
     from pdiff.overhead import measure
 
     engine = load_engine(args.model, device=args.device, dtype=args.dtype or "float32")

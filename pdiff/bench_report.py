@@ -17,7 +17,7 @@ import numpy as np
 
 AR = "ar"
 SIGNALS = {
-    "checker": "checker: pdiff.checker.score(prompt, text).value (facts stated, halved for a bad "
+    "checker": "checker: pdiff.notes.checker.score(prompt, text).value (facts stated, halved for a bad "
                "format; 0..1)",
     "confidence": "confidence: stats.mean_confidence, the mean probability of committed tokens. For "
                   "the AR baseline it is the mean probability of its own greedy tokens, a different "
@@ -46,7 +46,7 @@ def token_f1(text: str, reference: str) -> float:
 
 def qualities(rows: list[dict], prompts: list[str], signal: str) -> list[float | None]:
     if signal == "checker":
-        from pdiff.checker import score
+        from pdiff.notes.checker import score
 
         return [score(prompts[r["prompt"]], r["text"]).value for r in rows]
     if signal == "confidence":

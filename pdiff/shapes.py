@@ -179,9 +179,9 @@ def forced_plan(tok, spans: int, rounds: int) -> tuple[str, list[int]]:
 
 
 def end_to_end(model: DreamModel, args, device: str, step_ms: float, iters: int) -> dict:
-    from pdiff.data import make_split
     from pdiff.engine import Engine
     from pdiff.events import Finished, PlanToken
+    from pdiff.notes.data import make_split
     from pdiff.tokenizer import Tokenizer, build_tokenizer
 
     texts = [f"{e.prompt} {e.answer}" for e in make_split("train", 200)]

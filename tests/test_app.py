@@ -109,8 +109,8 @@ def test_load_models_falls_back_to_self_as_baseline(tiny_ckpt):
 
 
 def test_examples_file():
-    from pdiff.checker import parse_facts
-    from pdiff.data import name_split
+    from pdiff.notes.checker import parse_facts
+    from pdiff.notes.data import name_split
 
     data = json.loads(L.EXAMPLES_PATH.read_text())
     for prompt in data["bundled"]["prompts"]:  # held-out notes prompts: facts, unseen names

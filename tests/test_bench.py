@@ -21,8 +21,8 @@ import torch
 
 from pdiff import bench
 from pdiff.bench_report import summarise
-from pdiff.data import make_split, write_jsonl
 from pdiff.engine import Engine
+from pdiff.notes.data import make_split, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive"

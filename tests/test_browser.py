@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pdiff.checker import score
+from pdiff.notes.checker import score
 from tests import apphelpers as H
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,9 +17,9 @@ import statistics
 
 import pytest
 
-from pdiff.checker import score
-from pdiff.data import make_split
 from pdiff.loader import BUNDLED, BUNDLED_AR, load_engine
+from pdiff.notes.checker import score
+from pdiff.notes.data import make_split
 
 PROMPTS = [ex.prompt for ex in make_split("heldout", 6)]
 

@@ -1,6 +1,6 @@
-"""Spec of `pdiff.checker`: one invariant per test.
+"""Spec of `pdiff.notes.checker`: one invariant per test.
 
-Reference answers from `pdiff.data` are the fixed point: they state every fact and are clean.
+Reference answers from `pdiff.notes.data` are the fixed point: they state every fact and are clean.
 Each damage a model can do (a dropped span, a wrong number, a leftover tag or mask, a repeated
 span) must lower the score and be named in `problems`; no string input may crash the checker.
 """
@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from pdiff.checker import Score, fact_stated, format_problems, parse_facts, score
-from pdiff.data import SPLITS, Example, Fact, make_split
+from pdiff.notes.checker import Score, fact_stated, format_problems, parse_facts, score
+from pdiff.notes.data import SPLITS, Example, Fact, make_split
 from pdiff.tags import CONTROL_TAGS
 
 

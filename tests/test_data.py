@@ -1,4 +1,4 @@
-"""Spec of `pdiff.data`, the "notes to text" generator: one invariant per test.
+"""Spec of `pdiff.notes.data`, the "notes to text" generator: one invariant per test.
 
 The generator must be deterministic, keep held-out entity names out of training, state every
 fact of the prompt in its reference answer, and keep the shapes Planned Diffusion trains on
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pdiff.checker import parse_facts
-from pdiff.data import (
+from pdiff.notes.checker import parse_facts
+from pdiff.notes.data import (
     KINDS,
     SPLITS,
     Example,

@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from pdiff import objective
-from pdiff.objective import IGNORE
-from pdiff.train import PRESETS_TRAIN, train
+from pdiff.train import objective
+from pdiff.train.loop import PRESETS_TRAIN, train
+from pdiff.train.objective import IGNORE
 
 ROUNDS = [[("intro", "Velora is old."), ("river", "It sits on the Osk.")], [("summary", "In short, Velora.")]]
 

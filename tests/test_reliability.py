@@ -37,10 +37,10 @@ import pytest
 import torch
 
 from pdiff import app_logic as L
-from pdiff.checker import parse_facts
-from pdiff.data import make_split
 from pdiff.loader import BUNDLED, load_engine
 from pdiff.model import KVCache
+from pdiff.notes.checker import parse_facts
+from pdiff.notes.data import make_split
 from tests import apphelpers as H
 
 MASK = "<|mask|>"

@@ -11,7 +11,7 @@ that a tiny model can learn it. Made-up names come from syllables; a stable hash
 space, so held-out examples use names that never occur in training.
 
 This module knows nothing about tokenizers, control tags, span lengths or models, and it does
-not judge answers (that is `pdiff.checker`).
+not judge answers (that is `pdiff.notes.checker`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Quality checker for "notes to text" answers: are the prompt's facts stated, and is the text clean?
 
-`parse_facts` reads the "Facts: key: value; key: value." tail of a prompt (as `pdiff.data` writes
+`parse_facts` reads the "Facts: key: value; key: value." tail of a prompt (as `pdiff.notes.data` writes
 it, or as a person types it: odd spacing, new lines instead of ";", "=" instead of ":", bullets).
 `score` then counts the facts whose value appears in the answer as a whole word or phrase,
 case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdiff.data import Fact
+from pdiff.notes.data import Fact
 from pdiff.tags import CONTROL_TAGS
 
 _FACTS_HEAD = re.compile(r"\bfacts?\s*[:\-]", re.IGNORECASE)

@@ -1,7 +1,7 @@
 """`python -m pdiff train`: train a planned-diffusion model (or its AR baseline).
 
-The data is made here (pdiff.data, notes to text), the tokenizer is trained on it with every
-control tag as one token, and the objective is pdiff.objective's hybrid loss. The result is a
+The data is made here (pdiff.notes.data, notes to text), the tokenizer is trained on it with every
+control tag as one token, and the objective is pdiff.train.objective's hybrid loss. The result is a
 Hugging Face checkpoint folder that pdiff.loader reads. Training starts from random weights,
 or, with `--init`, from an earlier checkpoint (its weights and tokenizer): the paper's models
 start from an AR model too (Dream from Qwen2.5). Seeded and reproducible; runs on CPU, and on
@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pdiff import objective
-from pdiff.data import make_split
 from pdiff.loader import load_model, save_checkpoint
 from pdiff.model import PRESETS, DreamModel
+from pdiff.notes.data import make_split
 from pdiff.tokenizer import Tokenizer, build_tokenizer
+from pdiff.train import objective
 
 
 @dataclass(frozen=True)
