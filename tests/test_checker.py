@@ -54,13 +54,14 @@ def test_wrong_number_lowers_the_score(examples: list[Example]) -> None:
     checked = 0
     for ex in examples:
         fact = _numeric(ex)
-        if fact is None:
+        if fact is None or ex.answer.count(fact.value) != 1:  # "2" also inside "12 years"
             continue
         wrong = str(int(re.match(r"\d+", fact.value).group(0)) + 1)
         answer = ex.answer.replace(fact.value, _with_number(fact, wrong))
         s = score(ex.prompt, answer)
         assert s.facts_correct == len(ex.facts) - 1
-        assert f"missing fact {fact.key}: {fact.value}" in s.problems
+        # (in the sentence form a key may read as its alias: "founded" for "founded in")
+        assert any(p.startswith("missing fact") and p.endswith(f": {fact.value}") for p in s.problems)
         checked += 1
     assert checked > 100
 
@@ -196,11 +197,41 @@ def test_parse_facts_reads_a_literal_typed_prompt() -> None:
     )
 
 
-def test_parse_facts_uses_the_last_heading() -> None:
-    """When "Facts:" occurs twice, the last list is the one that counts."""
-    a, b = make_split("train", 2, seed=6)
-    prompt = a.prompt + " " + b.prompt
-    assert parse_facts(prompt) == b.facts
+def test_parse_facts_reads_every_list_in_order() -> None:
+    """Facts given in two places of one prompt all count, in the order they appear."""
+    a, b = [ex for ex in make_split("train", 50, seed=6) if ex.form != "sentences"][:2]
+    prompt = a.prompt + "\n" + b.prompt
+    assert parse_facts(prompt) == a.facts + tuple(f for f in b.facts if f.key not in {g.key for g in a.facts})
+
+
+@pytest.mark.parametrize(
+    ("prompt", "facts"),
+    [
+        ("Write about Velora. Facts: country: Dramen; population: 4200.",
+         [("country", "Dramen"), ("population", "4200")]),
+        ("Describe the city Velora from these notes: founded: 1843, famous for: glass lanterns.",
+         [("founded", "1843"), ("famous for", "glass lanterns")]),
+        ("Write a profile of Mira.\n- works as: baker\n* home town: Kest\n\u2022 age: 41",
+         [("works as", "baker"), ("home town", "Kest"), ("age", "41")]),
+        ("job = nurse\nhobby = chess\nWrite a short text about Tomo.",
+         [("job", "nurse"), ("hobby", "chess")]),
+        ("Tell me about the Vark lamp: maker: Dovra, price: 40 dollars, colour: red.",
+         [("maker", "Dovra"), ("price", "40 dollars"), ("colour", "red")]),
+        ("The Velora river town. It was founded in 1843. Its motto is Onward. It is known for cheese.",
+         [("founded", "1843"), ("motto", "Onward"), ("known for", "cheese")]),
+        ("Mira's age is 41. Mira works as a baker. Write about Mira.",
+         [("age", "41"), ("works as", "baker")]),
+    ],
+)
+def test_parse_facts_reads_each_typed_form(prompt: str, facts: list[tuple[str, str]]) -> None:
+    """Each way a visitor types facts parses to those facts: a "Facts:" tail, "from these
+    notes", bullets, "=" lines before the instruction, commas, and short sentences."""
+    assert parse_facts(prompt) == tuple(Fact(k, v) for k, v in facts)
+
+
+def test_instruction_with_a_colon_is_not_a_fact() -> None:
+    """A long lead-in before a colon ("Tell me about Velora: ...") is not read as a key."""
+    assert parse_facts("Please tell me all about the town of Velora: it is old.") == ()
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Spec of `pdiff.notes.data`, the "notes to text" generator: one invariant per test.
 
-The generator must be deterministic, keep held-out entity names out of training, state every
-fact of the prompt in its reference answer, and keep the shapes Planned Diffusion trains on
-(2-4 one-sentence sections in round 1, at most one summary section in round 2).
+The generator must be deterministic, keep held-out entity names (and extra keys) out of
+training, give facts in every form people type them, copy every fact of the prompt exactly into
+its reference answer, and keep the shapes Planned Diffusion trains on (4-6 sections of 2-3
+sentences in round 1; a one-sentence summary round only when the prompt asks for one).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 
 from pdiff.notes.checker import parse_facts
 from pdiff.notes.data import (
+    _EXTRA_KEYS,
+    FORMS,
     KINDS,
     SPLITS,
     Example,
@@ -109,9 +112,9 @@ def test_heldout_prompts_are_distinct() -> None:
 
 
 def test_prompt_names_its_entity(examples: list[Example]) -> None:
-    """The entity name appears in the instruction, and the kind is a known one."""
+    """The entity name appears in the prompt, and the kind is a known one."""
     for ex in examples:
-        assert ex.name in ex.prompt.split(" Facts:")[0]
+        assert ex.name in ex.prompt
         assert ex.kind in KINDS
 
 
@@ -120,56 +123,132 @@ def test_every_kind_occurs(examples: list[Example]) -> None:
     assert {ex.kind for ex in examples} == set(KINDS)
 
 
-def test_three_to_five_facts(examples: list[Example]) -> None:
-    """Each prompt lists 3 to 5 facts with distinct keys."""
+def test_eight_to_seventeen_facts(examples: list[Example]) -> None:
+    """Each prompt gives 8 to 17 facts with distinct keys."""
     for ex in examples:
-        assert 3 <= len(ex.facts) <= 5
+        assert 8 <= len(ex.facts) <= 17
         assert len({f.key for f in ex.facts}) == len(ex.facts)
 
 
-def test_prompt_facts_parse_back(examples: list[Example]) -> None:
-    """The prompt's "Facts:" tail is machine-parsable into exactly the example's facts."""
-    for ex in examples:
-        assert parse_facts(ex.prompt) == ex.facts
+def test_every_fact_form_occurs(examples: list[Example]) -> None:
+    """All six ways of giving facts are generated, each often enough to learn."""
+    counts = {form: sum(ex.form == form for ex in examples) for form in FORMS}
+    assert all(n >= len(examples) / 12 for n in counts.values()), counts
 
 
-@pytest.mark.parametrize("char", [";", ":", "<", ">", "."])
+_FORM_MARKS = {  # what each form looks like in the prompt
+    "facts": lambda p: re.search(r"(Facts|Notes|Details|Information): \w[^,]*: [^,]*;", p),
+    "notes": lambda p: re.search(r"(from these notes|Notes): \w[^;]*: [^;]*, ", p),
+    "bullets": lambda p: re.search(r"\n[-*\u2022] \w[^\n]*: ", p),
+    "equals": lambda p: " = " in p and ": " not in p,
+    "commas": lambda p: re.search(r": \w[^;]*: [^;]*, ", p) and "from these notes" not in p,
+    "sentences": lambda p: ":" not in p and "=" not in p and re.search(r"\b(Its|It|\w+'s) ", p),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_prompt_has_the_shape_of_its_form(examples: list[Example], form: str) -> None:
+    """A prompt of each form looks like that form (headings, separators, bullets, sentences)."""
+    for ex in [e for e in examples if e.form == form]:
+        assert _FORM_MARKS[form](ex.prompt), ex.prompt
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_prompt_facts_parse_back(examples: list[Example], form: str) -> None:
+    """Every form's facts read back from the prompt, in order: key and value for "key: value"
+    forms; the value for sentences, where a phrase shared by two key names reads as one of them
+    ("It lives in large flocks" may read as "lives in: large flocks", the tail of the value)."""
+    for ex in [e for e in examples if e.form == form]:
+        got = parse_facts(ex.prompt)
+        if form == "sentences":
+            assert len(got) == len(ex.facts), ex.prompt
+            assert all(w.value.endswith(g.value) for g, w in zip(got, ex.facts)), ex.prompt
+        else:
+            assert got == ex.facts, ex.prompt
+
+
+def test_instruction_comes_before_or_after(examples: list[Example]) -> None:
+    """The instruction opens the prompt in most examples and closes it in the others."""
+    opens = sum(ex.prompt.split()[0] in {"Write", "Describe", "Give", "Tell", "Summarise",
+                                         "Introduce"} for ex in examples)
+    assert 0.5 * len(examples) < opens < 0.9 * len(examples)
+
+
+def test_key_names_vary(examples: list[Example]) -> None:
+    """The same attribute is typed under different names ("founded" / "established in",
+    "known for" / "famous for", "maker" / "made by", "job" / "works as")."""
+    keys = {f.key for ex in examples for f in ex.facts}
+    for pair in (("founded", "established in"), ("known for", "famous for"), ("maker", "made by"),
+                 ("job", "works as")):
+        assert set(pair) <= keys, pair
+
+
+@pytest.mark.parametrize("char", [";", ":", "=", ",", "<", ">", ".", "\n"])
 def test_fact_values_avoid_separator_chars(examples: list[Example], char: str) -> None:
-    """No fact key or value contains a character that would break the "Facts:" syntax."""
+    """No fact key or value contains a character that would break a "key: value" list."""
     for ex in examples:
         for f in ex.facts:
             assert char not in f.value and char not in f.key
 
 
 def test_round_shapes(examples: list[Example]) -> None:
-    """Round 1 has 2-4 sections; an optional round 2 has exactly one; there is no round 3."""
+    """Round 1 has 4-7 sections (4-6 fact groups and maybe extra details); an optional round 2
+    has exactly one; there is no round 3."""
     for ex in examples:
         assert 1 <= len(ex.rounds) <= 2
-        assert 2 <= len(ex.rounds[0]) <= 4
+        assert 4 <= len(ex.rounds[0]) <= 7
         assert all(len(r) == 1 for r in ex.rounds[1:])
 
 
-def test_about_half_have_a_summary_round(examples: list[Example]) -> None:
-    """Round 2 appears in roughly half of the examples."""
+def test_summary_round_only_when_asked(examples: list[Example]) -> None:
+    """A summary round follows exactly the prompts that ask for one (about 1 in 5)."""
+    for ex in examples:
+        assert (len(ex.rounds) == 2) == ("summary" in ex.prompt), ex.prompt
     share = sum(len(ex.rounds) == 2 for ex in examples) / len(examples)
-    assert 0.4 <= share <= 0.6
+    assert 0.12 <= share <= 0.28
+
+
+def test_summary_is_one_short_sentence(examples: list[Example]) -> None:
+    """The round-2 summary is one sentence of at most 20 words that names the entity and
+    restates one fact value."""
+    for ex in examples:
+        for (section,) in ex.rounds[1:]:
+            assert len(section.text.split()) <= 20 and section.text.count(". ") == 0
+            assert ex.name in section.text
+            assert any(f.value.lower() in section.text.lower() for f in ex.facts)
 
 
 def test_topics_are_short_and_digit_free(examples: list[Example]) -> None:
-    """Every topic is 1-3 words with no digits (a plan item's length follows its topic)."""
+    """Every topic is 1-4 words with no digits (a plan item's length follows its topic)."""
     for ex in examples:
         for s in _sections(ex):
-            assert 1 <= len(s.topic.split()) <= 3
+            assert 1 <= len(s.topic.split()) <= 4
             assert not re.search(r"\d", s.topic)
 
 
-def test_section_is_one_sentence_of_bounded_length(examples: list[Example]) -> None:
-    """Each section text is one sentence of about 6-20 words (never fewer than 5)."""
+def _values_in(text: str, ex: Example) -> int:
+    return sum(f.value.lower() in text.lower() for f in ex.facts)
+
+
+def test_sections_are_two_or_three_sentences_of_two_to_four_facts(examples: list[Example]) -> None:
+    """Each fact-group section is 2-3 sentences stating 2-4 facts, 8-50 words; the optional
+    extra-details section states 1-2 facts, one sentence each."""
     for ex in examples:
-        for s in _sections(ex):
-            assert 5 <= len(s.text.split()) <= 20, s.text
+        for s in ex.rounds[0]:
+            sentences = len(re.findall(r"\.(?: |$)", s.text))
             assert s.text[0].isupper() and s.text.endswith(".")
-            assert s.text.count(". ") == 0
+            if s.topic in ("other details", "more facts", "extras"):
+                assert 1 <= sentences <= 2 and 1 <= _values_in(s.text, ex) <= 2 + sentences
+            else:
+                assert 2 <= sentences <= 3, s.text
+                assert 2 <= _values_in(s.text, ex), s.text
+                assert 8 <= len(s.text.split()) <= 50, s.text
+
+
+def test_answers_are_long_enough_for_the_plan_to_be_small(examples: list[Example]) -> None:
+    """Answers average 60 to 160 words (about 150 tokens): a plan of 4-7 items is a small part."""
+    mean = sum(len(ex.answer.split()) for ex in examples) / len(examples)
+    assert 60 <= mean <= 160, mean
 
 
 def test_answer_joins_sections_in_order(examples: list[Example]) -> None:
@@ -178,27 +257,36 @@ def test_answer_joins_sections_in_order(examples: list[Example]) -> None:
         assert ex.answer == " ".join(s.text for s in _sections(ex))
 
 
-def test_round_one_states_every_fact(examples: list[Example]) -> None:
-    """Each fact value is written verbatim in some round-1 section, so round 2 is redundant."""
+def test_round_one_copies_every_fact_exactly(examples: list[Example]) -> None:
+    """Each fact value is written verbatim, case included, in some round-1 section."""
     for ex in examples:
-        first = " ".join(s.text for s in ex.rounds[0]).lower()
+        first = " ".join(s.text for s in ex.rounds[0])
         for f in ex.facts:
-            assert f.value.lower() in first, (f, first)
+            assert f.value in first, (f, first)
 
 
-def test_summary_restates_the_name(examples: list[Example]) -> None:
-    """The round-2 sentence mentions the entity by name and at least one fact value."""
+def test_extra_keys_are_stated_as_given(examples: list[Example]) -> None:
+    """A fact under an extra key ("motto") is stated with that key and its exact value."""
+    seen = 0
     for ex in examples:
-        for (section,) in ex.rounds[1:]:
-            assert ex.name in section.text
-            assert any(f.value.lower() in section.text.lower() for f in ex.facts)
+        for f in ex.facts:
+            if f.key in _EXTRA_KEYS:
+                seen += 1
+                assert f"{f.key} is {f.value}." in ex.answer
+    assert seen > len(examples) / 10
+
+
+def test_heldout_extra_keys_never_occur_in_training(big_splits: dict[str, list[Example]]) -> None:
+    """Extra keys split like names: held-out prompts use keys training never sees."""
+    train = {f.key for ex in big_splits["train"] for f in ex.facts if f.key in _EXTRA_KEYS}
+    heldout = {f.key for ex in big_splits["heldout"] for f in ex.facts if f.key in _EXTRA_KEYS}
+    assert train and heldout and not train & heldout
 
 
 def test_instruction_wording_varies(examples: list[Example]) -> None:
-    """The sentence before "Facts:" takes several forms, not one template."""
-    forms = {ex.prompt.split(" Facts:")[0].replace(ex.name, "X")
-             for ex in examples if ex.kind == "city"}
-    assert len(forms) >= 5
+    """The instruction takes several forms, not one template."""
+    starts = {" ".join(ex.prompt.split()[:2]) for ex in examples if ex.kind == "city"}
+    assert len(starts) >= 8
 
 
 def test_vocabulary_is_modest(big_splits: dict[str, list[Example]]) -> None:
@@ -208,7 +296,7 @@ def test_vocabulary_is_modest(big_splits: dict[str, list[Example]]) -> None:
         for w in (ex.prompt + " " + ex.answer).split():
             if not w[0].isupper() and not re.search(r"\d", w):
                 words.add(w.strip(".,;:").lower())
-    assert 100 <= len(words) <= 800
+    assert 100 <= len(words) <= 1200
 
 
 def test_jsonl_round_trip(tmp_path: Path, examples: list[Example]) -> None:

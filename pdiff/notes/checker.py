@@ -1,7 +1,9 @@
 """Quality checker for "notes to text" answers: are the prompt's facts stated, and is the text clean?
 
-`parse_facts` reads the "Facts: key: value; key: value." tail of a prompt (as `pdiff.notes.data` writes
-it, or as a person types it: odd spacing, new lines instead of ";", "=" instead of ":", bullets).
+`parse_facts` reads the facts of a prompt in every form `pdiff.notes.data` writes (and as a person
+types them: odd spacing and case): "key: value" or "key = value" items separated by ";", commas or
+new lines, with or without a heading ("Facts:", "from these notes:") or bullets, and short
+sentences ("Its motto is Dovra.", "It was founded in 1843.", the forms of `SENTENCE_KEYS`).
 `score` then counts the facts whose value appears in the answer as a whole word or phrase,
 case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
 masks and no repeated sentence or stuttered phrase. `Score.value` is the one number for charts.
@@ -23,13 +25,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdiff.notes.data import Fact
+from pdiff.notes.data import KNOWN_KEYS, SENTENCE_KEYS, Fact
 from pdiff.tags import CONTROL_TAGS
 
-_FACTS_HEAD = re.compile(r"\bfacts?\s*[:\-]", re.IGNORECASE)
-_ITEM_SPLIT = re.compile(r"[;\n]+")
-_KV_SPLIT = re.compile(r"\s*[:=]\s*")
-_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
+# "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
+# ":" too), and its value ends at ";", a new line, a comma before the next key, or a sentence end.
+_ITEM = re.compile(
+    r"(?:^|(?<=[;\n,.:\-*\u2022]))[ \t]*(?:\d+[.)][ \t]+)?(?P<key>[^\W\d_][\w' \t]{0,30}?)[ \t]*[:=][ \t]*"
+    r"(?P<value>[^;\n,=:]*?)[ \t]*(?=$|[;\n]|,[ \t]*[^\W\d_][\w' \t]{0,30}[:=]|\.(?:\s|$))"
+)
+_ITS = re.compile(r"(?:^|(?<=\s))(?:Its|[A-Z]\w*'s)\s+(?P<key>[a-z][a-z ]{0,30}?)\s+is\s+"
+                  r"(?P<value>[^.;\n]+?)\.(?=\s|$)")
+
+
+def _phrase_patterns() -> list[tuple[str, int, re.Pattern[str]]]:
+    """(key, phrase length, pattern) for the verb forms of SENTENCE_KEYS: "It was founded in 1843."
+    A template shared by several keys is read as its first key."""
+    first_key: dict[str, str] = {}
+    for key, template in SENTENCE_KEYS.items():
+        first_key.setdefault(template, key)
+    out = []
+    for template, key in first_key.items():
+        phrase = template.removeprefix("{s} ").split("{v}")[0]  # "was founded in "
+        out.append((key, len(phrase), re.compile(
+            r"(?:^|(?<=\s))(?:It|[A-Z]\w*)\s+" + re.escape(phrase) + r"(?P<value>[^.;\n]+?)\.(?=\s|$)")))
+    return out
+
+
+_PHRASES = _phrase_patterns()
+MAX_UNKNOWN_KEY_WORDS = 3  # a key that is not in the data's vocabulary has at most this many words
 _SENTENCE_END = re.compile(r"\.(?:\s+(?=[A-Z])|\s*$)")  # "d. Keep it short." -> "d"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
@@ -64,28 +88,35 @@ def _clean_value(text: str) -> str:
 
 
 def parse_facts(prompt: str) -> tuple[Fact, ...]:
-    """The facts of the "Facts: k: v; k: v." part of a prompt, in order; () if there is none.
+    """The facts of a prompt, in the order they appear; () if there is none.
 
-    The last "Facts:" heading counts. Items are split on ";" or new lines, each item on its first
-    ":" or "="; keys are lower-cased with spaces collapsed, values keep their case. Items without
-    a key or a value are skipped, and so is a repeated key (the first one wins).
+    Keys are lower-cased with spaces collapsed, values keep their case. Items without a key or a
+    value are skipped, and so is a repeated key (the first one wins). A "key: value" item whose
+    key is not one the data uses must be short (`MAX_UNKNOWN_KEY_WORDS`), so "Tell me about
+    Velora: ..." is not read as a fact.
     """
     if not isinstance(prompt, str):
         return ()
-    heads = list(_FACTS_HEAD.finditer(prompt))
-    if not heads:
-        return ()
+    found: list[tuple[int, int, str, str]] = []  # (start, -phrase length, key, value)
+    for m in _ITEM.finditer(prompt):
+        key = " ".join(m["key"].split()).strip("\"'").lower()
+        if key in KNOWN_KEYS or len(key.split()) <= MAX_UNKNOWN_KEY_WORDS:
+            found.append((m.start(), 0, key, m["value"]))
+    for m in _ITS.finditer(prompt):
+        found.append((m.start(), 0, m["key"], m["value"]))
+    for key, length, pattern in _PHRASES:
+        found += [(m.start(), -length, key, m["value"]) for m in pattern.finditer(prompt)]
     out: list[Fact] = []
-    seen: set[str] = set()
-    for item in _ITEM_SPLIT.split(prompt[heads[-1].end():]):
-        item = _BULLET.sub("", item)
-        parts = _KV_SPLIT.split(item.strip(), maxsplit=1)
-        if len(parts) != 2:
-            continue
-        key = " ".join(parts[0].split()).strip("\"'").lower()
-        value = _clean_value(parts[1])
-        if key and value and key not in seen:
-            seen.add(key)
+    seen: set = set()
+    starts: set[int] = set()  # one fact per item: "It lives in hills" is "lives in", not "lives"
+    for start, phrase, key, raw in sorted(found):
+        value = _clean_value(raw)
+        # A repeated "key: value" key is dropped; a repeated sentence phrase ("It lives in packs.
+        # It lives in rivers.") is two facts.
+        again = (key, value) in seen if phrase else key in seen
+        if key and value and not again and start not in starts:
+            seen.update({key, (key, value)} if not phrase else {(key, value)})
+            starts.add(start)
             out.append(Fact(key, value))
     return tuple(out)
 

@@ -1,17 +1,24 @@
-"""Notes to text: a deterministic generator of instruction/answer pairs for training and evaluation.
+"""Notes to text, v2: a deterministic generator of instruction/answer pairs for training and evaluation.
 
-Each prompt lists 3 to 5 facts about one made-up entity (a city, a product, a person or an animal)
-in a fixed, machine-parsable tail ("Facts: key: value; key: value."), after an instruction whose
-wording varies. The reference answer is organised as Planned Diffusion wants it: round 1 holds 2
-to 4 one-sentence sections (one per group of facts, each with a short topic); about half of the
-examples add a round 2 with one summary sentence that restates the name and a fact or two.
+A prompt gives 8 to 16 facts about one made-up entity (a city, a product, a person or an animal)
+the way people type them (`FORMS`): a "Facts: key: value; ..." tail, "from these notes: ...",
+bullet lines, `key = value` lines, a comma list, or short sentences ("It was founded in 1843.").
+Key names vary ("founded" / "established in", "known for" / "famous for", "maker" / "made by",
+"job" / "works as"), and the instruction comes before or after the facts. Some prompts carry one
+or two keys from an open pool of extra details ("motto", "mascot"): the answer states them as
+"Its motto is ...", so a key the model has never seen is copied, not replaced by an invention.
 
-The language is deliberately small (a few hundred common words, made-up names and numbers) so
-that a tiny model can learn it. Made-up names come from syllables; a stable hash splits the name
-space, so held-out examples use names that never occur in training.
+The reference answer is shaped for Planned Diffusion: round 1 holds 4 to 6 sections, one per
+group of facts (each with a short topic), of 2 to 3 sentences stating 2 to 4 facts, about 25 to
+50 tokens each. Only a prompt that asks for a summary gets a round 2: one short sentence after a
+`<sync/>` (it runs strictly after round 1, so it is kept short and is never added unasked).
+Every value is copied exactly from the prompt.
+
+Made-up names come from syllables; a stable hash splits the name space (and the pool of extra
+keys), so held-out examples use names and extra keys that training never sees.
 
 This module knows nothing about tokenizers, control tags, span lengths or models, and it does
-not judge answers (that is `pdiff.notes.checker`).
+not judge answers (that is `pdiff.notes.checker`, which reads its fact forms from `SENTENCE_KEYS`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 
 SPLITS = ("train", "heldout")
 KINDS = ("city", "product", "person", "animal")
+FORMS = ("facts", "notes", "bullets", "equals", "commas", "sentences")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class Example:
     rounds: tuple[tuple[Section, ...], ...]
     kind: str = ""  # one of KINDS
     name: str = ""  # the made-up entity name
+    form: str = ""  # one of FORMS: how the prompt gives its facts
 
     @property
     def answer(self) -> str:
@@ -62,7 +71,7 @@ _ENDINGS = ("", "", "a", "i", "n", "sk", "r", "th", "ra", "ni", "l", "m")
 
 
 def name_split(name: str) -> str:
-    """The split a made-up name belongs to: a stable hash sends about 1 in 5 to "heldout"."""
+    """The split a made-up name (or extra key) belongs to: a stable hash sends 1 in 5 to "heldout"."""
     return "heldout" if zlib.crc32(name.lower().encode()) % 5 == 0 else "train"
 
 
@@ -78,105 +87,160 @@ def make_name(rng: random.Random, split: str = "train") -> str:
             return name
 
 
-# ---- attributes: value lists, groups and sentence templates -------------------------------
-# Each attribute: (group, values or None for a name/number drawn in _value, predicate templates).
-# A predicate follows a singular subject ("Velora", "It", "The lamp") and contains {v} verbatim.
+# ---- attributes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attr:
+    keys: tuple[str, ...]  # the key as typed in a prompt; the first is the canonical one
+    group: str  # the section it is stated in
+    values: str | tuple[str, ...]  # a list of values, or a rule name for `_value`
+    preds: tuple[str, ...]  # predicates after a singular subject, each with {v} verbatim
+
+
+def _a(keys: str, group: str, values, *preds: str) -> Attr:
+    return Attr(tuple(keys.split("|")), group, values, preds)
+
+
 _COLOURS = ("red", "blue", "green", "yellow", "black", "white", "grey", "brown", "orange",
-            "purple", "pink", "silver", "golden")
-_ATTRS: dict[str, dict[str, tuple[str, tuple[str, ...] | None, tuple[str, ...]]]] = {
-    "city": {
-        "country": ("location", None, (
-            "lies in the country of {v}", "is a city in {v}", "is found in the north of {v}",
-            "is one of the oldest cities in {v}", "is located in the land of {v}")),
-        "river": ("location", None, (
-            "sits on the banks of {v}", "stands beside {v}", "is built along {v}",
-            "was built right next to {v}")),
-        "population": ("people", None, (
-            "is home to about {v} people", "has a population of {v}",
-            "has around {v} people living in it", "counts {v} people today")),
-        "known for": ("economy", (
-            "glass lanterns", "wool blankets", "fresh bread", "old bridges", "blue tiles",
-            "fine cheese", "river boats", "stone towers", "apple orchards", "summer markets",
-            "silver jewellery", "wooden toys"), (
-            "is known for its {v}", "is famous for {v}", "is best known for its {v}",
-            "has a long history of making {v}", "draws many visitors with its {v}")),
-        "climate": ("climate", ("mild", "warm", "cold", "dry", "wet", "rainy", "windy", "sunny",
-                                "snowy", "hot"), (
-            "has a {v} climate for most of the year", "enjoys {v} weather most of the year",
-            "is known for its {v} weather", "has {v} weather in every season")),
-    },
-    "product": {
-        "maker": ("maker", None, (
-            "is made by a company called {v}", "is built by a firm called {v}",
-            "comes from a small company named {v}", "is produced by {v}")),
-        "price": ("price", None, (
-            "costs {v} in most shops", "usually sells for {v}", "is priced at {v}",
-            "can be bought for {v}")),
-        "colour": ("look", _COLOURS, (
-            "is {v} in colour", "comes in a bright {v} colour", "is painted {v} all over",
-            "has a {v} finish")),
-        "material": ("look", ("wood", "steel", "glass", "clay", "leather", "cotton", "wool",
-                              "plastic", "stone", "copper", "bamboo", "paper"), (
-            "is made mostly of {v}", "is carefully made from {v}", "uses {v} as its main material")),
-        "use": ("use", None, (
-            "is mostly used for {v}", "is designed for {v}", "is a good choice for {v}",
-            "helps people with {v}")),
-    },
-    "person": {
-        "job": ("work", ("baker", "teacher", "farmer", "doctor", "painter", "sailor",
-                         "carpenter", "nurse", "gardener", "writer", "tailor", "musician",
-                         "pilot", "cook"), (
-            "works full time as a {v}", "has been a {v} for many years", "earns a living as a {v}",
-            "is a {v} by trade")),
-        "home town": ("background", None, (
-            "grew up in the town of {v}", "comes from the town of {v}", "was born and raised in {v}",
-            "lives in the small town of {v}")),
-        "age": ("background", None, (
-            "is {v} years old", "is now {v} years old", "turned {v} this year")),
-        "hobby": ("interests", ("chess", "fishing", "painting", "running", "singing",
-                                "gardening", "swimming", "reading", "cycling", "dancing",
-                                "hiking", "knitting"), (
-            "enjoys {v} in the evening", "spends most free time on {v}", "loves {v} more than anything",
-            "has a passion for {v}")),
-        "favourite food": ("food", ("soup", "apples", "rice", "cheese", "bread", "noodles",
-                                    "fish", "cake", "plums", "beans"), (
-            "likes {v} more than any other food", "eats {v} whenever possible",
-            "has {v} as a favourite food", "always orders {v} at dinner")),
-    },
-    "animal": {
-        "habitat": ("habitat", ("forests", "rivers", "mountains", "deserts", "grasslands",
-                                "swamps", "caves", "lakes", "hills", "islands"), (
-            "lives in {v} all year", "makes its home in {v}", "is found mostly in {v}",
-            "can be seen in {v}")),
-        "diet": ("diet", ("insects", "fish", "grass", "seeds", "fruit", "leaves", "small birds",
-                          "roots", "berries", "worms"), (
-            "eats mostly {v} each day", "feeds mainly on {v}", "lives on a diet of {v}",
-            "hunts or gathers {v} every day")),
-        "size": ("body", None, (
-            "grows to about {v} long", "is about {v} long", "reaches {v} in length")),
-        "colour": ("body", _COLOURS, (
-            "has thick {v} fur", "is mostly {v} in colour", "has a soft {v} coat")),
-        "lifespan": ("life", None, (
-            "lives for about {v}", "can live for {v}", "has a lifespan of {v}")),
-    },
+            "purple", "silver", "golden")
+_ATTRS: dict[str, tuple[Attr, ...]] = {
+    "city": (
+        _a("country|nation", "location", "name", "lies in the country of {v}", "is a city in {v}",
+           "is one of the oldest cities in {v}"),
+        _a("river", "location", "the name", "sits on the banks of {v}", "stands beside {v}",
+           "is built along {v}"),
+        _a("region|area", "location", ("the north", "the south", "the east", "the west", "the coast",
+                                       "the hills", "the valley"), "is found in {v}", "lies in {v}"),
+        _a("founded|established in|founded in", "history", "year", "was founded in {v}",
+           "was first built in {v}", "dates back to {v}"),
+        _a("founder|founded by", "history", "name", "was founded by {v}", "owes its start to {v}"),
+        _a("old name|former name", "history", "name", "was once called {v}", "used to be known as {v}"),
+        _a("population|people", "people", "population", "is home to about {v} people",
+           "has a population of {v}", "counts {v} people today"),
+        _a("mayor|leader", "people", "name", "is led by a mayor called {v}", "has {v} as its mayor"),
+        _a("known for|famous for", "economy", (
+            "glass lanterns", "wool blankets", "fresh bread", "old bridges", "blue tiles", "fine cheese",
+            "river boats", "stone towers", "apple orchards", "summer markets", "silver jewellery",
+            "wooden toys"), "is known for its {v}", "is famous for {v}", "is best known for its {v}"),
+        _a("industry|main trade", "economy", ("fishing", "farming", "weaving", "mining", "trade",
+                                              "pottery", "shipbuilding", "tourism"),
+           "lives mostly from {v}", "has {v} as its main trade", "earns its money from {v}"),
+        _a("market day", "economy", ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                     "Saturday", "Sunday"), "holds its market every {v}",
+           "has a busy market on {v}"),
+        _a("climate|weather", "climate", ("mild", "warm", "cold", "dry", "wet", "rainy", "windy",
+                                          "sunny", "snowy", "hot"),
+           "has a {v} climate for most of the year", "enjoys {v} weather most of the year",
+           "is known for its {v} weather"),
+        _a("best season|best time to visit", "climate", ("spring", "summer", "autumn", "winter"),
+           "is at its best in {v}", "is best visited in {v}"),
+        _a("landmark|main sight", "sights", ("the old harbour", "a stone tower", "the great library",
+                                             "a glass dome", "the clock tower", "the red bridge"),
+           "is proud of {v}", "draws visitors to {v}", "has {v} at its heart"),
+        _a("festival|yearly event", "sights", ("a lantern festival", "a music festival", "a spring fair",
+                                               "a boat race", "a harvest feast"),
+           "holds {v} every year", "is busy each year with {v}"),
+    ),
+    "product": (
+        _a("maker|made by|brand", "maker", "name", "is made by a company called {v}",
+           "is built by a firm called {v}", "comes from a small company named {v}"),
+        _a("made in|origin", "maker", "name", "is made in {v}", "is produced in {v}"),
+        _a("launched|released in|launched in", "maker", "launch", "was launched in {v}",
+           "first came out in {v}", "has been on sale since {v}"),
+        _a("price|cost", "price", "price", "costs {v} in most shops", "usually sells for {v}",
+           "is priced at {v}"),
+        _a("warranty|guarantee", "price", "warranty", "comes with a warranty of {v}",
+           "is covered for {v}"),
+        _a("colour|color", "look", _COLOURS, "is {v} in colour", "comes in a bright {v} colour",
+           "has a {v} finish"),
+        _a("material", "look", ("wood", "steel", "glass", "clay", "leather", "cotton", "wool",
+                                "plastic", "stone", "copper", "bamboo", "paper"),
+           "is made mostly of {v}", "is carefully made from {v}", "uses {v} as its main material"),
+        _a("weight", "look", "weight", "weighs about {v}", "has a weight of {v}"),
+        _a("use|used for|purpose", "use", "use", "is mostly used for {v}", "is designed for {v}",
+           "is a good choice for {v}"),
+        _a("made for|users", "use", ("students", "cooks", "hikers", "families", "travellers",
+                                     "children", "farmers", "painters"),
+           "is made for {v}", "is popular with {v}", "suits {v} well"),
+        _a("feature|special feature", "features", ("a folding handle", "a long battery life",
+                                                   "a soft grip", "a hidden pocket", "a quiet motor",
+                                                   "a strong lid", "a small light"),
+           "has {v}", "offers {v}", "stands out for {v}"),
+        _a("rating|score", "features", "rating", "has a rating of {v}", "is rated {v} by buyers"),
+    ),
+    "person": (
+        _a("job|works as|occupation", "work", ("baker", "teacher", "farmer", "doctor", "painter",
+                                               "sailor", "carpenter", "nurse", "gardener", "writer",
+                                               "tailor", "musician", "pilot", "cook"),
+           "works full time as a {v}", "has been a {v} for many years", "earns a living as a {v}"),
+        _a("workplace|works at|employer", "work", "name", "works at a place called {v}",
+           "has a job at {v}"),
+        _a("experience", "work", "years", "has {v} of experience", "has worked for {v}"),
+        _a("home town|born in|hometown", "background", "name", "grew up in the town of {v}",
+           "comes from the town of {v}", "was born and raised in {v}"),
+        _a("age", "background", "age", "is {v} years old", "is now {v} years old",
+           "turned {v} this year"),
+        _a("hobby|pastime", "interests", ("chess", "fishing", "painting", "running", "singing",
+                                          "gardening", "swimming", "reading", "cycling", "dancing",
+                                          "hiking", "knitting"),
+           "enjoys {v} in the evening", "spends most free time on {v}", "has a passion for {v}"),
+        _a("sport|favourite sport", "interests", ("tennis", "football", "rowing", "skiing", "boxing",
+                                                  "golf", "climbing"),
+           "plays {v} at the weekend", "likes to watch {v}"),
+        _a("favourite food|food", "food", ("soup", "apples", "rice", "cheese", "bread", "noodles",
+                                           "fish", "cake", "plums", "beans"),
+           "likes {v} more than any other food", "eats {v} whenever possible",
+           "always orders {v} at dinner"),
+        _a("favourite drink|drink", "food", ("tea", "coffee", "milk", "juice", "cocoa", "lemonade"),
+           "drinks {v} every morning", "prefers {v} to anything else"),
+        _a("pet", "family", ("a cat", "a dog", "a parrot", "two rabbits", "a goat", "three hens"),
+           "keeps {v} at home", "looks after {v}"),
+        _a("partner|married to", "family", "name", "is married to {v}", "lives with a partner named {v}"),
+        _a("siblings", "family", "count", "has {v} siblings", "grew up with {v} siblings"),
+    ),
+    "animal": (
+        _a("habitat|lives in", "habitat", ("forests", "rivers", "mountains", "deserts", "grasslands",
+                                           "swamps", "caves", "lakes", "hills", "islands"),
+           "lives in {v} all year", "makes its home in {v}", "is found mostly in {v}"),
+        _a("range|found in", "habitat", "name", "is found only in {v}", "lives across {v}"),
+        _a("diet|eats", "diet", ("insects", "fish", "grass", "seeds", "fruit", "leaves", "small birds",
+                                 "roots", "berries", "worms"),
+           "eats mostly {v} each day", "feeds mainly on {v}", "lives on a diet of {v}"),
+        _a("active at|active", "diet", ("night", "dawn", "dusk", "midday"), "is active at {v}",
+           "hunts mostly at {v}", "goes looking for food at {v}"),
+        _a("size|length", "body", "size", "grows to about {v} long", "is about {v} long",
+           "reaches {v} in length"),
+        _a("weight", "body", "animal weight", "weighs about {v}", "can weigh up to {v}"),
+        _a("colour|fur colour", "body", _COLOURS, "has thick {v} fur", "is mostly {v} in colour",
+           "has a soft {v} coat"),
+        _a("lifespan|life span|lives for", "life", "years", "lives for about {v}", "can live for {v}",
+           "has a lifespan of {v}"),
+        _a("young|litter size", "life", "count", "has {v} young at a time",
+           "raises {v} young each year"),
+        _a("sound|call", "behaviour", ("a loud whistle", "a soft purr", "a deep growl", "a high chirp",
+                                       "a short bark"), "makes {v}", "calls out with {v}"),
+        _a("social life|lives", "behaviour", ("alone", "in pairs", "in small herds", "in large flocks",
+                                              "in packs"), "spends its life {v}", "usually lives {v}"),
+    ),
 }
+# Extra details: keys from an open pool, stated as "Its {key} is {value}." (held-out keys never
+# occur in training, like held-out names).
+_EXTRA_KEYS = ("motto", "symbol", "nickname", "mascot", "emblem", "lucky number", "code", "badge",
+               "flag colour", "slogan", "anthem", "seal", "crest", "stamp", "label", "tag", "sign",
+               "model number", "serial number", "postcode", "team", "club", "star sign", "password",
+               "theme", "logo", "banner", "colour code", "charm", "totem")
 _TOPICS: dict[str, tuple[str, ...]] = {
-    "location": ("location", "geography", "where it is"),
-    "people": ("people", "population"),
-    "economy": ("economy", "trade", "highlights"),
-    "climate": ("climate", "weather"),
-    "maker": ("maker", "origin", "who makes it"),
-    "price": ("price", "cost"),
-    "look": ("look", "appearance", "design"),
-    "use": ("use", "purpose", "what it does"),
-    "work": ("work", "job", "career"),
+    "location": ("location", "geography", "where it is"), "history": ("history", "origins", "past"),
+    "people": ("people", "population"), "economy": ("economy", "trade", "work"),
+    "climate": ("climate", "weather"), "sights": ("sights", "what to see", "visits"),
+    "maker": ("maker", "origin", "who makes it"), "price": ("price", "cost"),
+    "look": ("look", "appearance", "design"), "use": ("use", "purpose", "who it is for"),
+    "features": ("features", "details"), "work": ("work", "job", "career"),
     "background": ("background", "personal details", "basics"),
-    "interests": ("interests", "free time", "hobbies"),
-    "food": ("food", "favourite food", "tastes"),
-    "habitat": ("habitat", "home", "where it lives"),
-    "diet": ("diet", "food", "what it eats"),
-    "body": ("appearance", "body", "looks"),
-    "life": ("lifespan", "life", "life span"),
+    "interests": ("interests", "free time", "hobbies"), "food": ("food", "tastes"),
+    "family": ("family", "home life"), "habitat": ("habitat", "home", "where it lives"),
+    "diet": ("diet", "food", "feeding"), "body": ("appearance", "body", "looks"),
+    "life": ("life", "lifespan", "young"), "behaviour": ("behaviour", "habits"),
+    "extra": ("other details", "more facts", "extras"),
 }
 _PRODUCTS = {
     "lamp": ("reading at night", "lighting a room"), "kettle": ("making tea", "boiling water"),
@@ -186,66 +250,87 @@ _PRODUCTS = {
     "radio": ("listening to music", "hearing the news"),
 }
 _INSTRUCTIONS = (
-    "Write a short profile of {ref}.", "Write a short description of {ref}.",
-    "Describe {ref} in a few sentences.", "Give a brief description of {ref}.",
-    "Write a short report on {ref}.", "Write a few sentences about {ref}.",
-    "Please describe {ref} using the facts below.", "Tell me about {ref}.",
-    "Using the facts below, write a short text about {ref}.",
-    "Summarise what is known about {ref}.",
+    "Write a short profile of {ref}", "Write a short description of {ref}",
+    "Describe {ref} in a few paragraphs", "Give a description of {ref}",
+    "Write a short report on {ref}", "Write a few paragraphs about {ref}",
+    "Tell me about {ref}", "Write a text about {ref}", "Summarise what is known about {ref}",
+    "Write an article about {ref}", "Introduce {ref} to a reader",
 )
-_SUMMARY_TOPICS = ("summary", "conclusion", "in short", "overall")
+_SUMMARY_ASKS = ("and end with a one-sentence summary", "and finish with a short summary",
+                 "with a summary at the end")
+_HEADS = ("Facts:", "Notes:", "Details:", "Information:")
+_SUMMARY_TOPICS = ("summary", "in short", "overall")
 _SUMMARY_OPENERS = ("In short,", "To sum up,", "All in all,", "Overall,")
-# Kind-specific summaries: (keys they need, template). {n} is the entity reference.
-_SUMMARIES: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
-    "city": ((("known for", "river"), "{o} {n} is a city of {known_for} on {river}."),
-             (("population", "country"), "{o} {n} is a city of {population} people in {country}."),
-             (("climate", "known for"), "{o} {n} is a {climate} place famous for {known_for}.")),
-    "product": ((("colour", "use"), "{o} {n} is a {colour} tool made for {use}."),
-                (("material", "price"), "{o} {n} is a {material} product that costs {price}."),
-                (("maker",), "{o} {n} is a useful product from {maker}.")),
-    "person": ((("job", "home town"), "{o} {n} is a {job} from {home_town}."),
-               (("job", "hobby"), "{o} {n} is a {job} who loves {hobby}."),
-               (("age", "job"), "{o} {n} is a {age} year old {job}.")),
-    "animal": ((("colour", "habitat"), "{o} {n} is a {colour} animal of the {habitat}."),
-               (("diet", "habitat"), "{o} {n} eats {diet} and lives in {habitat}."),
-               (("size", "lifespan"), "{o} {n} is about {size} long and lives {lifespan}.")),
+# Sentence form of a fact in a prompt, per key as typed: "{s}" is the subject ("It" or the name).
+# Any other key is written "Its {key} is {v}." (a person's: "{s}'s {key} is {v}."). The checker
+# reads prompts back with this table.
+SENTENCE_KEYS = {
+    "founded": "{s} was founded in {v}.", "established in": "{s} was established in {v}.",
+    "founded in": "{s} was founded in {v}.", "founded by": "{s} was founded by {v}.",
+    "known for": "{s} is known for {v}.", "famous for": "{s} is famous for {v}.",
+    "made by": "{s} is made by {v}.", "made in": "{s} is made in {v}.",
+    "launched": "{s} was launched in {v}.", "launched in": "{s} was launched in {v}.",
+    "released in": "{s} was released in {v}.", "used for": "{s} is used for {v}.",
+    "made for": "{s} is made for {v}.", "works as": "{s} works as a {v}.",
+    "works at": "{s} works at {v}.", "born in": "{s} was born in {v}.",
+    "married to": "{s} is married to {v}.", "lives in": "{s} lives in {v}.",
+    "found in": "{s} is found in {v}.", "eats": "{s} eats {v}.", "active at": "{s} is active at {v}.",
+    "lives for": "{s} lives for {v}.", "lives": "{s} lives {v}.",
 }
 
 
-def _value(kind: str, key: str, rng: random.Random, names: list[str], product: str) -> str:
-    values = _ATTRS[kind][key][1]
-    if values is not None:
-        return rng.choice(values)
-    if key in ("country", "home town", "maker"):
-        return names.pop()
-    if key == "river":
-        return "the " + names.pop()
-    if key == "population":
-        return str(rng.randrange(800, 99_000, 100) if rng.random() < 0.6
-                   else rng.randint(300, 99_999))
-    if key == "price":
-        return f"{rng.randint(3, 900)} dollars"
-    if key == "use":
-        return rng.choice(_PRODUCTS[product])
-    if key == "age":
-        return str(rng.randint(18, 89))
-    if key == "size":
-        return f"{rng.randint(5, 300)} cm"
-    if key == "lifespan":
-        return f"{rng.randint(2, 60)} years"
-    raise KeyError(f"no value rule for {kind}.{key}")
+# Every key the data writes, as typed: the checker trusts these as keys however many words they have.
+KNOWN_KEYS = frozenset({k for attrs in _ATTRS.values() for a in attrs for k in a.keys} | set(_EXTRA_KEYS))
 
 
-def _refs(kind: str, name: str, product: str) -> tuple[str, str, tuple[str, ...]]:
-    """(reference in the prompt, first subject in the answer, later subjects)."""
+def _value(attr: Attr, rng: random.Random, names: list[str], product: str, split: str) -> str:
+    if isinstance(attr.values, tuple):
+        return rng.choice(attr.values)
+    rule = attr.values
+    if rule == "name":
+        return names.pop() if names else make_name(rng, split)
+    if rule == "the name":
+        return "the " + (names.pop() if names else make_name(rng, split))
+    numbers = {
+        "year": lambda: str(rng.randint(1100, 1990)),
+        "launch": lambda: str(rng.randint(1950, 2025)),
+        "population": lambda: str(rng.randrange(800, 99_000, 100) if rng.random() < 0.6
+                                  else rng.randint(300, 99_999)),
+        "price": lambda: f"{rng.randint(3, 900)} dollars",
+        "warranty": lambda: f"{rng.randint(1, 10)} years",
+        "weight": lambda: f"{rng.randint(100, 5000)} grams",
+        "rating": lambda: f"{rng.randint(1, 10)} out of 10",
+        "use": lambda: rng.choice(_PRODUCTS[product]),
+        "years": lambda: f"{rng.randint(2, 60)} years",
+        "age": lambda: str(rng.randint(18, 89)),
+        "count": lambda: str(rng.randint(2, 9)),
+        "size": lambda: f"{rng.randint(5, 300)} cm",
+        "animal weight": lambda: f"{rng.randint(1, 400)} kg",
+    }
+    if rule not in numbers:
+        raise KeyError(f"no value rule {rule!r}")
+    return numbers[rule]()
+
+
+def _extra_value(rng: random.Random, split: str) -> str:
+    roll = rng.random()
+    if roll < 0.4:
+        return make_name(rng, split)
+    if roll < 0.7:
+        return str(rng.randint(2, 9999))
+    return rng.choice(_COLOURS)
+
+
+def _refs(kind: str, name: str, product: str) -> tuple[str, str, tuple[str, ...], str]:
+    """(reference in the prompt, first subject in the answer, later subjects, possessive)."""
     if kind == "city":
-        return f"the city {name}", name, (name, "The city", "It")
+        return f"the city {name}", name, (name, "The city", "It"), "Its"
     if kind == "product":
         full = f"The {name} {product}"
-        return full[0].lower() + full[1:], full, (full, f"The {product}", "It")
+        return full[0].lower() + full[1:], full, (full, f"The {product}", "It"), "Its"
     if kind == "person":
-        return f"a person named {name}", name, (name,)
-    return f"an animal called the {name}", f"The {name}", (f"The {name}", "It", "This animal")
+        return f"a person named {name}", name, (name,), f"{name}'s"
+    return f"an animal called the {name}", f"The {name}", (f"The {name}", "It", "This animal"), "Its"
 
 
 _AN = re.compile(r"\b([Aa]) (?=(?:orange|8|8\d|11|18)\b)")
@@ -261,60 +346,113 @@ def _sentence(subject: str, preds: list[str]) -> str:
     return _fix(f"{subject} {body}.")
 
 
+def _sentence_sizes(n: int, rng: random.Random) -> list[int]:
+    """How a group's n facts (1-4) split into sentences: 2 or 3 sentences once there are 2 facts."""
+    if n <= 2:
+        return [1] * n
+    if n == 3:
+        return rng.choice([[2, 1], [1, 2], [1, 1, 1]])
+    return rng.choice([[2, 2], [2, 1, 1], [1, 2, 1]])
+
+
+def _render_prompt(form: str, instruction: str, facts: list[Fact], subject: str, possessive: str,
+                   rng: random.Random) -> str:
+    """The prompt in one of FORMS, the instruction before or after the facts."""
+    first = rng.random() < 0.7
+    if form == "sentences":
+        def say(f: Fact) -> str:
+            template = SENTENCE_KEYS.get(f.key)
+            if template:
+                return _fix(template.format(s=subject, v=f.value))
+            return _fix(f"{possessive} {f.key} is {f.value}.")
+        body = " ".join(say(f) for f in facts)
+        return f"{instruction}. {body}" if first else f"{body} {instruction}."
+    if form == "notes":
+        body = ", ".join(f"{f.key}: {f.value}" for f in facts)
+        return f"{instruction} from these notes: {body}." if first else f"Notes: {body}. {instruction}."
+    if form == "bullets":
+        mark = rng.choice(("-", "*", "•"))
+        body = "\n".join(f"{mark} {f.key}: {f.value}" for f in facts)
+        return f"{instruction}.\n{body}" if first else f"{body}\n{instruction}."
+    if form == "equals":
+        sep = rng.choice(("\n", "; "))
+        body = sep.join(f"{f.key} = {f.value}" for f in facts)
+        return f"{instruction}.\n{body}" if first else f"{body}\n{instruction}."
+    head = rng.choice(_HEADS)
+    if form == "commas":
+        body = ", ".join(f"{f.key}: {f.value}" for f in facts)
+    else:  # "facts"
+        body = "; ".join(f"{f.key}: {f.value}" for f in facts)
+    return f"{instruction}. {head} {body}." if first else f"{head} {body}. {instruction}."
+
+
 def make_example(rng: random.Random, split: str = "train") -> Example:
     """One example; every random choice comes from `rng`, every made-up name from `split`."""
     kind = rng.choice(KINDS)
     attrs = _ATTRS[kind]
-    keys = list(attrs)
-    while True:  # 3-5 facts that fall into 2-4 groups
-        chosen = rng.sample(keys, rng.randint(3, 5))
-        groups = {attrs[k][0] for k in chosen}
-        if 2 <= len(groups) <= 4:
-            break
+    groups = list(dict.fromkeys(a.group for a in attrs))
+    chosen_groups = set(rng.sample(groups, min(len(groups), rng.randint(4, 6))))
+    chosen: list[Attr] = []
+    for group in groups:
+        members = [a for a in attrs if a.group == group]
+        if group in chosen_groups:
+            chosen += rng.sample(members, rng.randint(2, len(members)))
     names: list[str] = []
-    while len(names) < 4:  # the entity and up to 3 name-valued facts, all distinct
+    while len(names) < 8:  # the entity and the name-valued facts, all distinct
         nm = make_name(rng, split)
         if nm not in names:
             names.append(nm)
     name = names.pop(0)
     product = rng.choice(sorted(_PRODUCTS))
-    values = {k: _value(kind, k, rng, names, product) for k in keys if k in chosen}
-    ref, first, later = _refs(kind, name, product)
+    ref, first, later, possessive = _refs(kind, name, product)
+    values = {a: _value(a, rng, names, product, split) for a in chosen}
+    typed = {a: rng.choice(a.keys) for a in chosen}
+    extras: list[Fact] = []
+    if rng.random() < 0.3:
+        pool = [k for k in _EXTRA_KEYS if name_split(k) == split]
+        extras = [Fact(k, _extra_value(rng, split)) for k in rng.sample(pool, rng.randint(1, 2))]
 
-    facts = [Fact(k, values[k]) for k in chosen]
+    facts = [Fact(typed[a], values[a]) for a in chosen] + extras
     rng.shuffle(facts)
+    form = rng.choice(FORMS)
+    summary = rng.random() < 0.2
     instruction = rng.choice(_INSTRUCTIONS).format(ref=ref)
-    prompt = instruction + " Facts: " + "; ".join(f"{f.key}: {f.value}" for f in facts) + "."
+    if summary:
+        instruction += " " + rng.choice(_SUMMARY_ASKS)
+    subject = "It" if kind != "person" else name
+    prompt = _render_prompt(form, instruction, facts, subject, possessive, rng)
 
     sections = []
-    for group in dict.fromkeys(attrs[k][0] for k in keys):  # groups in canonical order
-        members = [k for k in keys if k in values and attrs[k][0] == group]
+    for group in groups:
+        members = [a for a in chosen if a.group == group]
         if not members:
             continue
-        subject = first if not sections else rng.choice(later)
-        preds = [rng.choice(attrs[k][2]).format(v=values[k]) for k in members]
-        sections.append(Section(rng.choice(_TOPICS[group]), _sentence(subject, preds)))
+        rng.shuffle(members)
+        sentences, at = [], 0
+        for size in _sentence_sizes(len(members), rng):
+            subj = first if not sections and not sentences else rng.choice(later)
+            preds = [rng.choice(a.preds).format(v=values[a]) for a in members[at:at + size]]
+            sentences.append(_sentence(subj, preds))
+            at += size
+        sections.append(Section(rng.choice(_TOPICS[group]), " ".join(sentences)))
+    if extras:
+        text = " ".join(_fix(f"{possessive} {f.key} is {f.value}.") for f in extras)
+        sections.append(Section(rng.choice(_TOPICS["extra"]), text))
     rounds: list[tuple[Section, ...]] = [tuple(sections)]
-
-    if rng.random() < 0.5:
+    if summary:
         opener = rng.choice(_SUMMARY_OPENERS)
-        subject = "the" + first[3:] if first.startswith("The ") else first
-        fits = [t for need, t in _SUMMARIES[kind] if all(k in values for k in need)]
-        if fits and rng.random() < 0.7:
-            fields = {k.replace(" ", "_"): v for k, v in values.items()}
-            text = rng.choice(fits).format(o=opener, n=subject, **fields)
-        else:
-            k = rng.choice(sorted(values))
-            text = f"{opener} {subject} {rng.choice(attrs[k][2]).format(v=values[k])}."
-        rounds.append((Section(rng.choice(_SUMMARY_TOPICS), _fix(text)),))
-    return Example(prompt, tuple(facts), tuple(rounds), kind, name)
+        a = rng.choice(chosen)
+        subj = "the" + first[3:] if first.startswith("The ") else first
+        text = _fix(f"{opener} {subj} {rng.choice(a.preds).format(v=values[a])}.")
+        rounds.append((Section(rng.choice(_SUMMARY_TOPICS), text),))
+    return Example(prompt, tuple(facts), tuple(rounds), kind, name, form)
 
 
 def make_split(split: str, n: int, seed: int = 0) -> list[Example]:
     """`n` examples with distinct prompts, deterministic given (split, seed)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = random.Random(f"pdiff-notes:{split}:{seed}")
+    rng = random.Random(f"pdiff-notes-v2:{split}:{seed}")
     out: list[Example] = []
     seen: set[str] = set()
     while len(out) < n:
@@ -333,6 +471,7 @@ def example_to_dict(ex: Example) -> dict:
         "rounds": [[{"topic": s.topic, "text": s.text} for s in r] for r in ex.rounds],
         "kind": ex.kind,
         "name": ex.name,
+        "form": ex.form,
     }
 
 
@@ -343,11 +482,12 @@ def example_from_dict(d: dict) -> Example:
         rounds=tuple(tuple(Section(s["topic"], s["text"]) for s in r) for r in d.get("rounds", [])),
         kind=d.get("kind", ""),
         name=d.get("name", ""),
+        form=d.get("form", ""),
     )
 
 
 def write_jsonl(examples: Iterable[Example], path: str | Path) -> None:
-    """One JSON object per line: instruction, answer, facts, rounds (plus kind and name)."""
+    """One JSON object per line: instruction, answer, facts, rounds (plus kind, name, form)."""
     with open(path, "w", encoding="utf-8") as fh:
         for ex in examples:
             fh.write(json.dumps(example_to_dict(ex), ensure_ascii=False) + "\n")

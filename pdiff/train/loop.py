@@ -5,7 +5,16 @@ control tag as one token, and the objective is pdiff.train.objective's hybrid lo
 Hugging Face checkpoint folder that pdiff.loader reads. Training starts from random weights,
 or, with `--init`, from an earlier checkpoint (its weights and tokenizer): the paper's models
 start from an AR model too (Dream from Qwen2.5). Seeded and reproducible; runs on CPU, and on
-CUDA when there is one. This module is the loop only: no sampling, no evaluation.
+CUDA when there is one.
+
+Stopping and resuming: every save also writes `trainer_state.pt` (optimizer, step, losses, the
+data order and every random state), and `--resume` continues from it where the run stopped, so
+a resumed run takes the same steps as an uninterrupted one.
+
+Data parallel: under `accelerate launch` every process builds the same global batch (same seeds,
+same masks) and trains on its share of the rows; the loss of a step is the sum of the shares
+over the global denominator, so N processes follow the loss curve of one process with the same
+global batch. This module is the loop only: no sampling, no evaluation.
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 50
     weight_decay: float = 0.05
-    length_scale: int = 5  # tokens per plan length unit for this small model
+    length_scale: int = 4  # tokens per plan length unit for this small model
+    max_pad: int = 2  # a span is planned for its text plus 0..max_pad [PAD], rounded up to a unit
     attention: str = "sparse"
     seed: int = 0
 
@@ -71,7 +81,7 @@ def make_sequence(cfg: TrainConfig, tok: Tokenizer, ex, rng: random.Random) -> o
         return objective.ar_sequence(tok, ex.prompt, ex.answer)
     rounds = [[(s.topic, s.text) for s in rnd] for rnd in ex.rounds]
     return objective.planned_sequence(tok, ex.prompt, rounds, rng, cfg.length_scale,
-                                      dense=cfg.attention == "dense")
+                                      dense=cfg.attention == "dense", max_pad=cfg.max_pad)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -98,65 +108,126 @@ def initial_model(cfg: TrainConfig, examples, init: Path | None, device: str):
     return model, hf_tok, None
 
 
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class Progress:
+    """Everything a resumed run needs beyond the weights, saved beside them."""
+
+    step: int = 0
+    losses: list[float] = dataclasses.field(default_factory=list)
+    order: list[int] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0  # training time of earlier sessions of this run
+
+
+def _optimizer(cfg: TrainConfig, model) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _step_loss(model, batch: objective.Batch, rows: slice, device: str) -> torch.Tensor:
+    """This process's share of the step's loss: its rows, over the global denominator."""
+    ids, vis = batch.ids[rows].to(device), batch.visibility[rows].to(device)
+    T = ids.shape[1]
+    logits = model(ids, torch.arange(T, device=device), vis)  # (b, T, V)
+    share = objective.Batch(ids, vis, batch.labels[rows].to(device), batch.weights[rows].to(device),
+                            batch.denominator)
+    return objective.loss(logits, share)
+
+
 def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,
-          init: Path | None = None, save_every: int = 0) -> dict:
-    """Train and save a checkpoint to `out` (also every `save_every` steps, so a stopped run
-    keeps its progress); returns the run's record (also in config.json)."""
+          init: Path | None = None, save_every: int = 0, resume: bool = False,
+          stop_after: int | None = None) -> dict:
+    """Train and save a checkpoint to `out` (also every `save_every` steps, with the trainer
+    state, so a stopped run keeps its progress and `resume` continues it); returns the run's
+    record (also in config.json). `stop_after` ends this session after that many steps in all
+    (a test stands in for a killed run with it)."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=device == "cpu")
+    device = str(acc.device)
     started = time.time()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     examples = make_split("train", cfg.examples, seed=cfg.seed)
-    model, hf_tok, init_record = initial_model(cfg, examples, init, device)
+    state, saved = Progress(), None
+    if resume and (out / STATE_FILE).exists():
+        saved = torch.load(out / STATE_FILE, weights_only=False)
+        model, hf_tok, _ = initial_model(cfg, examples, out, device)
+        init_record = saved["init_record"]
+        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"])
+        rng.setstate(saved["rng"])
+        generator.set_state(saved["generator"])
+    else:
+        model, hf_tok, init_record = initial_model(cfg, examples, init, device)
     if init_record:  # the shape and vocabulary are the checkpoint's
         cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok),
                                   shape=init_record.get("train_config", {}).get("shape", cfg.shape))
+    if saved and saved["train_config"] != dataclasses.asdict(cfg):
+        raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}")
     tok = Tokenizer(hf_tok)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    losses: list[float] = []
-    order: list[int] = []
-    bar = tqdm(range(cfg.steps), desc=f"train {cfg.kind}", disable=not progress, mininterval=2)
+    opt = _optimizer(cfg, model)
+    if saved:
+        opt.load_state_dict(saved["optimizer"])
+    model, opt = acc.prepare(model, opt)
+    if cfg.batch_size % acc.num_processes:
+        raise SystemExit(f"batch size {cfg.batch_size} does not split over {acc.num_processes} processes")
+    share = cfg.batch_size // acc.num_processes
+    rows = slice(acc.process_index * share, (acc.process_index + 1) * share)
+    last = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(range(state.step, last), desc=f"train {cfg.kind}", mininterval=2,
+               disable=not progress or not acc.is_main_process, initial=state.step, total=cfg.steps)
     for step in bar:
-        if len(order) < cfg.batch_size:  # a fresh shuffle each epoch; [PAD]s are re-drawn too
-            order += rng.sample(range(len(examples)), len(examples))
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+        if len(state.order) < cfg.batch_size:  # a fresh shuffle each epoch; [PAD]s are re-drawn too
+            state.order += rng.sample(range(len(examples)), len(examples))
+        idx, state.order = state.order[: cfg.batch_size], state.order[cfg.batch_size:]
+        # Every process builds the whole global batch (same random draws), then trains its rows.
         seqs = [make_sequence(cfg, tok, examples[i], rng) for i in idx]
         batch = objective.collate(seqs, tok.tags.mask, hf_tok.pad_token_id, generator)
-        T = batch.ids.shape[1]
-        logits = model(batch.ids.to(device), torch.arange(T, device=device), batch.visibility.to(device))
-        batch.labels, batch.weights = batch.labels.to(device), batch.weights.to(device)
-        value = objective.loss(logits, batch)
+        # DDP averages gradients over processes; the shares add up, so scale by their number.
+        value = _step_loss(model, batch, rows, device) * acc.num_processes
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         opt.zero_grad(set_to_none=True)
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        acc.backward(value)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(value.item())
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-        if save_every and (step + 1) % save_every == 0 and step + 1 < cfg.steps:
-            save(model, hf_tok, out, cfg, device, started, losses, init_record)
-    record = save(model, hf_tok, out, cfg, device, started, losses, init_record)
-    return {**record, "losses": losses}
+        state.losses.append(acc.reduce(value.detach(), "mean").item())
+        state.step = step + 1
+        bar.set_postfix(loss=f"{sum(state.losses[-20:]) / len(state.losses[-20:]):.3f}")
+        if save_every and state.step % save_every == 0 and state.step < cfg.steps:
+            save(acc, model, opt, hf_tok, out, cfg, started, state, init_record, rng, generator)
+    record = save(acc, model, opt, hf_tok, out, cfg, started, state, init_record, rng, generator)
+    return {**record, "losses": state.losses}
 
 
-def save(model, hf_tok, out: Path, cfg: TrainConfig, device: str, started: float,
-         losses: list[float], init_record: dict | None) -> dict:
-    """Write the checkpoint with its training record (steps done so far, time, losses)."""
+def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, started: float, state: Progress,
+         init_record: dict | None, rng: random.Random, generator: torch.Generator) -> dict:
+    """Write the checkpoint with its training record, and the trainer state for `--resume`
+    (main process only; the others wait for it)."""
+    seconds = round(state.seconds + time.time() - started, 1)
     record = {
-        "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": device,
-        "steps_done": len(losses), "seconds": round(time.time() - started, 1),
+        "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": str(acc.device),
+        "processes": acc.num_processes, "steps_done": state.step, "seconds": seconds,
         "threads": torch.get_num_threads(),
-        "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
-        "loss_last": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
+        "loss_first": round(sum(state.losses[:10]) / max(1, len(state.losses[:10])), 4),
+        "loss_last": round(sum(state.losses[-20:]) / max(1, len(state.losses[-20:])), 4),
         "length_scale": cfg.length_scale,
         **({"init": init_record} if init_record else {}),
     }
-    save_checkpoint(model, hf_tok, out, extra={"pdiff": record})  # copies tensors to the CPU
+    if acc.is_main_process:
+        save_checkpoint(acc.unwrap_model(model), hf_tok, out, extra={"pdiff": record})
+        torch.save({"train_config": dataclasses.asdict(cfg), "step": state.step, "losses": state.losses,
+                    "order": state.order, "seconds": seconds, "rng": rng.getstate(),
+                    "generator": generator.get_state(), "optimizer": opt.state_dict(),
+                    "init_record": init_record}, out / (STATE_FILE + ".tmp"))
+        (out / (STATE_FILE + ".tmp")).replace(out / STATE_FILE)  # never half a state on disk
+    acc.wait_for_everyone()
     return record
 
 
@@ -176,12 +247,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--init", type=Path, help="start from this checkpoint folder (weights and tokenizer)")
     p.add_argument("--save-every", type=int, default=0, help="also save every N steps")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out (same settings) from its last save")
+    p.add_argument("--max-pad", type=int, help="override the preset's [PAD] slack per span")
+    p.add_argument("--length-scale", type=int, help="override the preset's tokens per plan unit")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items()
                  if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
     cfg = dataclasses.replace(PRESETS_TRAIN[args.preset], **overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
-    record = train(cfg, args.out, args.device, init=args.init, save_every=args.save_every)
+    record = train(cfg, args.out, args.device, init=args.init, save_every=args.save_every,
+                   resume=args.resume)
     record.pop("losses")
     print(json.dumps(record, indent=2))
