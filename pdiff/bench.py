@@ -126,13 +126,16 @@ def run_one(engine, prompt: str, config: GenerationConfig, repeats: int) -> dict
     finals = [engine.generate_text(prompt, config) for _ in range(repeats)]
     first, s = finals[0], finals[0].stats
     latencies = [f.stats.total_seconds for f in finals]
+    span_slots = sum(item.length for items in first.plan for item in items)
+    pads = sum(t == engine.tags.pad for t in first.token_ids) if span_slots else 0
     return dict(
         latency=float(np.median(latencies)), latencies=latencies, plan_seconds=s.plan_seconds,
         denoise_seconds=s.denoise_seconds, forward_passes=s.forward_passes,
         prefill_forwards=s.prefill_forwards, critical_path=s.critical_path,
         tokens_per_forward=s.tokens_per_forward, plan_tokens=s.plan_tokens,
         denoise_steps=s.denoise_steps, spans=s.spans, rounds=s.rounds,
-        generated_tokens=s.generated_tokens, confidence=s.mean_confidence, text=first.text)
+        generated_tokens=s.generated_tokens, confidence=s.mean_confidence, text=first.text,
+        pad_share=pads / span_slots if span_slots else None)  # span slots that ended as [PAD]
 
 
 def read_rows(folder: Path) -> list[dict]:

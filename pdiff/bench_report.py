@@ -83,8 +83,8 @@ def summarise(rows: list[dict], settings, prompts: list[str], signal: str) -> di
                      speedup_per_prompt_median=float(np.median(ratios)) if ratios else None,
                      quality=_mean(r["quality"] for r in group))
         for name in ("forward_passes", "critical_path", "tokens_per_forward", "plan_tokens", "spans",
-                     "rounds", "generated_tokens"):
-            entry[name] = _mean(r[name] for r in group)
+                     "rounds", "generated_tokens", "pad_share"):
+            entry[name] = _mean(r.get(name) for r in group)
         table.append(entry)
     ar = next((e for e in table if e["setting"] == AR), None)
     for e in table:
@@ -162,9 +162,9 @@ def summary_markdown(meta: dict, summary: dict) -> str:
         f"- ({summary['headline']['note']})", "",
         "## Settings", "",
         "| setting | runs | median s | p90 s | speedup (medians) | speedup (per-prompt) | forwards "
-        "| critical path | tokens/forward | plan tokens | spans | rounds | quality | Δ points | Δ % "
-        "| frontier |",
-        "|" + "---|" * 16,
+        "| critical path | tokens/forward | plan tokens | spans | rounds | [PAD] share | quality "
+        "| Δ points | Δ % | frontier |",
+        "|" + "---|" * 17,
     ]
     for e in summary["settings"]:
         lines.append("| " + " | ".join([
@@ -173,7 +173,7 @@ def summary_markdown(meta: dict, summary: dict) -> str:
             _fmt(e["speedup_per_prompt_median"], ".2f"), _fmt(e["forward_passes"], ".1f"),
             _fmt(e["critical_path"], ".1f"), _fmt(e["tokens_per_forward"], ".2f"),
             _fmt(e["plan_tokens"], ".1f"), _fmt(e["spans"], ".1f"), _fmt(e["rounds"], ".1f"),
-            _fmt(e["quality"], ".3f"), _fmt(e["quality_change_points"], "+.2f"),
+            _fmt(e["pad_share"], ".3f"), _fmt(e["quality"], ".3f"), _fmt(e["quality_change_points"], "+.2f"),
             _fmt(e["quality_change_percent"], "+.2f"), "✓" if e["frontier"] else ""]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pdiff.config import ConfigError
+from pdiff.config import DECODING_KNOBS, ConfigError
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -25,10 +25,14 @@ def parser() -> argparse.ArgumentParser:
                    help="checkpoint folder or hub id (default: the bundled model)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--mode", choices=["planned", "autoregressive", "diffusion"], default="planned")
-    p.add_argument("--steps-ratio", type=float, default=1.0, help="denoise steps per longest-span token")
+    p.add_argument("--steps-ratio", type=float, default=None,
+                   help="denoise steps per longest-span token (default: the checkpoint's)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="confidence threshold (off: reference schedule)")
-    p.add_argument("--threshold-rule", choices=["paper", "adaptive"], default="paper")
+                   help="confidence threshold (default: the checkpoint's; none: reference schedule)")
+    p.add_argument("--threshold-rule", choices=["paper", "adaptive"], default=None)
+    p.add_argument("--reference", action="store_true",
+                   help="the reference schedule (no threshold, steps ratio 1) instead of the "
+                        "checkpoint's default; --steps-ratio and --threshold still apply")
     p.add_argument("--unmask", choices=["entropy", "confidence", "margin"], default="entropy")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -51,9 +55,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args, engine):
+    schedule = {k: getattr(args, k) for k in DECODING_KNOBS if getattr(args, k) is not None}
     knobs = dict(
-        mode=args.mode, steps_ratio=args.steps_ratio, threshold=args.threshold,
-        threshold_rule=args.threshold_rule, unmask=args.unmask, temperature=args.temperature,
+        **schedule, mode=args.mode, unmask=args.unmask, temperature=args.temperature,
         top_p=args.top_p, top_k=args.top_k, seed=args.seed, attention=args.attention,
         use_cache=not args.no_cache, max_new_tokens=args.max_new_tokens,
         max_plan_tokens=args.max_plan_tokens, max_rounds=args.max_rounds, plan=args.plan,
@@ -61,7 +65,7 @@ def config_from_args(args, engine):
     )
     if args.length_scale is not None:
         knobs["length_scale"] = args.length_scale
-    return engine.config(**knobs)
+    return engine.config(reference=args.reference, **knobs)
 
 
 def result_json(final: Finished) -> dict:

@@ -30,6 +30,11 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
+# The schedule knobs a checkpoint may set defaults for (its measured best point, in config.json
+# under "pdiff" -> "decoding"); the reference schedule is these knobs' defaults below.
+DECODING_KNOBS = ("steps_ratio", "threshold", "threshold_rule")
+
+
 class ConfigError(ValueError):
     """A setting is out of range or of the wrong kind; the message names it and its value."""
 

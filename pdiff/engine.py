@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pdiff import sampling
-from pdiff.config import ConfigError, GenerationConfig
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig
 from pdiff.events import (
     DenoiseStep,
     Event,
@@ -89,9 +89,15 @@ class Engine:
     """A loaded model and tokenizer, ready to generate."""
 
     def __init__(self, model: DreamModel, tokenizer: Tokenizer, name: str = "model",
-                 length_scale: int = 10) -> None:
+                 length_scale: int = 10, decoding: dict | None = None) -> None:
         self.model = model.eval()
         self.length_scale = length_scale  # the unit this checkpoint was trained with
+        # The checkpoint's default schedule knobs (its measured best point), under any given knob.
+        self.decoding = dict(decoding or {})
+        unknown = sorted(set(self.decoding) - set(DECODING_KNOBS))
+        if unknown:
+            raise ConfigError(f"the checkpoint's decoding defaults name unknown knobs: {', '.join(unknown)}")
+        GenerationConfig(**self.decoding)  # validated now, not at the first request
         self.tok = tokenizer
         self.tags = tokenizer.tags
         self.name = name
@@ -115,9 +121,11 @@ class Engine:
         finally:
             run.cache = None  # released when the run ends or the consumer closes the stream
 
-    def config(self, **knobs) -> GenerationConfig:
-        """A GenerationConfig with this checkpoint's length_scale unless one is given."""
-        return GenerationConfig(**{"length_scale": self.length_scale, **knobs})
+    def config(self, reference: bool = False, **knobs) -> GenerationConfig:
+        """A GenerationConfig with this checkpoint's length_scale and decoding defaults unless
+        given; `reference=True` starts from the reference schedule instead of those defaults."""
+        defaults = {} if reference else self.decoding
+        return GenerationConfig(**{"length_scale": self.length_scale, **defaults, **knobs})
 
     def generate_text(self, prompt: str, config: GenerationConfig) -> Finished:
         """Non-streaming: run the stream to its end and return the Finished event."""

@@ -120,7 +120,7 @@ def load_engine(name: str | Path | None = None, device: str = "cpu", dtype: str 
             f"{model.config.vocab_size} embeddings")
     meta = json.loads((folder / "config.json").read_text()).get("pdiff") or {}
     return Engine(model, tokenizer, name=str(name or "bundled"),
-                  length_scale=int(meta.get("length_scale", 10)))
+                  length_scale=int(meta.get("length_scale", 10)), decoding=meta.get("decoding"))
 
 
 def save_checkpoint(model: DreamModel, hf_tokenizer, folder: str | Path, extra: dict | None = None) -> Path:

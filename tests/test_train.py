@@ -49,6 +49,15 @@ def test_resume_refuses_other_settings(tmp_path):
         train(dataclasses.replace(SMOKE, lr=1e-4), tmp_path, progress=False, resume=True)
 
 
+def test_resume_may_change_the_number_of_steps(tmp_path):
+    """A run may be shortened or extended on resume: it continues from its saved step, the
+    learning rate decays to the new end, and the record lists each session."""
+    train(SMOKE, tmp_path, progress=False, stop_after=2)
+    record = train(dataclasses.replace(SMOKE, steps=4), tmp_path, progress=False, resume=True)
+    assert record["steps_done"] == 4 and len(record["losses"]) == 4
+    assert [(s["from_step"], s["steps"]) for s in record["sessions"]] == [(0, 6), (2, 4)]
+
+
 def test_resume_without_a_saved_state_starts_fresh(tmp_path):
     """`--resume` on an empty folder is a fresh run (so one command starts and continues a run)."""
     record = train(SMOKE, tmp_path / "new", progress=False, resume=True, stop_after=2)

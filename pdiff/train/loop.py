@@ -119,6 +119,7 @@ class Progress:
     losses: list[float] = dataclasses.field(default_factory=list)
     order: list[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # training time of earlier sessions of this run
+    sessions: list[dict] = dataclasses.field(default_factory=list)  # where each session started
 
 
 def _optimizer(cfg: TrainConfig, model) -> torch.optim.AdamW:
@@ -160,7 +161,8 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         saved = torch.load(out / STATE_FILE, weights_only=False)
         model, hf_tok, _ = initial_model(cfg, examples, out, device)
         init_record = saved["init_record"]
-        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"])
+        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"],
+                         saved.get("sessions") or [{"from_step": 0, "steps": saved["train_config"]["steps"]}])
         rng.setstate(saved["rng"])
         generator.set_state(saved["generator"])
     else:
@@ -168,13 +170,16 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     if init_record:  # the shape and vocabulary are the checkpoint's
         cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok),
                                   shape=init_record.get("train_config", {}).get("shape", cfg.shape))
-    if saved and saved["train_config"] != dataclasses.asdict(cfg):
-        raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}")
+    if saved and {**saved["train_config"], "steps": cfg.steps} != dataclasses.asdict(cfg):
+        raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}"
+                         " (only --steps may change: the schedule then decays to the new end)")
     tok = Tokenizer(hf_tok)
     opt = _optimizer(cfg, model)
     if saved:
         opt.load_state_dict(saved["optimizer"])
     model, opt = acc.prepare(model, opt)
+    state.sessions.append({"from_step": state.step, "steps": cfg.steps, "processes": acc.num_processes,
+                           "threads": torch.get_num_threads()})
     if cfg.batch_size % acc.num_processes:
         raise SystemExit(f"batch size {cfg.batch_size} does not split over {acc.num_processes} processes")
     share = cfg.batch_size // acc.num_processes
@@ -214,6 +219,7 @@ def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, started: float, s
     record = {
         "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": str(acc.device),
         "processes": acc.num_processes, "steps_done": state.step, "seconds": seconds,
+        "sessions": state.sessions,
         "threads": torch.get_num_threads(),
         "loss_first": round(sum(state.losses[:10]) / max(1, len(state.losses[:10])), 4),
         "loss_last": round(sum(state.losses[-20:]) / max(1, len(state.losses[-20:])), 4),
@@ -223,7 +229,8 @@ def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, started: float, s
     if acc.is_main_process:
         save_checkpoint(acc.unwrap_model(model), hf_tok, out, extra={"pdiff": record})
         torch.save({"train_config": dataclasses.asdict(cfg), "step": state.step, "losses": state.losses,
-                    "order": state.order, "seconds": seconds, "rng": rng.getstate(),
+                    "order": state.order, "seconds": seconds, "sessions": state.sessions,
+                    "rng": rng.getstate(),
                     "generator": generator.get_state(), "optimizer": opt.state_dict(),
                     "init_record": init_record}, out / (STATE_FILE + ".tmp"))
         (out / (STATE_FILE + ".tmp")).replace(out / STATE_FILE)  # never half a state on disk

@@ -1,0 +1,70 @@
+"""A checkpoint's default schedule (its measured best point, config.json "pdiff" -> "decoding")
+is what the engine, the CLI and the app start from; the reference schedule is one flag away."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pdiff.cli import config_from_args, parser
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig
+from pdiff.loader import load_engine
+from tests.conftest import write_tiny_checkpoint
+
+FAST = {"threshold": 0.8, "threshold_rule": "adaptive", "steps_ratio": 0.5}
+
+
+def _with_decoding(folder, decoding):
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config["pdiff"] = {**config.get("pdiff", {}), "decoding": decoding}
+    path.write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fast_engine(tmp_path_factory):
+    folder = write_tiny_checkpoint(tmp_path_factory.mktemp("fast") / "ckpt")
+    return load_engine(_with_decoding(folder, FAST))
+
+
+def test_engine_config_starts_from_the_checkpoint_defaults(fast_engine):
+    """engine.config() carries the checkpoint's schedule knobs; a given knob wins over them."""
+    cfg = fast_engine.config()
+    assert {k: getattr(cfg, k) for k in DECODING_KNOBS} == FAST
+    assert fast_engine.config(threshold=0.95).threshold == 0.95
+
+
+def test_reference_flag_gives_the_reference_schedule(fast_engine):
+    """reference=True ignores the checkpoint's defaults: the GenerationConfig defaults remain."""
+    cfg = fast_engine.config(reference=True)
+    plain = GenerationConfig()
+    assert {k: getattr(cfg, k) for k in DECODING_KNOBS} == {k: getattr(plain, k) for k in DECODING_KNOBS}
+    assert cfg.schedule == "reference"
+
+
+def test_cli_defaults_are_the_checkpoint_defaults(fast_engine):
+    """`python -m pdiff generate` with no schedule flag uses the checkpoint's defaults, and
+    `--reference` the reference schedule, as engine.config does."""
+    cfg = config_from_args(parser().parse_args(["--prompt", "x"]), fast_engine)
+    assert cfg == fast_engine.config()
+    ref = config_from_args(parser().parse_args(["--prompt", "x", "--reference"]), fast_engine)
+    assert ref == fast_engine.config(reference=True)
+    mixed = config_from_args(parser().parse_args(["--prompt", "x", "--threshold", "0.6"]), fast_engine)
+    assert (mixed.threshold, mixed.threshold_rule) == (0.6, "adaptive")
+
+
+def test_a_checkpoint_without_defaults_runs_the_reference(engine):
+    """A checkpoint with no "decoding" entry (the released 7B ones) gets the reference schedule."""
+    assert engine.config().schedule == "reference"
+
+
+@pytest.mark.parametrize(("decoding", "named"), [({"temperature": 0.5}, "temperature"),
+                                                 ({"threshold": 2.0}, "threshold"),
+                                                 ({"threshold_rule": "fast"}, "threshold_rule")])
+def test_bad_defaults_are_refused_at_load(tmp_path, decoding, named):
+    """Unknown or out-of-range default knobs stop the load with a message that names them."""
+    folder = _with_decoding(write_tiny_checkpoint(tmp_path / "ckpt"), decoding)
+    with pytest.raises(ConfigError, match=named):
+        load_engine(folder)
