@@ -50,8 +50,9 @@ def outside_nucleus(logits: torch.Tensor, top_p: float, look: int = 128) -> torc
     probs = logits.softmax(-1)  # (N, V)
     top = probs.topk(min(look, probs.shape[-1]), dim=-1)  # (N, k), descending
     out = drop(top)
-    wide = top.values.sum(-1) < top_p  # (N,) rows whose nucleus reaches past the first k
-    if bool(wide.any()):
+    # Rows whose nucleus reaches past the first k: the one read of the device here.
+    wide = (top.values.sum(-1) < top_p).nonzero().squeeze(-1)  # (W,)
+    if len(wide):
         out[wide] = drop(probs[wide].sort(dim=-1, descending=True))
     return out
 
@@ -70,9 +71,12 @@ def sample(
     probs = adjusted_probs(logits, temperature, top_p, top_k)
     if temperature == 0:
         return probs.argmax(-1), probs
-    # Sample on the CPU generator's device; multinomial with a generator needs them to match.
-    drawn = torch.multinomial(probs.to(generator.device) if generator else probs, 1, generator=generator)
-    return drawn.squeeze(-1).to(probs.device), probs
+    # torch.multinomial's own one-sample draw, argmax(p / q) with q ~ Exp(1): the same tokens
+    # from the same generator state, without its validity checks, which read the device twice
+    # per call (adjusted_probs already gives finite rows that sum to 1). On the generator's device.
+    p = probs.to(generator.device) if generator else probs
+    drawn = (p / torch.empty_like(p).exponential_(1, generator=generator)).argmax(-1)  # (N,)
+    return drawn.to(probs.device), probs
 
 
 def score_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
