@@ -103,9 +103,12 @@ class Engine:
         self.name = name
         self.device = model.lm_head.weight.device
         t = self.tags
-        self._plan_bans = list(t.banned_in_plan())
-        self._span_bans = [t.mask, t.async_, t.async_end, t.promise, t.topic_end, t.sync]
-        self._ar_bans = self._span_bans + [t.pad]
+        span_bans = [t.mask, t.async_, t.async_end, t.promise, t.topic_end, t.sync]
+        # Index tensors on the model's device: banning then copies nothing from the host.
+        on_device = lambda ids: torch.tensor(ids, dtype=torch.long, device=self.device)
+        self._plan_bans = on_device(list(t.banned_in_plan()))
+        self._span_bans = on_device(span_bans)
+        self._ar_bans = on_device(span_bans + [t.pad])
 
     @property
     def context(self) -> int:
@@ -288,81 +291,89 @@ class Engine:
         ranges = lay.append_blocks(blocks, dense=cfg.attention == "dense")
         run.plan.append(tuple(items))
         run.counts["spans"] += len(items)
-        longest = max(it.length for it in items)
-        slots = torch.full((len(items), longest), -1, dtype=torch.long)  # (S, L) positions
-        for s, (a, b) in enumerate(ranges):
-            slots[s, : b - a - 2] = torch.arange(a + 1, b - 1)
-        steps = sampling.scheduled_steps(longest, cfg.steps_ratio)
+        lengths = [it.length for it in items]
+        steps = sampling.scheduled_steps(max(lengths), cfg.steps_ratio)
         yield from self._emit(run, SpansOpened(rnd, tuple(items), terminator, steps))
         start = ranges[0][0] if run.cache is not None else 0
-        yield from self._denoise(run, rnd, slots.to(self.device), ranges, start, steps)
+        yield from self._denoise(run, rnd, ranges, lengths, start, steps)
         pad = self.tags.pad
         texts = [self.tok.decode([t for t in lay.tokens(a + 1, b - 1) if t != pad]).strip()
                  for a, b in ranges]
         run.pieces += texts
         yield from self._emit(run, RoundEnd(rnd, tuple(texts)))
 
-    def _denoise(self, run: Run, rnd: int, slots: torch.Tensor, ranges, start: int, steps: int):
-        """Commit every masked slot (S, L) step by step, per the configured schedule.
+    def _denoise(self, run: Run, rnd: int, ranges, lengths: list[int], start: int, steps: int):
+        """Commit every masked slot step by step, per the configured schedule.
 
-        `ranges` are the blocks' [a, b) positions, recomputed after the cached [0, start).
+        Span s has `lengths[s]` slots, right after the first position of its block; `ranges` are
+        the blocks' [a, b) positions, recomputed after the cached [0, start). A step reads the
+        device once, for the snapshot its event is built from. That snapshot also tells the host
+        how many slots each span still has masked, so nothing else in a step waits on the device.
         """
-        cfg, lay = run.config, run.layout
+        cfg, lay, dev = run.config, run.layout, self.device
         run.clock("denoise")
         rule = sampling.SCHEDULES[cfg.schedule]
         score = sampling.SCORES[cfg.unmask]
         tau = cfg.threshold or 0.0
+        slots = torch.full((len(lengths), max(lengths)), -1, dtype=torch.long, device=dev)  # (S, L)
+        for s, ((a, _), n) in enumerate(zip(ranges, lengths)):
+            slots[s, :n] = torch.arange(a + 1, a + 1 + n, device=dev)
+        at = slots.clamp_min(0)  # (S, L) where each slot reads and writes; padding: position 0
         masked = slots >= 0  # (S, L)
-        carry = torch.zeros(slots.shape[0], dtype=torch.long, device=self.device)
-        conf_at = torch.full(slots.shape, float("nan"), device=self.device)  # (S, L)
-        # Every block position once, with its span index: the recomputed segment of a step is
-        # a mask over these, not a loop over spans.
-        block_pos = torch.cat([torch.arange(a, b) for a, b in ranges]).to(self.device)  # (P,)
-        span_of = torch.cat([torch.full((b - a,), s) for s, (a, b) in enumerate(ranges)]).to(self.device)
-        row_of = torch.full((lay.length,), -1, dtype=torch.long, device=self.device)
+        carry = torch.zeros(len(lengths), dtype=torch.long, device=dev)
+        conf_at = torch.full(slots.shape, float("nan"), device=dev)  # (S, L)
+        blocks = [torch.arange(a, b, device=dev) for a, b in ranges]  # each block's positions
+        row_of = torch.full((lay.length,), -1, dtype=torch.long, device=dev)
+        left = list(lengths)  # masked slots per span, as the last snapshot told the host
+        snapshot = None
         step = 0
-        while bool(masked.any()):
+        while any(left):
             if run.cache is None:
-                seg = torch.arange(lay.length, device=self.device)
+                seg = torch.arange(lay.length, device=dev)
             elif cfg.attention == "dense":  # every block sees every other: recompute them all
-                seg = block_pos
+                seg = torch.cat(blocks)
             else:  # sparse: only the blocks that still have masks changed since last step
-                seg = block_pos[masked.any(1)[span_of]]
+                seg = torch.cat([block for block, n in zip(blocks, left) if n])
             logits = self._forward(run, seg, start)  # (T, V)
             # Dream's shift: the prediction for slot position p is the output at p - 1.
-            row_of[seg] = torch.arange(len(seg), device=self.device)
-            where = masked.nonzero(as_tuple=True)  # the masked slots, (N,) x 2
+            row_of[seg] = torch.arange(len(seg), device=dev)
+            # The masked slots in row-major order, as nonzero() lists them; the host knows how
+            # many there are, so the device is not asked.
+            flat = torch.argsort((~masked).flatten().int(), stable=True)[: sum(left)]  # (N,)
+            where = (flat // slots.shape[1], flat % slots.shape[1])  # (N,) x 2
             rows = row_of[slots[where] - 1]
             tokens, probs = sampling.sample(
                 self._ban(logits[rows], self._span_bans),
                 cfg.temperature, cfg.top_p, cfg.top_k, run.generator)
-            scores = torch.full(masked.shape, sampling.NEG_INF, device=self.device)
-            conf = torch.zeros(masked.shape, device=self.device)
+            scores = torch.full(masked.shape, sampling.NEG_INF, device=dev)
+            conf = torch.zeros(masked.shape, device=dev)
             scores[where] = score(probs, tokens)
             conf[where] = sampling.score_confidence(probs, tokens)
             proposal = torch.zeros_like(slots)
             proposal[where] = tokens
             commit, carry = rule(masked, scores, conf, step, steps, tau, carry)  # (S, L) bool
-            lay.ids[slots[commit]] = proposal[commit]
-            conf_at[commit] = conf[commit]
+            lay.ids[at] = torch.where(commit, proposal, lay.ids[at])
+            conf_at = torch.where(commit, conf, conf_at)
             masked &= ~commit
             run.counts["denoise_steps"] += 1
-            yield from self._emit(run, self._step_event(run, rnd, step, slots, commit, conf_at))
+            # The step's one read of the device: every slot's id, commit flag and confidence.
+            snapshot = torch.stack([lay.ids[at].double(), commit.double(), conf_at.double()]).tolist()
+            left = [n - int(sum(row)) for n, row in zip(left, snapshot[1])]
+            yield from self._emit(run, self._step_event(rnd, step, lengths, snapshot))
             step += 1
         run.clock("plan")
-        run.confidences += conf_at[slots >= 0].tolist()
+        if snapshot is not None:
+            run.confidences += [c for row, n in zip(snapshot[2], lengths) for c in row[:n]]
 
-    def _step_event(self, run, rnd, step, slots, commit, conf_at) -> DenoiseStep:
-        """Plain-data snapshot of every span: one host copy of the (S, L) tensors."""
-        valid = (slots >= 0).tolist()
-        ids = run.layout.ids[slots.clamp_min(0)].tolist()
-        commit, conf = commit.tolist(), conf_at.tolist()
+    def _step_event(self, rnd: int, step: int, lengths: list[int], snapshot) -> DenoiseStep:
+        """Plain-data view of every span, from a step's snapshot [ids, commits, confidences]."""
+        ids, commit, conf = snapshot  # each (S, L) nested lists of floats
         mask = self.tags.mask
         tokens, token_ids, committed, confidence = [], [], [], []
-        for s, row in enumerate(valid):
-            n = sum(row)
-            token_ids.append(tuple(ids[s][:n]))
-            tokens.append(tuple(None if t == mask else self.tok.piece(t) for t in ids[s][:n]))
+        for s, n in enumerate(lengths):
+            row = [int(t) for t in ids[s][:n]]
+            token_ids.append(tuple(row))
+            tokens.append(tuple(None if t == mask else self.tok.piece(t) for t in row))
             committed.append(tuple(i for i in range(n) if commit[s][i]))
             confidence.append(tuple(None if c != c else round(c, 4) for c in conf[s][:n]))
         return DenoiseStep(rnd, step, tuple(tokens), tuple(token_ids), tuple(committed),
@@ -382,11 +393,11 @@ class Engine:
         item = PlanItem("answer", 0, n)
         run.plan.append((item,))
         run.counts.update(spans=1, rounds=1)
-        slots = torch.arange(p, p + n, device=self.device)[None, :]  # (1, N)
         steps = sampling.scheduled_steps(n, cfg.steps_ratio)
         yield from self._emit(run, SpansOpened(0, (item,), "end", steps))
         start = p - 1 if run.cache is not None else 0
-        yield from self._denoise(run, 0, slots, [(p - 1, p + n)], start, steps)
+        # One block from the prompt's last token, whose output predicts the first slot.
+        yield from self._denoise(run, 0, [(p - 1, p + n)], [n], start, steps)
         ids = lay.tokens(p)
         ends = [i for i, t in enumerate(ids) if t in self.tok.eos_ids]  # Dream pads with eos
         text = self.tok.decode([t for t in ids[: ends[0] if ends else n] if t != tags.pad]).strip()
