@@ -24,8 +24,9 @@
 #               (under a second at HBM speed; building the 7B module tree on the meta device takes
 #               a few seconds of host time). Then (a) and (b) time 23 AR and 23 denoise steps, and
 #               (c) runs the engine 4 times with a forced plan (~130 forwards each) and 4 times as
-#               AR (up to 192 tokens each): ~1,300 forwards of at most ~15 ms each, as eager
-#               PyTorch launches ~1,300 kernels per 7B forward, so about 20 s, plus start-up.
+#               AR (up to 192 tokens each): ~1,300 forwards. Eager PyTorch dispatches ~1,600
+#               ops (~1,000 kernels) per 7B forward, so a forward may take 5 to 15 ms of host
+#               time rather than the 2.9 ms floor: about 20 s, plus start-up.
 #
 # Files in OUTDIR: summary.txt (the lines printed), env.txt, nvidia-smi.txt, tests.txt and
 # tests.xml (JUnit), bench.log, gpu.json and gpu.md (the bench report; on a machine without CUDA
