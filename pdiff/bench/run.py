@@ -10,7 +10,7 @@ measured side by side under the same machine load. Each finished run is appended
 process gathers the rows; the launch that works, on CPU too (torchrun, gloo):
     accelerate launch --multi_gpu --num_processes 2 -m pdiff bench --out DIR ...
 (accelerate 1.15's `--cpu --num_processes 2` starts ONE process unless given an MPI hostfile.)
-`--shape` instead times the 7B architecture with random weights (see `pdiff.shapes`).
+`--shape` instead times the 7B architecture with random weights (see `pdiff.bench.shapes`).
 
 What it deliberately does not know: whether a quality signal is meaningful for a model
 (`checker` only scores "notes to text" prompts; `confidence` is not comparable between AR and
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdiff.bench_report import AR, SIGNALS, summarise, write_reports
+from pdiff.bench.report import AR, SIGNALS, summarise, write_reports
 from pdiff.config import ConfigError, GenerationConfig
 
 DEFAULT_GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive;attention=sparse,dense"
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     try:
         if args.shape:
-            from pdiff.shapes import main as shapes_main
+            from pdiff.bench.shapes import main as shapes_main
 
             shapes_main(args, out)
             return
@@ -345,9 +345,9 @@ def gather_and_report(args, argv, out, settings, prompts, seeds, signal, device,
 
 def overhead(args, out: Path) -> None:
     """Host time outside forwards, per planned setting of the grid, on the first prompt."""
+    from pdiff.bench.overhead import measure
     from pdiff.loader import load_engine
     from pdiff.notes.data import make_split
-    from pdiff.overhead import measure
 
     engine = load_engine(args.model, device=args.device, dtype=args.dtype or "float32")
     prompt = read_prompts(args.prompts, 1)[0] if args.prompts else make_split("heldout", 1)[0].prompt
