@@ -18,7 +18,7 @@ from html import escape
 import numpy as np
 import plotly.graph_objects as go
 
-from pdiff import tags as T
+from pdiff.tags import IM_END, SYNC
 from pdiff.view import RunView
 
 AR_MODE = "autoregressive"
@@ -210,7 +210,7 @@ def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
     tags = 0 if view.mode == "diffusion" else 2
     context = view.prompt_tokens
     for rnd in view.ordered_rounds():
-        plan = sum(t.text not in (T.SYNC, T.IM_END) for t in rnd.plan)
+        plan = sum(t.text not in (SYNC, IM_END) for t in rnd.plan)
         blocks = [s.length + tags for s in rnd.spans]
         if rnd is opened[-1]:
             return context, plan, blocks

@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdiff import tags as T
-from pdiff.tags import TagIds
+from pdiff.tags import IM_END, PROMISE, SYNC, TOPIC_END, TagIds
 
 _TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)
 _LIST_NUMBER = re.compile(r"^\d+[.)]\s")
@@ -105,31 +104,31 @@ def parse_user_plan(text: str, max_units: int) -> tuple[PlanRound, ...]:
     while at < len(text):
         if text[at].isspace():
             at += 1
-        elif text.startswith(T.PROMISE, at):
-            end = text.find(T.TOPIC_END, at)
+        elif text.startswith(PROMISE, at):
+            end = text.find(TOPIC_END, at)
             if end < 0:
-                raise PlanError(f"plan item at character {at} has no closing {T.TOPIC_END}")
-            body = text[at + len(T.PROMISE):end]
+                raise PlanError(f"plan item at character {at} has no closing {TOPIC_END}")
+            body = text[at + len(PROMISE):end]
             item, problem = parse_item(body, max_units)
             if item is None or (problem and "clamped" not in problem):
                 raise PlanError(problem)
             items.append((item.topic, item.units))
-            at = end + len(T.TOPIC_END)
-        elif text.startswith(T.SYNC, at) or text.startswith(T.IM_END, at):
-            sync = text.startswith(T.SYNC, at)
+            at = end + len(TOPIC_END)
+        elif text.startswith(SYNC, at) or text.startswith(IM_END, at):
+            sync = text.startswith(SYNC, at)
             if not items:
                 raise PlanError(f"a round ends at character {at} before it has any item")
             rounds.append(PlanRound(tuple(items), "sync" if sync else "end"))
             items = []
-            at += len(T.SYNC if sync else T.IM_END)
+            at += len(SYNC if sync else IM_END)
             if not sync and text[at:].strip():
-                raise PlanError(f"text after {T.IM_END} (the last round) is not allowed")
+                raise PlanError(f"text after {IM_END} (the last round) is not allowed")
         else:
             raise PlanError(
                 f"unexpected text outside a plan item at character {at}: {text[at:at + 20]!r}"
             )
     if items:
-        raise PlanError(f"the last round has no terminator; end it with {T.SYNC} or {T.IM_END}")
+        raise PlanError(f"the last round has no terminator; end it with {SYNC} or {IM_END}")
     return tuple(rounds)
 
 
@@ -160,8 +159,8 @@ def render_plan(rounds) -> str:
     out = []
     for rnd in rounds:
         for topic, units in rnd.items:
-            out.append(f"{T.PROMISE}{topic} {units}{T.TOPIC_END}")
-        out.append(T.SYNC if rnd.terminator == "sync" else T.IM_END)
+            out.append(f"{PROMISE}{topic} {units}{TOPIC_END}")
+        out.append(SYNC if rnd.terminator == "sync" else IM_END)
     return "".join(out)
 
 

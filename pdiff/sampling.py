@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 NEG_INF = float("-inf")
@@ -145,6 +143,3 @@ def commit_adaptive(masked, scores, conf, step, steps, tau, carry):
 # name -> rule; every rule maps (masked, scores, conf, step, steps, tau, carry) -> (commit, carry)
 SCHEDULES = {"reference": commit_reference, "paper": commit_paper, "adaptive": commit_adaptive}
 
-
-def finite_or_zero(x: float) -> float:
-    return x if math.isfinite(x) else 0.0

@@ -21,8 +21,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from html import escape
 
-from pdiff import events as E
-from pdiff import tags as T
+from pdiff.events import (
+    DenoiseStep,
+    Event,
+    Finished,
+    Notice,
+    PlanToken,
+    RoundEnd,
+    SpansOpened,
+    Started,
+    Stats,
+    TextToken,
+)
+from pdiff.events import from_dict as event_from_dict
+from pdiff.events import to_dict as event_to_dict
+from pdiff.tags import CONTROL_TAGS, IM_END, PAD, PROMISE, SYNC, TOPIC_END
 
 MASK_GLYPH = "▒"  # how a masked slot is drawn; never the literal mask tag
 MAX_TRACE_BYTES = 20 * 1024 * 1024
@@ -71,7 +84,7 @@ class RoundView:
     """One round: its plan tokens as streamed, then its spans once opened."""
 
     round: int
-    plan: list[E.PlanToken] = field(default_factory=list)
+    plan: list[PlanToken] = field(default_factory=list)
     spans: list[SpanView] = field(default_factory=list)
     opened: bool = False
     terminator: str | None = None  # "sync" | "end" once the spans opened
@@ -88,45 +101,45 @@ class RunView:
     prompt_tokens: int = 0
     rounds: dict[int, RoundView] = field(default_factory=dict)
     text_tokens: list[str] = field(default_factory=list)  # AR baseline / AR fallback lane
-    notices: list[E.Notice] = field(default_factory=list)
-    finished: E.Finished | None = None
+    notices: list[Notice] = field(default_factory=list)
+    finished: Finished | None = None
     last_step: tuple[int, int] | None = None  # (round, step) of the latest DenoiseStep
     count: int = 0  # events folded
 
     def round(self, index: int) -> RoundView:
         return self.rounds.setdefault(index, RoundView(index))
 
-    def apply(self, ev: E.Event) -> RunView:
+    def apply(self, ev: Event) -> RunView:
         """Fold one event in; raises ValueError on an event that contradicts the ones before."""
-        if isinstance(ev, E.Started):
+        if isinstance(ev, Started):
             self.mode, self.prompt_tokens = ev.mode, ev.prompt_tokens
-        elif isinstance(ev, E.PlanToken):
+        elif isinstance(ev, PlanToken):
             self.round(ev.round).plan.append(ev)
-        elif isinstance(ev, E.TextToken):
+        elif isinstance(ev, TextToken):
             self.text_tokens.append(ev.text)
-        elif isinstance(ev, E.Notice):
+        elif isinstance(ev, Notice):
             self.notices.append(ev)
-        elif isinstance(ev, E.SpansOpened):
+        elif isinstance(ev, SpansOpened):
             rnd = self.round(ev.round)
             if rnd.opened:
                 raise ValueError(f"the spans of round {ev.round + 1} opened twice")
             rnd.opened, rnd.terminator, rnd.steps = True, ev.terminator, ev.steps
             rnd.spans = [SpanView(i.topic, i.units, i.length, (None,) * i.length,
                                   (None,) * i.length, [None] * i.length) for i in ev.items]
-        elif isinstance(ev, E.DenoiseStep):
+        elif isinstance(ev, DenoiseStep):
             self._step(ev)
-        elif isinstance(ev, E.RoundEnd):
+        elif isinstance(ev, RoundEnd):
             self.round(ev.round).texts = ev.span_texts
             if self.last_step and self.last_step[0] == ev.round:
                 self.last_step = None  # a finished round shows no "new" slots
-        elif isinstance(ev, E.Finished):
+        elif isinstance(ev, Finished):
             self.finished = ev
         else:
             raise TypeError(f"not an event: {type(ev).__name__}")
         self.count += 1
         return self
 
-    def _step(self, ev: E.DenoiseStep) -> None:
+    def _step(self, ev: DenoiseStep) -> None:
         rnd = self.rounds.get(ev.round)
         if rnd is None or not rnd.opened:
             raise ValueError(f"a denoise step of round {ev.round + 1} came before its spans")
@@ -155,17 +168,12 @@ class RunView:
         return [self.rounds[k] for k in sorted(self.rounds)]
 
 
-def fold(events: Iterable[E.Event]) -> RunView:
+def fold(events: Iterable[Event]) -> RunView:
     """The state after all of `events`; `fold(events[:k])` is replay frame k."""
     view = RunView()
     for ev in events:
         view.apply(ev)
     return view
-
-
-def steps_count(events: list[E.Event]) -> int:
-    """Replay frames: frame k (0..count) is fold(events[:k]); the last one is the whole run."""
-    return len(events)
 
 
 def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
@@ -174,15 +182,15 @@ def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
     body: list[str] | None = None
     forced = False
     for tok in rnd.plan:
-        if tok.text == T.PROMISE:
+        if tok.text == PROMISE:
             body, forced = [], tok.forced
-        elif tok.text == T.TOPIC_END and body is not None:
+        elif tok.text == TOPIC_END and body is not None:
             match = _TRAILING_INT.match("".join(body))
             topic, units = (match.group(1).strip(), int(match.group(2))) if match else (
                 "".join(body).strip(), None)
             chips.append(Chip(topic, units, None, forced))
             body = None
-        elif body is not None and tok.text not in (T.SYNC, T.IM_END):
+        elif body is not None and tok.text not in (SYNC, IM_END):
             body.append(tok.text)
     if rnd.opened:
         forced = bool(rnd.plan) and all(t.forced for t in rnd.plan)
@@ -221,11 +229,11 @@ def plan_html(view: RunView) -> str:
         if partial is not None:
             row.append(f'<span class="pd-chip pd-partial">{escape(partial)}…</span>')
         if rnd.terminator:
-            term = T.SYNC if rnd.terminator == "sync" else "end"
+            term = SYNC if rnd.terminator == "sync" else "end"
             row.append(f'<span class="pd-term">{escape(term)}</span>')
         raw = "".join(
             f'<span class="pd-ptok{" pd-forced" if t.forced else ""}'
-            f'{" pd-tag" if t.text in T.CONTROL_TAGS.values() else ""}">{escape(t.text)}</span>'
+            f'{" pd-tag" if t.text in CONTROL_TAGS.values() else ""}">{escape(t.text)}</span>'
             for t in rnd.plan)
         parts.append(f'<div class="pd-plan-round"><div class="pd-round-label">plan · round '
                      f'{rnd.round + 1}</div><div class="pd-chips">{"".join(row)}</div>'
@@ -240,7 +248,7 @@ def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
     p = span.confidence[i]
     tip = f"p={_f(p)} · step {span.step_of[i] + 1}" if span.step_of[i] is not None else f"p={_f(p)}"
     text = span.tokens[i]
-    extra = " pd-pad" if text == T.PAD else ""
+    extra = " pd-pad" if text == PAD else ""
     level = _f(min(max(p, 0.0), 1.0)) if p is not None and math.isfinite(p) else "0"
     return (f'<span class="pd-tok pd-{state}{extra}" style="--p:{level}" '
             f'title="{escape(tip)}">{escape(text)}</span>')
@@ -283,7 +291,7 @@ def answer_text(view: RunView) -> str:
     return view.finished.text if view.finished else ""
 
 
-def speedup(stats: E.Stats, ar_seconds: float | None) -> float | None:
+def speedup(stats: Stats, ar_seconds: float | None) -> float | None:
     """AR reference time over this run's time, or None when either is missing or zero."""
     if not ar_seconds or not stats.total_seconds or not math.isfinite(ar_seconds):
         return None
@@ -337,11 +345,11 @@ class TraceError(ValueError):
     """A trace that cannot be read; the message says why in a line, without paths or code."""
 
 
-def trace_to_json(settings: dict, events: list[E.Event]) -> str:
+def trace_to_json(settings: dict, events: list[Event]) -> str:
     """A run as JSON: its settings and its events, nothing else."""
     try:
         return json.dumps({"format": TRACE_FORMAT, "version": TRACE_VERSION,
-                           "settings": dict(settings), "events": [E.to_dict(e) for e in events]})
+                           "settings": dict(settings), "events": [event_to_dict(e) for e in events]})
     except (TypeError, ValueError) as err:
         raise TraceError(f"this run cannot be saved as a trace: {err}") from None
 
@@ -372,7 +380,7 @@ def _typed(value, hint) -> bool:
     return isinstance(value, hint)
 
 
-def trace_from_json(text: str | bytes) -> tuple[dict, list[E.Event]]:
+def trace_from_json(text: str | bytes) -> tuple[dict, list[Event]]:
     """Read a trace back: (settings, events). Raises TraceError on anything else."""
     if not isinstance(text, (str, bytes)):
         raise TraceError("a trace is text")
@@ -393,11 +401,11 @@ def trace_from_json(text: str | bytes) -> tuple[dict, list[E.Event]]:
     settings, raw = data.get("settings"), data.get("events")
     if not isinstance(settings, dict) or not isinstance(raw, list):
         raise TraceError("a trace needs a \"settings\" object and an \"events\" list")
-    events: list[E.Event] = []
+    events: list[Event] = []
     view = RunView()
     for i, item in enumerate(raw):
         try:
-            ev = E.from_dict(item)
+            ev = event_from_dict(item)
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise TraceError(f"event {i + 1} is not a pdiff event: {str(err)[:120]}") from None
         if not _typed(ev, type(ev)):
