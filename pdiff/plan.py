@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pdiff.events import PlanItem
 from pdiff.tags import IM_END, PROMISE, SYNC, TOPIC_END, TagIds
 
 _TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)
@@ -152,6 +153,37 @@ def check_plan_rounds(rounds, max_units: int) -> tuple[PlanRound, ...]:
     if not checked:
         raise PlanError("the plan has no rounds")
     return tuple(checked)
+
+
+def check_user_plan(plan, max_units: int) -> tuple[PlanRound, ...]:
+    """A user plan as GenerationConfig holds it (markup, PlanRounds or None) as checked rounds;
+    () for none. Raises PlanError naming the problem."""
+    if plan is None:
+        return ()
+    if isinstance(plan, str):
+        return parse_user_plan(plan, max_units)
+    return check_plan_rounds(plan, max_units)
+
+
+def fit_budget(items: list[ParsedItem], scale: int, room: int,
+               max_new_tokens: int) -> tuple[list[PlanItem], str | None]:
+    """Items as spans of `scale` tokens a unit that fit in `room` tokens with their two tags and
+    a later <sync/>: the last ones are cut, a span is never cut mid-budget. Returns the spans and,
+    when anything was cut, what to tell the user."""
+    room -= 1  # keep one for a later <sync/>
+    fitted: list[PlanItem] = []
+    for item in items:
+        length = item.units * scale
+        if room - 2 < 1:
+            break
+        length = min(length, room - 2)
+        fitted.append(PlanItem(item.topic, item.units, length))
+        room -= length + 2
+    cut = [i for i, f in zip(items, fitted) if f.length < i.units * scale]
+    if len(fitted) == len(items) and not cut:
+        return fitted, None
+    return fitted, (f"the plan promised more than max_new_tokens={max_new_tokens} allows; "
+                    f"kept {len(fitted)} of {len(items)} spans" + (", the last one shortened" if cut else ""))
 
 
 def render_plan(rounds) -> str:

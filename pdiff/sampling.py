@@ -73,6 +73,13 @@ def sample(
     return drawn.squeeze(-1).to(probs.device), probs
 
 
+def ban(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """A copy of `logits` (..., V) in which the tokens `ids` can never be drawn."""
+    logits = logits.clone()
+    logits[..., ids] = NEG_INF
+    return logits
+
+
 def score_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Negative entropy of the distribution (the released default, pd_entropy)."""
     return (probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
