@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pdiff.config import ConfigError
+from pdiff.config import ConfigError, Knobs
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -51,17 +51,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args, engine):
-    knobs = dict(
-        mode=args.mode, steps_ratio=args.steps_ratio, threshold=args.threshold,
-        threshold_rule=args.threshold_rule, unmask=args.unmask, temperature=args.temperature,
-        top_p=args.top_p, top_k=args.top_k, seed=args.seed, attention=args.attention,
-        use_cache=not args.no_cache, max_new_tokens=args.max_new_tokens,
-        max_plan_tokens=args.max_plan_tokens, max_rounds=args.max_rounds, plan=args.plan,
-        chat_template=not args.no_chat_template,
-    )
-    if args.length_scale is not None:
-        knobs["length_scale"] = args.length_scale
-    return engine.config(**knobs)
+    """The run's GenerationConfig: the flags as Knobs, through the mapping the app uses too."""
+    flags = {**vars(args), "use_cache": not args.no_cache, "chat_template": not args.no_chat_template}
+    return Knobs.named(flags).config(engine.length_scale)
 
 
 def result_json(final: Finished) -> dict:
