@@ -8,32 +8,30 @@ import numpy as np
 import pytest
 
 from pdiff import events as E
-from pdiff.chart import (
+from pdiff.app.chart import (
     PAPER_LABEL,
     ChartPoint,
     chart_figure,
-    last_round_layout,
     pareto_front,
     relative_xy,
     visibility_figure,
     visibility_grid,
     visibility_matrix,
 )
-from pdiff.tags import IM_END, MASK, PROMISE, SYNC, TOPIC_END
-from pdiff.view import (
+from pdiff.app.trace import TraceError, trace_from_json, trace_to_json
+from pdiff.app.view import (
     MASK_GLYPH,
-    TraceError,
     answer_text,
     fold,
+    last_round_layout,
     legend_html,
     notices_html,
     plan_chips,
     plan_html,
     spans_html,
     stats_html,
-    trace_from_json,
-    trace_to_json,
 )
+from pdiff.tags import IM_END, MASK, PROMISE, SYNC, TOPIC_END
 
 
 def plan(rnd, texts, forced=False):

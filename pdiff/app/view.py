@@ -1,24 +1,20 @@
-"""Fold a run's event stream into what the app shows: plan chips, span cards, answer, stats, trace.
+"""Fold a run's event stream into what the app shows: plan chips, span cards, answer, stats.
 
 `fold(events)` (or `RunView.apply` one event at a time while streaming) gives a `RunView`; the
 `*_html` functions render it as escaped HTML styled by the `pd-*` classes of assets/style.css.
-`fold(events[:k])` is the replay frame after k events. Traces are the run's settings and events
-as JSON, read back with checks that raise `TraceError` with a short message.
+`fold(events[:k])` is the replay frame after k events; `last_round_layout` is the shape of the
+last round, for the attention picture.
 
 This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only.
-Charts and the attention picture live in `pdiff.chart`.
+Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import re
-import types
-import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 from pdiff.events import (
@@ -33,13 +29,9 @@ from pdiff.events import (
     Stats,
     TextToken,
 )
-from pdiff.events import from_dict as event_from_dict
-from pdiff.events import to_dict as event_to_dict
 from pdiff.tags import CONTROL_TAGS, IM_END, PAD, PROMISE, SYNC, TOPIC_END
 
 MASK_GLYPH = "▒"  # how a masked slot is drawn; never the literal mask tag
-MAX_TRACE_BYTES = 20 * 1024 * 1024
-TRACE_FORMAT, TRACE_VERSION = "pdiff-trace", 1
 _TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)  # same reading as pdiff.plan
 
 
@@ -198,6 +190,25 @@ def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
     return chips, ("".join(body) if body is not None else None)
 
 
+def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
+    """(context before the last round's plan, that plan's length, its block lengths) or None.
+
+    Blocks include their <async> tags. Earlier rounds count as context (drawn causal).
+    """
+    opened = [r for r in view.ordered_rounds() if r.opened]
+    if not opened:
+        return None
+    tags = 0 if view.mode == "diffusion" else 2
+    context = view.prompt_tokens
+    for rnd in view.ordered_rounds():
+        plan = sum(t.text not in (SYNC, IM_END) for t in rnd.plan)
+        blocks = [s.length + tags for s in rnd.spans]
+        if rnd is opened[-1]:
+            return context, plan, blocks
+        context += plan + sum(blocks) + (rnd.terminator == "sync")
+    return None
+
+
 # --- HTML ----------------------------------------------------------------------------------------
 
 
@@ -319,10 +330,16 @@ def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
 
 def notices_html(view: RunView) -> str:
     """The run's notices as a list of warnings; empty when there are none."""
-    if not view.notices:
+    return notices_list_html(view.notices)
+
+
+def notices_list_html(notices: Iterable[Notice]) -> str:
+    """Notices as a list of warnings; empty when there are none."""
+    notices = list(notices)
+    if not notices:
         return ""
     items = "".join(f'<li class="pd-notice"><b>{escape(n.kind)}</b> {escape(n.message)}</li>'
-                    for n in view.notices)
+                    for n in notices)
     return f'<ul class="pd pd-notices">{items}</ul>'
 
 
@@ -336,83 +353,3 @@ def legend_html() -> str:
             '<span class="pd-chip">topic<b class="pd-len">N</b></span> plan item '
             '<span class="pd-chip pd-forced">topic<b class="pd-len">N</b></span> your plan'
             '</div>')
-
-
-# --- traces --------------------------------------------------------------------------------------
-
-
-class TraceError(ValueError):
-    """A trace that cannot be read; the message says why in a line, without paths or code."""
-
-
-def trace_to_json(settings: dict, events: list[Event]) -> str:
-    """A run as JSON: its settings and its events, nothing else."""
-    try:
-        return json.dumps({"format": TRACE_FORMAT, "version": TRACE_VERSION,
-                           "settings": dict(settings), "events": [event_to_dict(e) for e in events]})
-    except (TypeError, ValueError) as err:
-        raise TraceError(f"this run cannot be saved as a trace: {err}") from None
-
-
-@functools.cache
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _typed(value, hint) -> bool:
-    """Whether JSON-read `value` fits the annotation `hint` of an event field."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_typed(value, h) for h in typing.get_args(hint))
-    if origin is tuple:
-        args = typing.get_args(hint)
-        return isinstance(value, tuple) and all(_typed(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if is_dataclass(hint):
-        hints = _hints(hint)
-        return isinstance(value, hint) and all(
-            _typed(getattr(value, f.name), hints[f.name]) for f in fields(hint))
-    return isinstance(value, hint)
-
-
-def trace_from_json(text: str | bytes) -> tuple[dict, list[Event]]:
-    """Read a trace back: (settings, events). Raises TraceError on anything else."""
-    if not isinstance(text, (str, bytes)):
-        raise TraceError("a trace is text")
-    size = len(text)
-    if isinstance(text, str) and size <= MAX_TRACE_BYTES:
-        size = len(text.encode("utf-8", "replace"))
-    if size > MAX_TRACE_BYTES:
-        raise TraceError(f"the trace is over {MAX_TRACE_BYTES // 2**20} MB; it was not read")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise TraceError("the file is not valid JSON") from None
-    if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
-        raise TraceError("the file is not a pdiff trace (no \"format\": \"pdiff-trace\")")
-    if data.get("version") != TRACE_VERSION:
-        raise TraceError(f"trace version {str(data.get('version'))[:20]!r} is not readable; "
-                         f"this app reads version {TRACE_VERSION}")
-    settings, raw = data.get("settings"), data.get("events")
-    if not isinstance(settings, dict) or not isinstance(raw, list):
-        raise TraceError("a trace needs a \"settings\" object and an \"events\" list")
-    events: list[Event] = []
-    view = RunView()
-    for i, item in enumerate(raw):
-        try:
-            ev = event_from_dict(item)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise TraceError(f"event {i + 1} is not a pdiff event: {str(err)[:120]}") from None
-        if not _typed(ev, type(ev)):
-            raise TraceError(f"event {i + 1} ({type(ev).__name__}) has a field of the wrong type")
-        try:
-            view.apply(ev)
-        except ValueError as err:
-            raise TraceError(f"event {i + 1} does not follow the ones before: {err}") from None
-        events.append(ev)
-    return settings, events

@@ -5,8 +5,9 @@ quality change vs the autoregressive baseline, with the paper's two published po
 `visibility_matrix` is the attention rule of one round as booleans (spec section 3, the same rule
 as `pdiff.layout`); `visibility_figure` draws it downsampled without building the full matrix.
 
-This module knows nothing of gradio, torch or models, nor how quality is measured: the quality
-is a number per run and its name is passed in.
+This module knows nothing of gradio, torch, models or runs, nor how quality is measured: the
+quality is a number per run and its name is passed in. The benchmark draws its frontier with it
+too.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
-
-from pdiff.tags import IM_END, SYNC
-from pdiff.view import RunView
 
 AR_MODE = "autoregressive"
 PAPER_POINTS = ((1.27, -0.87), (1.81, -5.4))  # (speedup, quality change %) published, AlpacaEval
@@ -197,25 +195,6 @@ def visibility_grid(prompt_len: int, plan_len: int, span_lengths: list[int], den
     rows = np.add.reduceat(seen, edges[:-1], axis=0).astype(float)
     sizes = np.diff(edges)
     return rows / (sizes[:, None] * sizes[None, :]), edges
-
-
-def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
-    """(context before the last round's plan, that plan's length, its block lengths) or None.
-
-    Blocks include their <async> tags. Earlier rounds count as context (drawn causal).
-    """
-    opened = [r for r in view.ordered_rounds() if r.opened]
-    if not opened:
-        return None
-    tags = 0 if view.mode == "diffusion" else 2
-    context = view.prompt_tokens
-    for rnd in view.ordered_rounds():
-        plan = sum(t.text not in (SYNC, IM_END) for t in rnd.plan)
-        blocks = [s.length + tags for s in rnd.spans]
-        if rnd is opened[-1]:
-            return context, plan, blocks
-        context += plan + sum(blocks) + (rnd.terminator == "sync")
-    return None
 
 
 def visibility_figure(prompt_len: int, plan_len: int, span_lengths: list[int], dense: bool,
