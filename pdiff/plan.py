@@ -40,12 +40,18 @@ class ParsedItem:
     units: int  # after clamping
 
 
+def item_parts(body: str) -> tuple[str, str] | None:
+    """'topic text N' as (topic, the digits of N): N is the trailing integer. None without one."""
+    match = _TRAILING_INT.match(body)
+    return None if match is None else (match.group(1).strip(), match.group(2))
+
+
 def parse_item(body: str, max_units: int) -> tuple[ParsedItem | None, str | None]:
     """Read 'topic text N' into an item. Returns (item, None), or (item|None, problem)."""
-    match = _TRAILING_INT.match(body)
-    if match is None:
+    parts = item_parts(body)
+    if parts is None:
         return None, f"plan item {body.strip()[:40]!r} has no length; it was skipped"
-    topic, digits = match.group(1).strip(), match.group(2)
+    topic, digits = parts
     units = int(digits) if len(digits) <= 9 else max_units + 1
     if units == 0:
         return None, f"plan item {topic[:40]!r} promises 0 tokens; it was skipped"

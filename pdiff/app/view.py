@@ -5,14 +5,14 @@
 `fold(events[:k])` is the replay frame after k events; `last_round_layout` is the shape of the
 last round, for the attention picture.
 
-This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only.
+This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only
+(and reads plan items as `pdiff.plan` does).
 Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
@@ -29,10 +29,10 @@ from pdiff.events import (
     Stats,
     TextToken,
 )
+from pdiff.plan import item_parts
 from pdiff.tags import CONTROL_TAGS, IM_END, PAD, PROMISE, SYNC, TOPIC_END
 
 MASK_GLYPH = "▒"  # how a masked slot is drawn; never the literal mask tag
-_TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)  # same reading as pdiff.plan
 
 
 @dataclass
@@ -177,9 +177,8 @@ def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
         if tok.text == PROMISE:
             body, forced = [], tok.forced
         elif tok.text == TOPIC_END and body is not None:
-            match = _TRAILING_INT.match("".join(body))
-            topic, units = (match.group(1).strip(), int(match.group(2))) if match else (
-                "".join(body).strip(), None)
+            parts = item_parts("".join(body))
+            topic, units = (parts[0], int(parts[1])) if parts else ("".join(body).strip(), None)
             chips.append(Chip(topic, units, None, forced))
             body = None
         elif body is not None and tok.text not in (SYNC, IM_END):
