@@ -4,6 +4,9 @@ Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set
 PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
 PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
+
+This is the only module that imports gradio. It computes nothing: every value it shows comes
+from `pdiff.app.handlers.DemoApp`, whose endpoints it wires by name.
 """
 
 from __future__ import annotations

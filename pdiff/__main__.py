@@ -1,4 +1,4 @@
-"""`python -m pdiff {generate,train,bench}`: the command line."""
+"""`python -m pdiff {generate,train,bench}`: the command line; it only picks the command's module."""
 
 import sys
 

@@ -2,7 +2,9 @@
 
 Every GenerationConfig knob has a flag. Without `--json` the plan streams token by token, then
 each denoise step redraws the spans (masks as ░, this step's commits highlighted). Errors from
-bad input are printed as one line and exit with status 2, never as a traceback.
+bad input are printed as one line and exit with status 2, never as a traceback. The flags become
+`Knobs`, mapped to a config as the app maps its own. It reads the engine's event stream like
+every other consumer and knows nothing of how the engine produces it.
 """
 
 from __future__ import annotations
