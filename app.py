@@ -1,9 +1,12 @@
-"""Planned Diffusion, live: the web app. Layout and event wiring only; the logic is pdiff.app_logic.
+"""Planned Diffusion, live: the web app. Layout and event wiring only; the logic is pdiff.app.
 
 Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set by the operator:
 PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
 PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
+
+This is the only module that imports gradio. It computes nothing: every value it shows comes
+from `pdiff.app.handlers.DemoApp`, whose endpoints it wires by name.
 """
 
 from __future__ import annotations
@@ -17,28 +20,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from pdiff import app_logic as L  # noqa: E402
-from pdiff import chart, gradio_compat, zerogpu  # noqa: E402
-from pdiff import view as V  # noqa: E402
-from pdiff.config import LIMITS, UNMASK_SCORES  # noqa: E402
+from pdiff.app import gradio_compat, zerogpu  # noqa: E402
+from pdiff.app.chart import chart_figure  # noqa: E402
+from pdiff.app.handlers import SKIP, WARNING, DemoApp, Update  # noqa: E402
+from pdiff.app.inputs import PLAN_HEADERS  # noqa: E402
+from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
+from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
+from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
 
 gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 try:
-    SETTINGS = L.settings_from_env(os.environ)
+    SETTINGS = settings_from_env(os.environ)
     _t0 = time.perf_counter()
-    APP = L.DemoApp(L.load_models(SETTINGS), SETTINGS)
-except L.SettingsError as err:
+    APP = DemoApp(load_models(SETTINGS), SETTINGS)
+except SettingsError as err:
     raise SystemExit(f"pdiff app: {err}") from None
 logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s", SETTINGS.model,
                                     SETTINGS.device, time.perf_counter() - _t0)
 PD = APP.models.pd
 CAP = SETTINGS.max_new_tokens
-# ZeroGPU durations, read from each handler's own arguments (positions as wired below).
-GPU_GENERATE = zerogpu.duration_from(tokens_at=11, ratio_at=1, baseline_at=12)
-GPU_RERUN = zerogpu.duration_from(tokens_at=12, ratio_at=2, baseline_at=13)
-GPU_BASELINE = zerogpu.duration_from(tokens_at=4)
-GPU_SWEEP = zerogpu.duration_from(tokens_at=9, ratio_at=None, runs=SETTINGS.sweep_limit)
+# ZeroGPU durations, read by name from each handler's own arguments.
+GPU_GENERATE = zerogpu.duration_from(APP.generate)
+GPU_RERUN = zerogpu.duration_from(APP.rerun_plan)
+GPU_BASELINE = zerogpu.duration_from(APP.baseline)
+GPU_SWEEP = zerogpu.duration_from(APP.sweep, runs=SETTINGS.sweep_limit)
 
 HOW_IT_WORKS = """
 **Planned Diffusion** answers in rounds. First the model writes a short **plan** autoregressively,
@@ -56,17 +62,17 @@ spans of a round see each other. The **critical path** counts the sequential mod
 
 
 def _value(v):
-    if v is L.SKIP:
+    if v is SKIP:
         return gr.skip()
-    if isinstance(v, L.Update):
+    if isinstance(v, Update):
         return gr.update(**v.props)
     return v
 
 
 def _to_gradio(out: dict) -> dict:
-    if out.get(L.WARNING):
-        gr.Warning(out[L.WARNING])
-    return {C[name]: _value(v) for name, v in out.items() if name != L.WARNING}
+    if out.get(WARNING):
+        gr.Warning(out[WARNING])
+    return {C[name]: _value(v) for name, v in out.items() if name != WARNING}
 
 
 def streamed(method, gpu_seconds=None):
@@ -108,7 +114,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     gr.Markdown(f"# Planned Diffusion, live\nA short autoregressive **plan**, then every promised "
                 f"**span** filled in parallel by diffusion. Model: `{APP.models.display_name}` on "
                 f"`{SETTINGS.device}`; quality on the chart: {APP.label}.")
-    gr.HTML(V.legend_html(), js_on_load=None)
+    gr.HTML(legend_html(), js_on_load=None)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
@@ -131,7 +137,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
                 threshold = gr.Slider(*LIMITS["threshold"], value=0.9, step=0.01,
                                       label="Confidence threshold", interactive=False,
                                       info="Commit slots surer than this; ignored when the rule is off")
-                threshold_rule = gr.Radio(list(L.THRESHOLD_CHOICES), value="off",
+                threshold_rule = gr.Radio(list(THRESHOLD_CHOICES), value="off",
                                           label="Threshold rule",
                                           info="off: reference schedule; paper: adds steps; "
                                                "adaptive: skips steps")
@@ -174,7 +180,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             ar_stats = _html("ar-stats", "AR stats")
 
     gr.Markdown("### Stats")
-    stats = _html("stats", "stats", V.stats_html(V.RunView()))
+    stats = _html("stats", "stats", stats_html(RunView()))
     with gr.Accordion("Result as JSON", open=False):
         stats_json = gr.JSON(label="stats", elem_id="stats-json")
     with gr.Row():
@@ -185,7 +191,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     gr.Markdown("### Latency and quality")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            chart_out = gr.Plot(chart.chart_figure([], APP.label), label="chart", show_label=False,
+            chart_out = gr.Plot(chart_figure([], APP.label), label="chart", show_label=False,
                                 elem_id="chart")
         with gr.Column(scale=1, min_width=200):
             relative = gr.Checkbox(label="Relative view", elem_id="relative",
@@ -198,7 +204,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     with gr.Accordion("Plan editor", open=True):
         gr.Markdown("Edit topics and lengths (units of the length scale); `ends with` is `sync` "
                     "(plan again after) or `end`. Then re-run diffusion with this plan.")
-        plan_table = gr.Dataframe(APP.example_plan or None, headers=L.PLAN_HEADERS,
+        plan_table = gr.Dataframe(APP.example_plan or None, headers=PLAN_HEADERS,
                                   datatype=["number", "str", "number", "str"], type="array",
                                   interactive=True, elem_id="plan-table", show_label=False)
         rerun_btn = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
@@ -266,5 +272,5 @@ demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.que
 
 if __name__ == "__main__":
     demo.launch(server_name=SETTINGS.server_name, server_port=SETTINGS.server_port,
-                css_paths=[L.CSS_PATH], max_file_size="25mb", footer_links=["api"],
+                css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
                 state_session_capacity=256)

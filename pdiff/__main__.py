@@ -1,4 +1,4 @@
-"""`python -m pdiff {generate,train,bench}`: the command line."""
+"""`python -m pdiff {generate,train,bench}`: the command line; it only picks the command's module."""
 
 import sys
 
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     elif argv[0] == "train":
         from pdiff.train.loop import main as run
     else:
-        from pdiff.bench import main as run
+        from pdiff.bench.run import main as run
     run(argv[1:])
 
 

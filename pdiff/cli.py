@@ -2,7 +2,9 @@
 
 Every GenerationConfig knob has a flag. Without `--json` the plan streams token by token, then
 each denoise step redraws the spans (masks as ░, this step's commits highlighted). Errors from
-bad input are printed as one line and exit with status 2, never as a traceback.
+bad input are printed as one line and exit with status 2, never as a traceback. The flags become
+`Knobs`, mapped to a config as the app maps its own. It reads the engine's event stream like
+every other consumer and knows nothing of how the engine produces it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import json
 import sys
 
-from pdiff.config import DECODING_KNOBS, ConfigError
+from pdiff.config import DECODING_KNOBS, ConfigError, Knobs
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -55,17 +57,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args, engine):
-    schedule = {k: getattr(args, k) for k in DECODING_KNOBS if getattr(args, k) is not None}
-    knobs = dict(
-        **schedule, mode=args.mode, unmask=args.unmask, temperature=args.temperature,
-        top_p=args.top_p, top_k=args.top_k, seed=args.seed, attention=args.attention,
-        use_cache=not args.no_cache, max_new_tokens=args.max_new_tokens,
-        max_plan_tokens=args.max_plan_tokens, max_rounds=args.max_rounds, plan=args.plan,
-        chat_template=not args.no_chat_template,
-    )
-    if args.length_scale is not None:
-        knobs["length_scale"] = args.length_scale
-    return engine.config(reference=args.reference, **knobs)
+    """The run's GenerationConfig: the flags as Knobs, through the mapping the app uses too.
+    Schedule flags left out take the checkpoint's defaults (or, with --reference, the reference
+    schedule's); a --threshold with no rule and no default rule uses the paper's rule."""
+    flags = {**vars(args), "use_cache": not args.no_cache, "chat_template": not args.no_chat_template}
+    defaults = {} if args.reference else engine.decoding
+    for name in DECODING_KNOBS:
+        if flags[name] is None:
+            flags.pop(name)
+            if defaults.get(name) is not None:
+                flags[name] = defaults[name]
+    if "threshold" in flags:
+        flags.setdefault("threshold_rule", "paper")
+    return Knobs.named(flags).config(engine.length_scale)
 
 
 def result_json(final: Finished) -> dict:

@@ -1,18 +1,23 @@
-"""Generation settings: one frozen, validated dataclass, and the user-plan input.
+"""Generation settings: one frozen, validated dataclass, and the knobs a person sets.
 
-Every knob of the engine lives here with its default and its limits. Errors name the bad value,
-so the CLI and the app can show them as they are. This module knows nothing about models.
+Every knob of the engine lives in `GenerationConfig` with its default and its limits. `Knobs` is
+the same knobs as they arrive from a person (CLI flags, API arguments, sliders), and
+`Knobs.config` is the one mapping from them to a GenerationConfig; the CLI and the app both use
+it. Errors name the bad value, so the CLI and the app can show them as they are. This module
+knows nothing about models, pages or terminals.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 MODES = ("planned", "autoregressive", "diffusion")
 THRESHOLD_RULES = ("paper", "adaptive")  # spec section 4: paper adds steps, adaptive removes them
 UNMASK_SCORES = ("entropy", "confidence", "margin")
 ATTENTIONS = ("sparse", "dense")
+THRESHOLD_CHOICES = ("off", *THRESHOLD_RULES)  # as a person picks it: "off" is the reference schedule
 
 # (low, high) inclusive limits of each numeric knob; the app's sliders read them from here.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -103,3 +108,61 @@ class GenerationConfig:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_WHOLE = ("seed", "length_scale", "max_new_tokens", "top_k", "max_plan_tokens", "max_rounds")
+_OPTIONAL = ("threshold", "plan", "length_scale", "max_new_tokens")  # None has a meaning for these
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The knobs of one run as a person set them, by name, not yet checked.
+
+    Unlike GenerationConfig: threshold_rule may be "off" (no threshold: the reference schedule),
+    length_scale None is the checkpoint's own unit, max_new_tokens None is the default budget,
+    and whole numbers may come as floats (3.0 from a slider or JSON). `config` checks them all.
+    """
+
+    mode: str = "planned"
+    steps_ratio: float = 1.0
+    threshold: float | None = None
+    threshold_rule: str = "off"  # off | paper | adaptive
+    unmask: str = "entropy"
+    temperature: float = 0.2
+    top_p: float = 0.95
+    top_k: int = 0
+    seed: int = 0
+    length_scale: int | None = None  # None: the checkpoint's own
+    attention: str = "sparse"
+    use_cache: bool = True
+    max_new_tokens: int | None = None  # None: GenerationConfig's default
+    max_plan_tokens: int = 128
+    max_rounds: int = 8
+    plan: str | tuple | None = None  # markup or PlanRounds, used verbatim
+    chat_template: bool = True
+
+    @classmethod
+    def named(cls, values: Mapping) -> Knobs:
+        """The knobs among `values` (a function's named arguments), the others at their defaults."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def config(self, length_scale: int) -> GenerationConfig:
+        """The GenerationConfig of these knobs; `length_scale` is the checkpoint's own unit.
+
+        ConfigError names the knob that is wrong: GenerationConfig checks every value.
+        """
+        if self.threshold_rule not in THRESHOLD_CHOICES:
+            raise ConfigError(f"threshold_rule must be one of {', '.join(THRESHOLD_CHOICES)}; "
+                              f"got {self.threshold_rule!r}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.threshold_rule == "off" or self.threshold is None:
+            values.update(threshold=None, threshold_rule="paper")
+        for name in ("length_scale", "max_new_tokens"):
+            if values[name] is None:
+                del values[name]
+        for name, value in values.items():
+            if value is None and name not in _OPTIONAL:
+                raise ConfigError(f"{name} is missing; give a value")
+            if name in _WHOLE and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                values[name] = int(value)  # sliders and JSON send 3.0 for 3
+        return GenerationConfig(**{"length_scale": length_scale, **values})

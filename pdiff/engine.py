@@ -1,22 +1,21 @@
 """The planned-diffusion loop, written once, top to bottom: 1) plan, 2) scaffold, 3) denoise, 4) sync.
 
-`Engine.generate(prompt, config)` is a generator of typed events (pdiff.events). The same loop
-runs the two baselines: autoregressive (a causal, KV-cached decode with no tags) and plain
-diffusion (one canvas of masks after the prompt). The engine knows nothing about displays:
-the CLI, the app, the benchmark and the tests all read the same stream.
+`Engine.generate(prompt, config)` is a generator of typed events (pdiff.events). It dispatches on
+the mode to one of three loops: `_planned`, the method, round after round; `_autoregressive`, the
+baseline that decodes causally with no tags; and `_diffusion`, the baseline that fills one canvas
+of masks after the prompt. The engine knows nothing about displays: the CLI, the app, the
+benchmark and the tests all read the same stream.
 
 Caching (spec section 5) is exact: the prompt and plan are cached causally; a denoise step
 recomputes only the blocks that still changed (all blocks of the round when dense), writes them
-after the cached prefix without committing, and a sync refreshes the finished blocks together
-with the re-inserted `<sync/>` in one forward.
+after the cached prefix without committing, and the forward that re-inserts `<sync/>` refreshes
+the finished blocks with it.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import torch
 
@@ -32,57 +31,24 @@ from pdiff.events import (
     RoundEnd,
     SpansOpened,
     Started,
-    Stats,
     TextToken,
 )
 from pdiff.layout import Layout
-from pdiff.model import DreamModel, KVCache
+from pdiff.model import DreamModel
 from pdiff.plan import (
     ParsedItem,
     PlanError,
     PlanRound,
-    check_plan_rounds,
-    join_spans,
+    check_user_plan,
+    fit_budget,
     parse_plan_ids,
-    parse_user_plan,
 )
+from pdiff.state import Round, Run
 from pdiff.tokenizer import Tokenizer
 
 
 class PromptError(ValueError):
     """The prompt cannot be used; the message says what to change."""
-
-
-@dataclass
-class Run:
-    """Mutable state of one generation: the sequence, the cache, the clock and the counters."""
-
-    config: GenerationConfig
-    layout: Layout
-    cache: KVCache | None
-    generator: torch.Generator
-    prompt_len: int
-    budget_end: int  # the sequence may not grow past this position
-    pieces: list[str] = field(default_factory=list)  # clean-text pieces in answer order
-    plan: list[tuple[PlanItem, ...]] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
-    counts: dict = field(default_factory=lambda: dict(
-        forwards=0, plan_tokens=0, denoise_steps=0, prefill_forwards=0, rounds=0, spans=0))
-    seconds: dict = field(default_factory=lambda: dict(plan=0.0, denoise=0.0))
-    last_logits: torch.Tensor | None = None  # what the last plan token was sampled from
-    phase: str | None = None
-    since: float = 0.0
-
-    def clock(self, phase: str | None) -> None:
-        """Charge the time since the last switch to the running phase; None pauses."""
-        now = time.perf_counter()
-        if self.phase is not None:
-            self.seconds[self.phase] += now - self.since
-        self.phase, self.since = phase, now
-
-    @property
-    def room(self) -> int:
-        return self.budget_end - self.layout.length
 
 
 class Engine:
@@ -120,7 +86,17 @@ class Engine:
         """Stream one run's events; the last one is always Finished."""
         run = self._start(prompt, config)  # validates before the first event
         try:
-            yield from self._loop(run)
+            yield from self._emit(run, Started(config.mode, tuple(run.layout.tokens()), run.prompt_len))
+            if run.budget_end < run.prompt_len + config.max_new_tokens:
+                yield from self._emit(run, Notice("context", (
+                    f"the model's context of {self.context} tokens leaves room for "
+                    f"{run.room} new tokens, fewer than max_new_tokens={config.max_new_tokens}")))
+            run.clock("plan")
+            loop = {"planned": self._planned, "autoregressive": self._autoregressive,
+                    "diffusion": self._diffusion}[config.mode]
+            yield from loop(run)
+            run.clock(None)
+            yield run.finished()
         finally:
             run.cache = None  # released when the run ends or the consumer closes the stream
 
@@ -141,10 +117,7 @@ class Engine:
             raise ConfigError("config must be a GenerationConfig")
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptError("the prompt is empty; type an instruction")
-        if isinstance(config.plan, str):
-            config = _with_plan(config, parse_user_plan(config.plan, config.max_span_units))
-        elif config.plan is not None:
-            config = _with_plan(config, check_plan_rounds(config.plan, config.max_span_units))
+        forced = check_user_plan(config.plan, config.max_span_units)
         ids = self.tok.encode_prompt(prompt, config.chat_template)
         if len(ids) >= self.context:
             raise PromptError(
@@ -156,73 +129,73 @@ class Engine:
         layout.append_causal(ids)
         generator = torch.Generator(device=self.device).manual_seed(config.seed)
         cache = self.model.new_cache(capacity) if config.use_cache else None
-        return Run(config, layout, cache, generator, len(ids), capacity)
+        return Run(config, layout, cache, generator, len(ids), capacity, list(forced))
 
-    # --- the loop -----------------------------------------------------------------------------
+    # --- the three loops ----------------------------------------------------------------------
 
-    def _loop(self, run: Run) -> Iterator[Event]:
-        cfg, lay = run.config, run.layout
-        yield from self._emit(run, Started(cfg.mode, tuple(lay.tokens()), run.prompt_len))
-        if run.budget_end < run.prompt_len + cfg.max_new_tokens:
-            yield from self._emit(run, Notice("context", (
-                f"the model's context of {self.context} tokens leaves room for "
-                f"{run.room} new tokens, fewer than max_new_tokens={cfg.max_new_tokens}")))
-        run.clock("plan")
-        forced = list(cfg.plan or ())
-        if cfg.mode == "autoregressive":
-            yield from self._write_ar(run, self._ingest(run, []), self._ar_bans)
-        elif cfg.mode == "diffusion":
-            yield from self._diffuse_canvas(run)
-        else:
-            pending: list[int] = []  # tokens to put before the next plan: the re-inserted <sync/>
-            for rnd in range(cfg.max_rounds):
-                run.counts["rounds"] += 1
-                # 1) plan: autoregressive, or the user's plan for this round verbatim
-                if forced:
-                    items, terminator = yield from self._force_plan(run, rnd, forced.pop(0), pending)
-                else:
-                    items, terminator = yield from self._sample_plan(run, rnd, pending)
-                if not items:
-                    yield from self._emit(run, Notice("no_plan", (
-                        f"round {rnd + 1} has no usable plan item; the rest of the answer was "
-                        "written autoregressively")))
-                    if terminator != "end":
-                        # Resample the dropped terminator's slot as text: one forward, one token.
-                        run.counts["plan_tokens"] -= 1
-                        yield from self._write_ar(run, run.last_logits, self._ar_bans)
-                    break
-                # 2) scaffold: one <async> masks </async> block per item, within the budget
-                items, notice = self._fit_budget(run, items)
-                if notice:
-                    yield from self._emit(run, notice)
-                if not items:
-                    break
-                # 3) denoise every span of the round in parallel
-                yield from self._denoise_round(run, rnd, items, terminator)
-                # 4) sync: re-insert <sync/> and plan again, or stop
-                if terminator != "sync":
-                    break
-                if rnd + 1 == cfg.max_rounds:
-                    yield from self._emit(run, Notice("max_rounds", (
-                        f"the plan asked for more rounds than max_rounds={cfg.max_rounds}; stopped")))
-                    break
-                if run.room < 4:
-                    yield from self._emit(run, Notice("budget", (
-                        f"max_new_tokens={cfg.max_new_tokens} is used up; stopped after round "
-                        f"{rnd + 1}")))
-                    break
-                run.clock("plan")
-                pending = [self.tags.sync]
-        run.clock(None)
-        yield self._finish(run)
+    def _planned(self, run: Run) -> Iterator[Event]:
+        """Planned diffusion: rounds of plan, scaffold, denoise and sync, until a plan ends."""
+        for index in range(run.config.max_rounds):
+            run.counts["rounds"] += 1
+            # 1) plan: autoregressive, or the user's plan for this round verbatim
+            items, terminator = yield from self._plan(run, index)
+            if not items:
+                yield from self._no_plan(run, index, terminator)
+                return
+            # 2) scaffold: one <async> masks </async> block per item, within the budget
+            rd = yield from self._scaffold(run, index, items, terminator)
+            if rd is None:
+                return
+            # 3) denoise every span of the round in parallel
+            yield from self._denoise(run, rd)
+            # 4) sync: plan again after <sync/>, or stop
+            if not (yield from self._sync(run, rd)):
+                return
+
+    def _autoregressive(self, run: Run) -> Iterator[Event]:
+        """The AR baseline: text tokens after the prompt, no tags."""
+        yield from self._write_ar(run, self._ingest(run, []), self._ar_bans)
+
+    def _diffusion(self, run: Run) -> Iterator[Event]:
+        """Plain-diffusion baseline: one canvas of masks after the prompt, no plan."""
+        cfg, lay, tags = run.config, run.layout, self.tags
+        p = lay.length
+        if run.cache is not None and p > 1:
+            # Cache the prompt but its last token, whose output predicts the first slot: it is
+            # recomputed with the canvas, so every step has its prediction at hand.
+            run.counts["prefill_forwards"] += 1
+            self._forward(run, torch.arange(p - 1, device=self.device), 0, commit=True)
+        n = run.room
+        lay.append_blocks([[tags.mask] * n], dense=False)
+        item = PlanItem("answer", 0, n)
+        run.plan.append((item,))
+        run.counts.update(spans=1, rounds=1)
+        slots = torch.arange(p, p + n, device=self.device)[None, :]  # (1, N)
+        steps = sampling.scheduled_steps(n, cfg.steps_ratio)
+        yield from self._emit(run, SpansOpened(0, (item,), "end", steps))
+        start = p - 1 if run.cache is not None else 0
+        yield from self._fill(run, Round(0, (item,), "end", [(p - 1, p + n)], slots, steps, start))
+        ids = lay.tokens(p)
+        ends = [i for i, t in enumerate(ids) if t in self.tok.eos_ids]  # Dream pads with eos
+        text = self.tok.decode([t for t in ids[: ends[0] if ends else n] if t != tags.pad]).strip()
+        run.pieces.append(text)
+        yield from self._emit(run, RoundEnd(0, (text,)))
 
     # 1) plan ---------------------------------------------------------------------------------
 
-    def _sample_plan(self, run: Run, rnd: int, pending: list[int]):
+    def _plan(self, run: Run, index: int):
+        """The round's items and how its plan ended. After a sync, the plan's first forward
+        re-inserts `<sync/>` and, with a cache, refreshes the finished blocks with it."""
+        resume = [self.tags.sync] if index else []
+        if run.forced:
+            return (yield from self._force_plan(run, index, run.forced.pop(0), resume))
+        return (yield from self._sample_plan(run, index, resume))
+
+    def _sample_plan(self, run: Run, rnd: int, resume: list[int]):
         """Decode plan tokens until <sync/> or <|im_end|>, with tags banned and a cap."""
         cfg, tags = run.config, self.tags
         ids: list[int] = []
-        logits = self._ingest(run, pending)
+        logits = self._ingest(run, resume)
         terminator = "end"
         while True:
             tok, _ = self._sample_one(run, logits, self._plan_bans)
@@ -250,79 +223,83 @@ class Engine:
             run.pieces.append(self.tok.decode([i for i in ids if i not in tags_]).strip())
         return items, terminator
 
-    def _force_plan(self, run: Run, rnd: int, plan: PlanRound, pending: list[int]):
+    def _force_plan(self, run: Run, rnd: int, plan: PlanRound, resume: list[int]):
         """Use a user's plan round verbatim. Topics are encoded as plain text, never as tags."""
         tags, ids = self.tags, []
         for topic, units in plan.items:
             ids += [tags.promise, *self.tok.encode_plain(f"{topic} {units}"), tags.topic_end]
-        if run.room < len(pending) + len(ids) + 3:
+        if run.room < len(resume) + len(ids) + 3:
             raise PlanError(
                 f"the plan needs more tokens than max_new_tokens={run.config.max_new_tokens} allows")
         for tok in ids + [tags.sync if plan.terminator == "sync" else tags.im_end]:
             yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), True))
-        self._append_known(run, pending + ids)
+        self._append_known(run, resume + ids)
         return [ParsedItem(topic, units) for topic, units in plan.items], plan.terminator
+
+    def _no_plan(self, run: Run, rnd: int, terminator: str):
+        """A round without a usable item: say so, and write the rest of the answer as text."""
+        yield from self._emit(run, Notice("no_plan", (
+            f"round {rnd + 1} has no usable plan item; the rest of the answer was "
+            "written autoregressively")))
+        if terminator != "end":
+            # Resample the dropped terminator's slot as text: one forward, one token.
+            run.counts["plan_tokens"] -= 1
+            yield from self._write_ar(run, run.last_logits, self._ar_bans)
 
     # 2) scaffold -----------------------------------------------------------------------------
 
-    def _fit_budget(self, run: Run, items) -> tuple[list[PlanItem], Notice | None]:
-        """Turn parsed items into PlanItems that fit the budget: cut the last ones, never mid-span."""
-        scale, room = run.config.length_scale, run.room - 1  # keep one for a later <sync/>
-        fitted: list[PlanItem] = []
-        for item in items:
-            length = item.units * scale
-            if room - 2 < 1:
-                break
-            length = min(length, room - 2)
-            fitted.append(PlanItem(item.topic, item.units, length))
-            room -= length + 2
-        cut = [i for i, f in zip(items, fitted) if f.length < i.units * scale]
-        if len(fitted) == len(items) and not cut:
-            return fitted, None
-        return fitted, Notice("budget", (
-            f"the plan promised more than max_new_tokens={run.config.max_new_tokens} allows; "
-            f"kept {len(fitted)} of {len(items)} spans" + (", the last one shortened" if cut else "")))
+    def _scaffold(self, run: Run, rnd: int, items, terminator: str):
+        """Fit the items to the budget, append their blocks of masks, and open the spans.
+
+        Returns the Round, or None when no span fits."""
+        items, problem = fit_budget(items, run.config.length_scale, run.room, run.config.max_new_tokens)
+        if problem:
+            yield from self._emit(run, Notice("budget", problem))
+        if not items:
+            return None
+        cfg, tags = run.config, self.tags
+        blocks = [[tags.async_] + [tags.mask] * it.length + [tags.async_end] for it in items]
+        ranges = run.layout.append_blocks(blocks, dense=cfg.attention == "dense")
+        run.plan.append(tuple(items))
+        run.counts["spans"] += len(items)
+        longest = max(it.length for it in items)
+        slots = torch.full((len(items), longest), -1, dtype=torch.long)  # (S, L) positions
+        for s, (a, b) in enumerate(ranges):
+            slots[s, : b - a - 2] = torch.arange(a + 1, b - 1)
+        steps = sampling.scheduled_steps(longest, cfg.steps_ratio)
+        yield from self._emit(run, SpansOpened(rnd, tuple(items), terminator, steps))
+        start = ranges[0][0] if run.cache is not None else 0
+        return Round(rnd, tuple(items), terminator, ranges, slots.to(self.device), steps, start)
 
     # 3) denoise ------------------------------------------------------------------------------
 
-    def _denoise_round(self, run: Run, rnd: int, items: list[PlanItem], terminator: str):
-        cfg, tags, lay = run.config, self.tags, run.layout
-        blocks = [[tags.async_] + [tags.mask] * it.length + [tags.async_end] for it in items]
-        ranges = lay.append_blocks(blocks, dense=cfg.attention == "dense")
-        run.plan.append(tuple(items))
-        run.counts["spans"] += len(items)
-        lengths = [it.length for it in items]
-        steps = sampling.scheduled_steps(max(lengths), cfg.steps_ratio)
-        yield from self._emit(run, SpansOpened(rnd, tuple(items), terminator, steps))
-        start = ranges[0][0] if run.cache is not None else 0
-        yield from self._denoise(run, rnd, ranges, lengths, start, steps)
+    def _denoise(self, run: Run, rd: Round):
+        """Fill every span of the round, then report the spans' clean texts."""
+        yield from self._fill(run, rd)
         pad = self.tags.pad
-        texts = [self.tok.decode([t for t in lay.tokens(a + 1, b - 1) if t != pad]).strip()
-                 for a, b in ranges]
+        texts = [self.tok.decode([t for t in run.layout.tokens(a + 1, b - 1) if t != pad]).strip()
+                 for a, b in rd.ranges]
         run.pieces += texts
-        yield from self._emit(run, RoundEnd(rnd, tuple(texts)))
+        yield from self._emit(run, RoundEnd(rd.index, tuple(texts)))
 
-    def _denoise(self, run: Run, rnd: int, ranges, lengths: list[int], start: int, steps: int):
-        """Commit every masked slot step by step, per the configured schedule.
+    def _fill(self, run: Run, rd: Round):
+        """Commit every masked slot (S, L) step by step, per the configured schedule.
 
-        Span s has `lengths[s]` slots, right after the first position of its block; `ranges` are
-        the blocks' [a, b) positions, recomputed after the cached [0, start). A step reads the
+        The blocks at `rd.ranges` are recomputed after the cached [0, rd.start). A step reads the
         device once, for the snapshot its event is built from. That snapshot also tells the host
         how many slots each span still has masked, so nothing else in a step waits on the device.
         """
-        cfg, lay, dev = run.config, run.layout, self.device
+        cfg, lay, slots, dev = run.config, run.layout, rd.slots, self.device
         run.clock("denoise")
         rule = sampling.SCHEDULES[cfg.schedule]
         score = sampling.SCORES[cfg.unmask]
         tau = cfg.threshold or 0.0
-        slots = torch.full((len(lengths), max(lengths)), -1, dtype=torch.long, device=dev)  # (S, L)
-        for s, ((a, _), n) in enumerate(zip(ranges, lengths)):
-            slots[s, :n] = torch.arange(a + 1, a + 1 + n, device=dev)
+        lengths = [it.length for it in rd.items]
         at = slots.clamp_min(0)  # (S, L) where each slot reads and writes; padding: position 0
         masked = slots >= 0  # (S, L)
-        carry = torch.zeros(len(lengths), dtype=torch.long, device=dev)
+        carry = torch.zeros(slots.shape[0], dtype=torch.long, device=dev)
         conf_at = torch.full(slots.shape, float("nan"), device=dev)  # (S, L)
-        blocks = [torch.arange(a, b, device=dev) for a, b in ranges]  # each block's positions
+        blocks = [torch.arange(a, b, device=dev) for a, b in rd.ranges]  # each block's positions
         row_of = torch.full((lay.length,), -1, dtype=torch.long, device=dev)
         left = list(lengths)  # masked slots per span, as the last snapshot told the host
         snapshot = None
@@ -334,7 +311,7 @@ class Engine:
                 seg = torch.cat(blocks)
             else:  # sparse: only the blocks that still have masks changed since last step
                 seg = torch.cat([block for block, n in zip(blocks, left) if n])
-            logits = self._forward(run, seg, start)  # (T, V)
+            logits = self._forward(run, seg, rd.start)  # (T, V)
             # Dream's shift: the prediction for slot position p is the output at p - 1.
             row_of[seg] = torch.arange(len(seg), device=dev)
             # The masked slots in row-major order, as nonzero() lists them; the host knows how
@@ -343,7 +320,7 @@ class Engine:
             where = (flat // slots.shape[1], flat % slots.shape[1])  # (N,) x 2
             rows = row_of[slots[where] - 1]
             tokens, probs = sampling.sample(
-                self._ban(logits[rows], self._span_bans),
+                sampling.ban(logits[rows], self._span_bans),
                 cfg.temperature, cfg.top_p, cfg.top_k, run.generator)
             scores = torch.full(masked.shape, sampling.NEG_INF, device=dev)
             conf = torch.zeros(masked.shape, device=dev)
@@ -351,7 +328,7 @@ class Engine:
             conf[where] = sampling.score_confidence(probs, tokens)
             proposal = torch.zeros_like(slots)
             proposal[where] = tokens
-            commit, carry = rule(masked, scores, conf, step, steps, tau, carry)  # (S, L) bool
+            commit, carry = rule(masked, scores, conf, step, rd.steps, tau, carry)  # (S, L) bool
             lay.ids[at] = torch.where(commit, proposal, lay.ids[at])
             conf_at = torch.where(commit, conf, conf_at)
             masked &= ~commit
@@ -359,7 +336,7 @@ class Engine:
             # The step's one read of the device: every slot's id, commit flag and confidence.
             snapshot = torch.stack([lay.ids[at].double(), commit.double(), conf_at.double()]).tolist()
             left = [n - int(sum(row)) for n, row in zip(left, snapshot[1])]
-            yield from self._emit(run, self._step_event(rnd, step, lengths, snapshot))
+            yield from self._emit(run, self._step_event(rd.index, step, lengths, snapshot))
             step += 1
         run.clock("plan")
         if snapshot is not None:
@@ -379,30 +356,24 @@ class Engine:
         return DenoiseStep(rnd, step, tuple(tokens), tuple(token_ids), tuple(committed),
                            tuple(confidence))
 
-    def _diffuse_canvas(self, run: Run):
-        """Plain-diffusion baseline: one canvas of masks after the prompt, no plan."""
-        cfg, lay, tags = run.config, run.layout, self.tags
-        p = lay.length
-        if run.cache is not None and p > 1:
-            # Cache the prompt but its last token, whose output predicts the first slot: it is
-            # recomputed with the canvas, so every step has its prediction at hand.
-            run.counts["prefill_forwards"] += 1
-            self._forward(run, torch.arange(p - 1, device=self.device), 0, commit=True)
-        n = run.room
-        lay.append_blocks([[tags.mask] * n], dense=False)
-        item = PlanItem("answer", 0, n)
-        run.plan.append((item,))
-        run.counts.update(spans=1, rounds=1)
-        steps = sampling.scheduled_steps(n, cfg.steps_ratio)
-        yield from self._emit(run, SpansOpened(0, (item,), "end", steps))
-        start = p - 1 if run.cache is not None else 0
-        # One block from the prompt's last token, whose output predicts the first slot.
-        yield from self._denoise(run, 0, [(p - 1, p + n)], [n], start, steps)
-        ids = lay.tokens(p)
-        ends = [i for i, t in enumerate(ids) if t in self.tok.eos_ids]  # Dream pads with eos
-        text = self.tok.decode([t for t in ids[: ends[0] if ends else n] if t != tags.pad]).strip()
-        run.pieces.append(text)
-        yield from self._emit(run, RoundEnd(0, (text,)))
+    # 4) sync ---------------------------------------------------------------------------------
+
+    def _sync(self, run: Run, rd: Round):
+        """Whether planning resumes after the round's <sync/>; a notice says why it stops early."""
+        cfg = run.config
+        if rd.terminator != "sync":
+            return False
+        if rd.index + 1 == cfg.max_rounds:
+            yield from self._emit(run, Notice("max_rounds", (
+                f"the plan asked for more rounds than max_rounds={cfg.max_rounds}; stopped")))
+            return False
+        if run.room < 4:
+            yield from self._emit(run, Notice("budget", (
+                f"max_new_tokens={cfg.max_new_tokens} is used up; stopped after round "
+                f"{rd.index + 1}")))
+            return False
+        run.clock("plan")
+        return True
 
     # autoregressive text ---------------------------------------------------------------------
 
@@ -458,15 +429,9 @@ class Engine:
     def _sample_one(self, run: Run, logits: torch.Tensor, bans: list[int]) -> tuple[int, float]:
         """One token and its probability under the adjusted distribution."""
         cfg = run.config
-        tok, probs = sampling.sample(self._ban(logits[None], bans), cfg.temperature, cfg.top_p,
+        tok, probs = sampling.sample(sampling.ban(logits[None], bans), cfg.temperature, cfg.top_p,
                                      cfg.top_k, run.generator)
         return int(tok[0]), float(probs[0, tok[0]])
-
-    @staticmethod
-    def _ban(logits: torch.Tensor, bans: list[int]) -> torch.Tensor:
-        logits = logits.clone()
-        logits[..., bans] = sampling.NEG_INF
-        return logits
 
     # --- events and stats ---------------------------------------------------------------------
 
@@ -477,26 +442,3 @@ class Engine:
         run.clock(None)
         yield event
         run.clock(phase)
-
-    def _finish(self, run: Run) -> Finished:
-        c, s, lay = run.counts, run.seconds, run.layout
-        forwards = c["forwards"]
-        generated = lay.length - run.prompt_len
-        conf = [x for x in run.confidences if x == x]
-        stats = Stats(
-            mode=run.config.mode, prompt_tokens=run.prompt_len,
-            plan_seconds=s["plan"], denoise_seconds=s["denoise"],
-            total_seconds=s["plan"] + s["denoise"], forward_passes=forwards,
-            prefill_forwards=c["prefill_forwards"], plan_tokens=c["plan_tokens"],
-            denoise_steps=c["denoise_steps"], rounds=c["rounds"], spans=c["spans"],
-            generated_tokens=generated,
-            critical_path=c["plan_tokens"] + c["denoise_steps"] + c["prefill_forwards"],
-            tokens_per_forward=generated / max(1, forwards),
-            mean_confidence=sum(conf) / len(conf) if conf else None,
-        )
-        return Finished(join_spans(run.pieces), tuple(lay.tokens(0, run.prompt_len)),
-                        tuple(lay.tokens(run.prompt_len)), tuple(run.plan), stats)
-
-
-def _with_plan(config: GenerationConfig, rounds) -> GenerationConfig:
-    return GenerationConfig.from_dict({**config.to_dict(), "plan": rounds})

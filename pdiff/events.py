@@ -2,7 +2,8 @@
 
 Every consumer (the CLI, the app's view, the benchmark, the tests) reads the same stream. Events
 are frozen dataclasses holding plain data only: ids, strings, numbers and tuples. No tensors, no
-colours. `to_dict`/`from_dict` give the JSON form used by traces.
+colours. `to_dict`/`from_dict` give the JSON form used by traces. This module knows nothing
+about models, tensors or displays.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A model is named by a local folder or a hub id ("dmisrael/planned-diffusion-drea
 Hub ids resolve through huggingface_hub (its cache, or a download where the network allows).
 Weights are read with safetensors straight into a model built on the meta device (accelerate),
 so a 15 GB checkpoint is never held twice. We run our own model class, not the checkpoint's
-remote code. This module knows nothing about generation.
+remote code. `load_engine` hands the loaded model and tokenizer to an `Engine`; this module
+knows nothing about how generation runs.
 """
 
 from __future__ import annotations

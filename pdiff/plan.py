@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdiff import tags as T
-from pdiff.tags import TagIds
+from pdiff.events import PlanItem
+from pdiff.tags import IM_END, PROMISE, SYNC, TOPIC_END, TagIds
 
 _TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)
 _LIST_NUMBER = re.compile(r"^\d+[.)]\s")
@@ -40,12 +40,18 @@ class ParsedItem:
     units: int  # after clamping
 
 
+def item_parts(body: str) -> tuple[str, str] | None:
+    """'topic text N' as (topic, the digits of N): N is the trailing integer. None without one."""
+    match = _TRAILING_INT.match(body)
+    return None if match is None else (match.group(1).strip(), match.group(2))
+
+
 def parse_item(body: str, max_units: int) -> tuple[ParsedItem | None, str | None]:
     """Read 'topic text N' into an item. Returns (item, None), or (item|None, problem)."""
-    match = _TRAILING_INT.match(body)
-    if match is None:
+    parts = item_parts(body)
+    if parts is None:
         return None, f"plan item {body.strip()[:40]!r} has no length; it was skipped"
-    topic, digits = match.group(1).strip(), match.group(2)
+    topic, digits = parts
     units = int(digits) if len(digits) <= 9 else max_units + 1
     if units == 0:
         return None, f"plan item {topic[:40]!r} promises 0 tokens; it was skipped"
@@ -105,31 +111,31 @@ def parse_user_plan(text: str, max_units: int) -> tuple[PlanRound, ...]:
     while at < len(text):
         if text[at].isspace():
             at += 1
-        elif text.startswith(T.PROMISE, at):
-            end = text.find(T.TOPIC_END, at)
+        elif text.startswith(PROMISE, at):
+            end = text.find(TOPIC_END, at)
             if end < 0:
-                raise PlanError(f"plan item at character {at} has no closing {T.TOPIC_END}")
-            body = text[at + len(T.PROMISE):end]
+                raise PlanError(f"plan item at character {at} has no closing {TOPIC_END}")
+            body = text[at + len(PROMISE):end]
             item, problem = parse_item(body, max_units)
             if item is None or (problem and "clamped" not in problem):
                 raise PlanError(problem)
             items.append((item.topic, item.units))
-            at = end + len(T.TOPIC_END)
-        elif text.startswith(T.SYNC, at) or text.startswith(T.IM_END, at):
-            sync = text.startswith(T.SYNC, at)
+            at = end + len(TOPIC_END)
+        elif text.startswith(SYNC, at) or text.startswith(IM_END, at):
+            sync = text.startswith(SYNC, at)
             if not items:
                 raise PlanError(f"a round ends at character {at} before it has any item")
             rounds.append(PlanRound(tuple(items), "sync" if sync else "end"))
             items = []
-            at += len(T.SYNC if sync else T.IM_END)
+            at += len(SYNC if sync else IM_END)
             if not sync and text[at:].strip():
-                raise PlanError(f"text after {T.IM_END} (the last round) is not allowed")
+                raise PlanError(f"text after {IM_END} (the last round) is not allowed")
         else:
             raise PlanError(
                 f"unexpected text outside a plan item at character {at}: {text[at:at + 20]!r}"
             )
     if items:
-        raise PlanError(f"the last round has no terminator; end it with {T.SYNC} or {T.IM_END}")
+        raise PlanError(f"the last round has no terminator; end it with {SYNC} or {IM_END}")
     return tuple(rounds)
 
 
@@ -155,13 +161,44 @@ def check_plan_rounds(rounds, max_units: int) -> tuple[PlanRound, ...]:
     return tuple(checked)
 
 
+def check_user_plan(plan, max_units: int) -> tuple[PlanRound, ...]:
+    """A user plan as GenerationConfig holds it (markup, PlanRounds or None) as checked rounds;
+    () for none. Raises PlanError naming the problem."""
+    if plan is None:
+        return ()
+    if isinstance(plan, str):
+        return parse_user_plan(plan, max_units)
+    return check_plan_rounds(plan, max_units)
+
+
+def fit_budget(items: list[ParsedItem], scale: int, room: int,
+               max_new_tokens: int) -> tuple[list[PlanItem], str | None]:
+    """Items as spans of `scale` tokens a unit that fit in `room` tokens with their two tags and
+    a later <sync/>: the last ones are cut, a span is never cut mid-budget. Returns the spans and,
+    when anything was cut, what to tell the user."""
+    room -= 1  # keep one for a later <sync/>
+    fitted: list[PlanItem] = []
+    for item in items:
+        length = item.units * scale
+        if room - 2 < 1:
+            break
+        length = min(length, room - 2)
+        fitted.append(PlanItem(item.topic, item.units, length))
+        room -= length + 2
+    cut = [i for i, f in zip(items, fitted) if f.length < i.units * scale]
+    if len(fitted) == len(items) and not cut:
+        return fitted, None
+    return fitted, (f"the plan promised more than max_new_tokens={max_new_tokens} allows; "
+                    f"kept {len(fitted)} of {len(items)} spans" + (", the last one shortened" if cut else ""))
+
+
 def render_plan(rounds) -> str:
     """Plan rounds back to markup; the inverse of parse_user_plan for well-formed plans."""
     out = []
     for rnd in rounds:
         for topic, units in rnd.items:
-            out.append(f"{T.PROMISE}{topic} {units}{T.TOPIC_END}")
-        out.append(T.SYNC if rnd.terminator == "sync" else T.IM_END)
+            out.append(f"{PROMISE}{topic} {units}{TOPIC_END}")
+        out.append(SYNC if rnd.terminator == "sync" else IM_END)
     return "".join(out)
 
 

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 NEG_INF = float("-inf")
@@ -77,6 +75,13 @@ def sample(
     p = probs.to(generator.device) if generator else probs
     drawn = (p / torch.empty_like(p).exponential_(1, generator=generator)).argmax(-1)  # (N,)
     return drawn.to(probs.device), probs
+
+
+def ban(logits: torch.Tensor, ids: torch.Tensor | list[int]) -> torch.Tensor:
+    """A copy of `logits` (..., V) in which the tokens `ids` can never be drawn."""
+    logits = logits.clone()
+    logits[..., ids] = NEG_INF
+    return logits
 
 
 def score_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -149,6 +154,3 @@ def commit_adaptive(masked, scores, conf, step, steps, tau, carry):
 # name -> rule; every rule maps (masked, scores, conf, step, steps, tau, carry) -> (commit, carry)
 SCHEDULES = {"reference": commit_reference, "paper": commit_paper, "adaptive": commit_adaptive}
 
-
-def finite_or_zero(x: float) -> float:
-    return x if math.isfinite(x) else 0.0

@@ -1,4 +1,4 @@
-"""The web app: its logic (pdiff.app_logic) unit by unit, then the real server through gradio_client."""
+"""The web app: its logic (pdiff.app) unit by unit, then the real server through gradio_client."""
 
 from __future__ import annotations
 
@@ -9,9 +9,23 @@ import time
 
 import pytest
 
-from pdiff import app_logic as L
-from pdiff import view as V
-from pdiff.config import ConfigError, GenerationConfig
+from pdiff.app.handlers import MAX_REPLAY_FRAMES, OUTPUTS, SKIP, WARNING, DemoApp, error_html, stats_dict
+from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
+from pdiff.app.session import URGENT, Session, live_frames, quality_of
+from pdiff.app.settings import (
+    EXAMPLES_PATH,
+    RELEASED_AR,
+    RELEASED_PD,
+    Models,
+    SettingsError,
+    check_model_name,
+    load_examples,
+    load_models,
+    settings_from_env,
+)
+from pdiff.app.trace import TraceStore, read_trace, settings_for_trace, trace_to_json
+from pdiff.app.view import RunView, fold, notices_list_html
+from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Finished, Notice, PlanToken, Started
 from pdiff.plan import PlanError, PlanRound
 from tests import apphelpers as H
@@ -27,19 +41,19 @@ def env(**values) -> dict:
 
 
 def test_settings_defaults():
-    s = L.settings_from_env({}, cuda_available=False)
+    s = settings_from_env({}, cuda_available=False)
     assert (s.model, s.kind, s.device, s.dtype) == ("bundled", "bundled", "cpu", "float32")
     assert (s.max_new_tokens, s.queue_size, s.concurrency, s.sweep_limit) == (512, 16, 2, 8)
     assert (s.server_name, s.server_port, s.ar_model) == ("127.0.0.1", 7860, None)
-    gpu = L.settings_from_env({}, cuda_available=True)
+    gpu = settings_from_env({}, cuda_available=True)
     assert (gpu.device, gpu.dtype) == ("cuda", "bfloat16")
 
 
 def test_settings_released_and_folder(tiny_ckpt):
-    s = L.settings_from_env(env(PDIFF_MODEL=L.RELEASED_PD[1]), cuda_available=False)
+    s = settings_from_env(env(PDIFF_MODEL=RELEASED_PD[1]), cuda_available=False)
     assert s.kind == "released"
-    s = L.settings_from_env(env(PDIFF_MODEL=tiny_ckpt, PDIFF_AR_MODEL=tiny_ckpt, PDIFF_QUEUE_SIZE=3),
-                            cuda_available=False)
+    s = settings_from_env(env(PDIFF_MODEL=tiny_ckpt, PDIFF_AR_MODEL=tiny_ckpt, PDIFF_QUEUE_SIZE=3),
+                          cuda_available=False)
     assert s.kind == "folder" and s.ar_model == str(tiny_ckpt.resolve()) and s.queue_size == 3
 
 
@@ -59,17 +73,17 @@ def test_settings_released_and_folder(tiny_ckpt):
     (dict(PDIFF_AR_MODEL="someone/other-ar"), "PDIFF_AR_MODEL"),
 ])
 def test_settings_errors_name_the_variable(values, var):
-    with pytest.raises(L.SettingsError, match=var):
-        L.settings_from_env(values, cuda_available=False)
+    with pytest.raises(SettingsError, match=var):
+        settings_from_env(values, cuda_available=False)
 
 
 def test_allow_list_rejects_names_from_ui(tiny_ckpt):
-    for name in ("bundled", *L.RELEASED_PD):
-        assert L.check_model_name(name) == name
+    for name in ("bundled", *RELEASED_PD):
+        assert check_model_name(name) == name
     for bad in ("gpt2", "someone/model", "../../etc", str(tiny_ckpt), "", None, 3):
-        with pytest.raises(L.SettingsError):
-            L.check_model_name(bad)  # UI/API input: never a folder, never an arbitrary id
-    assert L.check_model_name(str(tiny_ckpt), allow_folder=True) == str(tiny_ckpt.resolve())
+        with pytest.raises(SettingsError):
+            check_model_name(bad)  # UI/API input: never a folder, never an arbitrary id
+    assert check_model_name(str(tiny_ckpt), allow_folder=True) == str(tiny_ckpt.resolve())
 
 
 def test_bad_env_exits_with_a_clear_message(tiny_ckpt, tmp_path):
@@ -86,17 +100,17 @@ def test_load_models_falls_back_to_self_as_baseline(tiny_ckpt):
 
     def loader(name, device, dtype):
         calls.append(name)
-        if name == L.RELEASED_AR:
+        if name == RELEASED_AR:
             raise OSError("offline")
         return object()
 
-    settings = L.settings_from_env(env(PDIFF_MODEL=L.RELEASED_PD[0]), cuda_available=False)
-    models = L.load_models(settings, loader)
-    assert calls == [L.RELEASED_PD[0], L.RELEASED_AR] and models.ar is None
+    settings = settings_from_env(env(PDIFF_MODEL=RELEASED_PD[0]), cuda_available=False)
+    models = load_models(settings, loader)
+    assert calls == [RELEASED_PD[0], RELEASED_AR] and models.ar is None
     assert "autoregressive mode" in models.baseline_note
     assert models.quality_label == "mean commit confidence"
-    explicit = L.settings_from_env(env(PDIFF_MODEL=tiny_ckpt, PDIFF_AR_MODEL=tiny_ckpt),
-                                   cuda_available=False)
+    explicit = settings_from_env(env(PDIFF_MODEL=tiny_ckpt, PDIFF_AR_MODEL=tiny_ckpt),
+                                 cuda_available=False)
     loaded = []
 
     def second_fails(name, device, dtype):
@@ -104,35 +118,35 @@ def test_load_models_falls_back_to_self_as_baseline(tiny_ckpt):
         if len(loaded) > 1:
             raise OSError("disk on fire")
         return object()
-    with pytest.raises(L.SettingsError, match="PDIFF_AR_MODEL=.*disk on fire"):
-        L.load_models(explicit, second_fails)  # an AR model the operator named must load
+    with pytest.raises(SettingsError, match="PDIFF_AR_MODEL=.*disk on fire"):
+        load_models(explicit, second_fails)  # an AR model the operator named must load
 
 
 def test_examples_file():
     from pdiff.notes.checker import parse_facts
     from pdiff.notes.data import name_split
 
-    data = json.loads(L.EXAMPLES_PATH.read_text())
+    data = json.loads(EXAMPLES_PATH.read_text())
     for prompt in data["bundled"]["prompts"]:  # held-out notes prompts: facts, unseen names
         head = prompt.split("Facts:")[0].replace(".", " ").split()
         assert parse_facts(prompt) and any(
             w[0].isupper() and name_split(w) == "heldout" for w in head[1:]), prompt
     for kind in ("bundled", "released"):
-        prompts, rows = L.load_examples(kind)
-        assert len(prompts) == 6 and L.rows_to_plan(rows, 20)
+        prompts, rows = load_examples(kind)
+        assert len(prompts) == 6 and rows_to_plan(rows, 20)
 
 
 # --- knobs -> config ----------------------------------------------------------------------------
 
 
 def test_config_from_inputs(engine):
-    cfg = L.config_from_inputs(engine, 256, steps_ratio=0.5, threshold=0.8, threshold_rule="off",
-                               seed=3.0, max_new_tokens=64.0, length_scale=None)
+    cfg = run_config(Knobs(steps_ratio=0.5, threshold=0.8, threshold_rule="off", seed=3.0,
+                           max_new_tokens=64.0, length_scale=None), engine, 256)
     assert cfg.threshold is None and cfg.schedule == "reference" and cfg.seed == 3
     assert cfg.length_scale == engine.length_scale and cfg.max_new_tokens == 64
-    cfg = L.config_from_inputs(engine, 256, threshold=0.8, threshold_rule="adaptive")
+    cfg = run_config(Knobs(threshold=0.8, threshold_rule="adaptive"), engine, 256)
     assert (cfg.threshold, cfg.schedule) == (0.8, "adaptive")
-    assert L.config_from_inputs(engine, 256, threshold=None, threshold_rule="paper").threshold is None
+    assert run_config(Knobs(threshold=None, threshold_rule="paper"), engine, 256).threshold is None
 
 
 @pytest.mark.parametrize("knobs, message", [
@@ -147,7 +161,7 @@ def test_config_from_inputs(engine):
 ])
 def test_config_from_inputs_errors(engine, knobs, message):
     with pytest.raises(ConfigError, match=message):
-        L.config_from_inputs(engine, 256, **knobs)
+        run_config(Knobs(**knobs), engine, 256)
 
 
 # --- plan editor ----------------------------------------------------------------------------------
@@ -160,15 +174,15 @@ def forced_run(engine, plan, **knobs):
 
 def test_plan_table_round_trip(engine):
     plan = (PlanRound((("intro", 1), ("facts <sync/> here", 2)), "sync"), PlanRound((("end", 1),), "end"))
-    view = V.fold(forced_run(engine, plan))
-    rows = L.plan_rows(view)
+    view = fold(forced_run(engine, plan))
+    rows = plan_rows(view)
     assert rows == [[1, "intro", 1, ""], [1, "facts <sync/> here", 2, "sync"], [2, "end", 1, "end"]]
-    assert L.rows_to_plan(rows, 20) == plan  # the tag in a topic stays plain text
-    assert L.rows_to_plan({"headers": L.PLAN_HEADERS, "data": rows}, 20) == plan
+    assert rows_to_plan(rows, 20) == plan  # the tag in a topic stays plain text
+    assert rows_to_plan({"headers": PLAN_HEADERS, "data": rows}, 20) == plan
     # blanks: empty rows skipped, missing 'ends with' defaults (last round ends, others sync)
     loose = [["2", "b", "1.0", None], [1, "a", 2, ""], ["", "", "", ""], [None] * 4]
-    assert L.rows_to_plan(loose, 20) == (PlanRound((("a", 2),), "sync"), PlanRound((("b", 1),), "end"))
-    assert L.rows_to_plan([[1, "x", 1, "<|im_end|>"]], 20) == (PlanRound((("x", 1),), "end"),)
+    assert rows_to_plan(loose, 20) == (PlanRound((("a", 2),), "sync"), PlanRound((("b", 1),), "end"))
+    assert rows_to_plan([[1, "x", 1, "<|im_end|>"]], 20) == (PlanRound((("x", 1),), "end"),)
 
 
 @pytest.mark.parametrize("rows, message", [
@@ -189,7 +203,7 @@ def test_plan_table_round_trip(engine):
 ])
 def test_plan_table_errors(rows, message):
     with pytest.raises(PlanError, match=message):
-        L.rows_to_plan(rows, 20)
+        rows_to_plan(rows, 20)
 
 
 # --- the live loop --------------------------------------------------------------------------------
@@ -197,19 +211,19 @@ def test_plan_table_errors(rows, message):
 
 def test_live_frames_throttle_and_final_frame(engine):
     events = forced_run(engine, (PlanRound((("a", 1), ("b", 1)), "end"),))
-    urgent = sum(isinstance(e, L.URGENT) for e in events)
-    frozen = list(L.live_frames(iter(events), V.RunView(), [], 0.07, clock=lambda: 0.0))
+    urgent = sum(isinstance(e, URGENT) for e in events)
+    frozen = list(live_frames(iter(events), RunView(), [], 0.07, clock=lambda: 0.0))
     assert len(frozen) == 1 + urgent + 1  # the first event, the urgent ones, the final frame
     assert frozen[-1].finished is not None
     ticks = iter(range(10_000))
-    every = list(L.live_frames(iter(events), V.RunView(), [], 0.07, clock=lambda: next(ticks)))
+    every = list(live_frames(iter(events), RunView(), [], 0.07, clock=lambda: next(ticks)))
     assert len(every) == len(events)  # clock always due: one frame per event, Finished included
 
 
 def test_live_frames_final_frame_without_finished_and_when_throttled():
     events = [Started("planned", (1, 2), 2)] + [PlanToken(0, 5, "x", False)] * 5
     record: list = []
-    frames = list(L.live_frames(iter(events), V.RunView(), record, 10.0, clock=lambda: 0.0))
+    frames = list(live_frames(iter(events), RunView(), record, 10.0, clock=lambda: 0.0))
     assert len(frames) == 2 and frames[-1].count == 6 and len(record) == 6
 
 
@@ -221,31 +235,31 @@ def test_live_frames_are_live(engine):
         for ev in engine.generate("hi", engine.config(plan=(PlanRound((("a", 1),), "end"),))):
             pulled.append(ev)
             yield ev
-    frames = L.live_frames(stream(), V.RunView(), [], 0.07)
+    frames = live_frames(stream(), RunView(), [], 0.07)
     first = next(frames)
     assert first.count == 1 and len(pulled) == 1
     frames.close()
 
 
 def test_sweep_grid():
-    full = L.sweep_grid(8, "adaptive")
+    full = sweep_grid(8, "adaptive")
     assert len(full) == 8 and len(set(full)) == 8
-    assert {t for _, t, _ in full} == {None, L.SWEEP_THRESHOLD}
+    assert {t for _, t, _ in full} == {None, SWEEP_THRESHOLD}
     assert {rule for _, t, rule in full if t is not None} == {"adaptive"}
     assert all(rule == "off" for _, t, rule in full if t is None)
-    assert L.sweep_grid(8, "off")[-1][2] == "paper"
+    assert sweep_grid(8, "off")[-1][2] == "paper"
     for limit in (1, 2, 3, 5, 7, 64):
-        grid = L.sweep_grid(limit, "paper")
+        grid = sweep_grid(limit, "paper")
         assert 1 <= len(grid) <= limit and len(set(grid)) == len(grid)
-    assert {t for _, t, _ in L.sweep_grid(2, "paper")} == {None, L.SWEEP_THRESHOLD}
+    assert {t for _, t, _ in sweep_grid(2, "paper")} == {None, SWEEP_THRESHOLD}
 
 
 def test_quality_and_stats_dict(engine):
     fin = forced_run(engine, (PlanRound((("a", 1),), "end"),))[-1]
-    assert L.quality_of("confidence", "x", fin) == fin.stats.mean_confidence
+    assert quality_of("confidence", "x", fin) == fin.stats.mean_confidence
     prompt = "Tell me about Lagil. Facts: country: Dregani."
-    assert L.quality_of("checker", prompt, fin) == 0.0
-    d = L.stats_dict(fin, 0.5, "q", ar_seconds=fin.stats.total_seconds * 2)
+    assert quality_of("checker", prompt, fin) == 0.0
+    d = stats_dict(fin, 0.5, "q", ar_seconds=fin.stats.total_seconds * 2)
     assert d["speedup_vs_ar"] == pytest.approx(2.0) and d["text"] == fin.text
 
 
@@ -254,11 +268,11 @@ def test_quality_and_stats_dict(engine):
 
 @pytest.fixture()
 def app(engine, tmp_path):
-    settings = L.settings_from_env(env(PDIFF_MAX_NEW_TOKENS=128, PDIFF_SWEEP_LIMIT=2),
-                                   cuda_available=False)
-    models = L.Models(engine, None, "folder", "tiny", None)
-    return L.DemoApp(models, settings, L.TraceStore(tmp_path / "traces", keep=2),
-                     sleep=lambda s: None)
+    settings = settings_from_env(env(PDIFF_MAX_NEW_TOKENS=128, PDIFF_SWEEP_LIMIT=2),
+                                 cuda_available=False)
+    models = Models(engine, None, "folder", "tiny", None)
+    return DemoApp(models, settings, TraceStore(tmp_path / "traces", keep=2),
+                   sleep=lambda s: None)
 
 
 KNOBS = dict(steps_ratio=1.0, threshold=0.9, threshold_rule="off", unmask="entropy",
@@ -269,8 +283,8 @@ KNOBS = dict(steps_ratio=1.0, threshold=0.9, threshold_rule="off", unmask="entro
 def test_rerun_plan_streams_and_compares(app):
     rows = [[1, "a", 1, ""], [1, "b", 1, "end"]]
     frames = list(app.rerun_plan("Write about Velora.", rows, **KNOBS, compare_ar=True))
-    assert len(frames) > 3 and all(set(f) <= set(L.OUTPUTS) for f in frames)
-    assert frames[0]["stats_json"]["status"] == "running" and frames[0]["chart"] is L.SKIP
+    assert len(frames) > 3 and all(set(f) <= set(OUTPUTS) for f in frames)
+    assert frames[0]["stats_json"]["status"] == "running" and frames[0]["chart"] is SKIP
     final = frames[-1]
     s = final["stats_json"]
     assert s["spans"] == 2 and s["ar"]["mode"] == "autoregressive"
@@ -284,7 +298,7 @@ def test_rerun_plan_streams_and_compares(app):
     assert out["replay"].props["maximum"] == len(session.events)
     assert out["plan_table"] == [[1, "a", 1, ""], [1, "b", 1, "end"]]
     assert out["visibility"] is not None
-    settings, events = L.read_trace(out["trace_file"])
+    settings, events = read_trace(out["trace_file"])
     assert events == session.events and settings["prompt"] == "Write about Velora."
     assert settings["plan"].startswith("<promise>")
 
@@ -292,16 +306,16 @@ def test_rerun_plan_streams_and_compares(app):
 def test_errors_are_messages(app):
     (frame,) = list(app.generate("  ", **KNOBS))
     assert frame["stats_json"] == {"error": "the prompt is empty; type an instruction"}
-    assert "pd-notice" in frame["notices"] and frame[L.WARNING]
+    assert "pd-notice" in frame["notices"] and frame[WARNING]
     (frame,) = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 500}))
-    assert "at most 128" in frame[L.WARNING]
+    assert "at most 128" in frame[WARNING]
     (frame,) = list(app.rerun_plan("hi", [[1, "a", "x", ""]], **KNOBS))
-    assert "row 1" in frame[L.WARNING]
+    assert "row 1" in frame[WARNING]
     # a plan that does not fit the budget fails inside the run: still one clear message
     frames = list(app.rerun_plan("hi", [[1, "a" * 200, 1, "end"]], **{**KNOBS, "max_new_tokens": 8}))
-    assert "max_new_tokens" in frames[-1][L.WARNING]
+    assert "max_new_tokens" in frames[-1][WARNING]
     (frame,) = list(app.sweep("", "off", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16))
-    assert "prompt is empty" in frame[L.WARNING]
+    assert "prompt is empty" in frame[WARNING]
 
 
 def test_unexpected_failure_is_one_line(app, engine):
@@ -317,7 +331,7 @@ def test_unexpected_failure_is_one_line(app, engine):
 
     app.models.pd = Broken()
     frames = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 4}))
-    assert "RuntimeError: device on fire" in frames[-1][L.WARNING]
+    assert "RuntimeError: device on fire" in frames[-1][WARNING]
     assert "pd-notice" in frames[-1]["notices"] and "error" in frames[-1]["stats_json"]
 
 
@@ -334,7 +348,7 @@ def test_generate_stream_and_stop_closes_the_run(app, engine):
 
 
 def test_baseline_sweep_and_chart(app):
-    session = L.Session()
+    session = Session()
     base = list(app.baseline("hello", 0.2, 0.95, 0, 8, False, session))
     assert base[-1]["stats_json"]["mode"] == "autoregressive"
     assert session.ar_seconds["hello"] == base[-1]["stats_json"]["total_seconds"]
@@ -354,29 +368,29 @@ def test_replay_and_traces(app, tmp_path):
     assert app.replay_step(10**9, session)["answer"] == frames[-1]["answer"]
     played = list(app.play(session))
     assert played[0]["replay"] == 0 and played[-1]["replay"] == n
-    assert len(played) <= L.MAX_REPLAY_FRAMES + 2
-    assert L.WARNING in next(app.play(L.Session()))
+    assert len(played) <= MAX_REPLAY_FRAMES + 2
+    assert WARNING in next(app.play(Session()))
     paths = [app.after_run(session)["trace_file"] for _ in range(3)]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2  # the store keeps the newest
-    fresh = L.Session()
+    fresh = Session()
     out = app.replay_trace(paths[-1], fresh)
     assert out["answer"] == frames[-1]["answer"] and fresh.events == session.events
     assert out["stats_json"]["status"] == "replayed"
     bad = tmp_path / "bad.json"
     for text, message in (("{", "not valid JSON"), ('{"format": "x"}', "not a pdiff trace")):
         bad.write_text(text)
-        assert message in app.replay_trace(str(bad), fresh)[L.WARNING]
-    assert "choose a trace" in app.replay_trace(None)[L.WARNING]
+        assert message in app.replay_trace(str(bad), fresh)[WARNING]
+    assert "choose a trace" in app.replay_trace(None)[WARNING]
 
 
 def test_notices_and_settings_helpers(engine):
-    assert "boom" in L.error_html("boom") and "&lt;i&gt;" in L.error_html("<i>")
+    assert "boom" in error_html("boom") and "&lt;i&gt;" in error_html("<i>")
     cfg = engine.config(plan=(PlanRound((("a", 1),), "end"),))
-    settings = L.settings_for_trace("p", cfg, "m")
+    settings = settings_for_trace("p", cfg, "m")
     json.dumps(settings)
     assert GenerationConfig.from_dict({k: v for k, v in settings.items()
                                        if k not in ("prompt", "model")}).plan == settings["plan"]
-    assert L._notices([Notice("x", "y")]).count("<li") == 1 and L._notices([]) == ""
+    assert notices_list_html([Notice("x", "y")]).count("<li") == 1 and notices_list_html([]) == ""
 
 
 # --- end to end: the real server, through gradio_client ------------------------------------------
@@ -443,7 +457,7 @@ def test_e2e_errors_and_other_endpoints(client, engine, tmp_path):
 
     out = client.predict("", api_name="/generate")
     assert out[5] == {"error": "the prompt is empty; type an instruction"}
-    out = client.predict("hi", {"headers": L.PLAN_HEADERS, "data": [[1, "a", "x", ""]]},
+    out = client.predict("hi", {"headers": PLAN_HEADERS, "data": [[1, "a", "x", ""]]},
                          api_name="/rerun_plan")
     assert "row 1" in out[5]["error"]
     base = client.predict("hello", api_name="/baseline", max_new_tokens=8)
@@ -452,7 +466,7 @@ def test_e2e_errors_and_other_endpoints(client, engine, tmp_path):
     assert sweep[2]["status"] == "finished" and len(sweep[2]["runs"]) == 2
     events = forced_run(engine, (PlanRound((("a", 1),), "end"),))
     trace = tmp_path / "run.json"
-    trace.write_text(V.trace_to_json({"prompt": "hi"}, events))
+    trace.write_text(trace_to_json({"prompt": "hi"}, events))
     replay = client.predict(handle_file(str(trace)), api_name="/replay_trace")
     assert replay[2] == events[-1].text and replay[5]["status"] == "replayed"
     trace.write_text("{nope")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdiff import bench
-from pdiff.bench_report import summarise
+from pdiff.bench import run as bench
+from pdiff.bench.report import summarise
 from pdiff.engine import Engine
 from pdiff.notes.data import make_split, write_jsonl
 
@@ -226,8 +226,8 @@ def test_the_7b_roofline_is_15_gb_and_about_3_ms():
     4.8 TB/s (built on the meta device: no memory, no download)."""
     from accelerate import init_empty_weights
 
+    from pdiff.bench.shapes import roofline
     from pdiff.model import PRESETS, DreamModel
-    from pdiff.shapes import roofline
 
     with init_empty_weights():
         model = DreamModel(PRESETS["dream-7b"]).to(torch.bfloat16)
@@ -239,7 +239,7 @@ def test_the_7b_roofline_is_15_gb_and_about_3_ms():
 
 def test_overhead_profile_counts_every_forward(engine):
     """The overhead profiler times exactly the run's forwards, and they fit inside the engine time."""
-    from pdiff.overhead import measure
+    from pdiff.bench.overhead import measure
 
     cfg = engine.config(temperature=0.0, max_new_tokens=60,
                         plan="<promise>-<topic>a 2</topic><promise>-<topic>b 1</topic><|im_end|>")

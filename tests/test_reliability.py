@@ -2,7 +2,7 @@
 and never mixes up users.
 
 Most tests talk to the real app (`python app.py`, a subprocess on 127.0.0.1) through gradio_client
-or plain HTTP; a few drive `pdiff.app_logic.DemoApp` in-process where that is the faster way to
+or plain HTTP; a few drive `pdiff.app.handlers.DemoApp` in-process where that is the faster way to
 see the same invariant (memory over hundreds of runs, cache release, injected faults). Servers use
 tiny random checkpoints, except the 20-client test, which uses the bundled model when it exists.
 The soak (`-m slow`) is skipped by the default run. docs/reliability.md maps each case to its test.
@@ -36,7 +36,12 @@ import psutil
 import pytest
 import torch
 
-from pdiff import app_logic as L
+from pdiff.app.handlers import WARNING, DemoApp
+from pdiff.app.inputs import MAX_PROMPT_CHARS, PLAN_HEADERS, run_config
+from pdiff.app.session import Session
+from pdiff.app.settings import Models, settings_from_env
+from pdiff.app.trace import TraceStore
+from pdiff.config import Knobs
 from pdiff.loader import BUNDLED, load_engine
 from pdiff.model import KVCache
 from pdiff.notes.checker import parse_facts
@@ -104,7 +109,7 @@ def reference_text(engine, prompt: str, k: dict) -> str:
     """The answer `prompt` gets alone, in this process, with the knobs the server was sent."""
     names = ("steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p", "seed",
              "length_scale", "attention", "use_cache", "max_new_tokens")
-    config = L.config_from_inputs(engine, CAP, **{n: k[n] for n in names})
+    config = run_config(Knobs(**{n: k[n] for n in names}), engine, CAP)
     return engine.generate_text(prompt, config).text
 
 
@@ -153,7 +158,7 @@ MB = 2**20
 def _start(model, tmp, **extra):
     port = H.free_port()
     env = H.app_env(model, port, tmp, **extra)
-    if L.settings_from_env({}, cuda_available=False).server_name == "127.0.0.1":
+    if settings_from_env({}, cuda_available=False).server_name == "127.0.0.1":
         env.pop("GRADIO_SERVER_NAME")  # run on the default bind address, which must be the loopback
     return H.start_command([sys.executable, "app.py"], env, port, tmp)
 
@@ -179,9 +184,9 @@ def client(server):
 @pytest.fixture()
 def app(engine, tiny_ckpt, tmp_path):
     """DemoApp in-process, named as load_models names an operator's checkpoint folder."""
-    settings = L.settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)
-    models = L.Models(engine, None, "folder", str(tiny_ckpt.resolve()), None)
-    return L.DemoApp(models, settings, L.TraceStore(tmp_path / "traces", keep=4), sleep=lambda s: None)
+    settings = settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)
+    models = Models(engine, None, "folder", str(tiny_ckpt.resolve()), None)
+    return DemoApp(models, settings, TraceStore(tmp_path / "traces", keep=4), sleep=lambda s: None)
 
 
 @contextlib.contextmanager
@@ -419,7 +424,7 @@ def _mixed_run(app, i: int, session) -> None:
 def test_memory_is_flat_over_200_runs(app, caplog):
     """200 runs (stopped and finished, 5 kinds) after a warm-up: RSS grows < 30 MB and no KV
     cache is left alive; the stopped ones really were stopped mid-run (the app logs each)."""
-    session = L.Session()
+    session = Session()
     for i in range(20):  # warm-up: every kind, several times
         _mixed_run(app, i, session)
     gc.collect()
@@ -428,7 +433,7 @@ def test_memory_is_flat_over_200_runs(app, caplog):
         caplog.clear()
         for i in range(200):
             if i % 10 == 0:
-                session = L.Session()  # a new visitor now and then, as on the server
+                session = Session()  # a new visitor now and then, as on the server
             _mixed_run(app, i, session)
         stopped = sum("run stopped" in r.getMessage() for r in caplog.records)
         refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
@@ -450,7 +455,7 @@ def _session_components_per_run(runs: int) -> list[int]:
     import gradio as gr
     from gradio_client import Client
 
-    from pdiff import chart
+    from pdiff.app import chart
 
     with gr.Blocks() as demo:
         n, text, plot = gr.Number(0), gr.Textbox(), gr.Plot()
@@ -478,7 +483,7 @@ def test_a_session_does_not_grow_with_each_run():
     """gradio 6 stores a new copy of an output in the session each time a skipped output gets a
     value again (0.2 MB a run for app.py's chart); with app.py's pdiff.gradio_compat pin the
     session holds as many components after 8 runs as after the first."""
-    from pdiff import gradio_compat
+    from pdiff.app import gradio_compat
 
     gradio_compat.pin_session_block_ids()  # what app.py does at start-up
     sizes = _session_components_per_run(8)
@@ -501,7 +506,7 @@ def test_huge_prompt_is_refused_at_once(client):
     """A 100,000-character prompt is refused with its size and the limit, quickly."""
     t0 = time.monotonic()
     out = client.predict("lantern " * 12_500, api_name="/generate", max_new_tokens=4)
-    assert out[5] == {"error": f"the prompt is 100000 characters; at most {L.MAX_PROMPT_CHARS} are read"}
+    assert out[5] == {"error": f"the prompt is 100000 characters; at most {MAX_PROMPT_CHARS} are read"}
     assert time.monotonic() - t0 < 10
 
 
@@ -571,7 +576,7 @@ def test_nan_and_inf_knobs_are_refused(server, position, value, message):
 ])
 def test_malformed_plan_is_a_message(client, rows, message):
     """A malformed edited plan gets one line naming the row and what to change."""
-    out = client.predict(LONG, {"headers": L.PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
+    out = client.predict(LONG, {"headers": PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
                          max_new_tokens=16)
     assert message in out[5]["error"], out[5]
 
@@ -589,13 +594,13 @@ def test_plan_over_the_budget_is_cut_and_told(client):
     """Spans that promise more than max_new_tokens are cut (never mid-budget) and the notice
     says how many were kept; a plan that cannot even be written is refused with a message."""
     rows = [[1, "alpha", 20, ""], [1, "beta", 20, ""], [1, "gamma", 20, "end"]]
-    out = client.predict(LONG, {"headers": L.PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
+    out = client.predict(LONG, {"headers": PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
                          max_new_tokens=48, length_scale=10)
     stats = out[5]
     assert "kept 1 of 3 spans, the last one shortened" in out[4]
     assert stats["generated_tokens"] <= 48 and stats["spans"] == 1 and consistent(stats)
     long_topic = [[1, "topic " * 40, 1, "end"]]
-    out = client.predict(LONG, {"headers": L.PLAN_HEADERS, "data": long_topic},
+    out = client.predict(LONG, {"headers": PLAN_HEADERS, "data": long_topic},
                          api_name="/rerun_plan", max_new_tokens=16)
     assert out[5] == {"error": "the plan needs more tokens than max_new_tokens=16 allows"}
 
@@ -619,9 +624,9 @@ def test_nan_logits_give_a_finished_run(tiny_ckpt, tmp_path, poison):
         broken.model.lm_head.weight.fill_(poison)
         head = broken.model.lm_head
         assert not torch.isfinite(head(torch.randn(2, head.in_features))).any()  # no finite logit
-    settings = L.settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)
-    demo = L.DemoApp(L.Models(broken, None, "folder", "broken", None), settings,
-                     L.TraceStore(tmp_path), sleep=lambda s: None)
+    settings = settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)
+    demo = DemoApp(Models(broken, None, "folder", "broken", None), settings,
+                   TraceStore(tmp_path), sleep=lambda s: None)
     for frames in (demo.generate(LONG, **knobs(2, max_new_tokens=8)),
                    demo.rerun_plan(LONG, PLAN_ROWS, **knobs(2, max_new_tokens=24))):
         final = list(frames)[-1]
@@ -676,7 +681,7 @@ def test_tags_in_plan_topics_stay_text(client):
     as the text typed."""
     topics = ["<async> intro </async>", "<sync/> then <|im_end|>", "<promise>-<topic> [PAD] <|mask|>"]
     rows = [[1, topics[0], 1, ""], [1, topics[1], 1, "sync"], [2, topics[2], 1, "end"]]
-    out = client.predict(LONG, {"headers": L.PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
+    out = client.predict(LONG, {"headers": PLAN_HEADERS, "data": rows}, api_name="/rerun_plan",
                          max_new_tokens=160, length_scale=2)
     stats = out[5]
     assert (stats.get("rounds"), stats.get("spans")) == (2, 3) and consistent(stats), stats
@@ -729,7 +734,7 @@ def test_file_route_serves_nothing_outside(server, tiny_ckpt, path):
 def test_exported_trace_holds_only_its_run(app, tiny_ckpt):
     """A downloaded trace is format, version, settings and events of that run: no server path
     (not even the model folder's) and nothing of another session."""
-    a, b = L.Session(), L.Session()
+    a, b = Session(), Session()
     list(app.rerun_plan("Alpha prompt about Velora.", PLAN_ROWS, **knobs(2, max_new_tokens=12),
                         session=a))
     list(app.rerun_plan("Beta prompt about Tamsk.", PLAN_ROWS, **knobs(2, max_new_tokens=12),
@@ -744,7 +749,7 @@ def test_exported_trace_holds_only_its_run(app, tiny_ckpt):
 
 def test_default_bind_is_the_loopback(server):
     """Unconfigured, the app listens on 127.0.0.1 only."""
-    assert L.settings_from_env({}, cuda_available=False).server_name == "127.0.0.1"
+    assert settings_from_env({}, cuda_available=False).server_name == "127.0.0.1"
     proc = psutil.Process(server.proc.pid)
     conns = proc.net_connections(kind="inet") if hasattr(proc, "net_connections") else proc.connections()
     listening = {c.laddr for c in conns if c.status == psutil.CONN_LISTEN}
@@ -779,14 +784,14 @@ def test_unexpected_failure_names_no_server_path(app, engine):
 
     app.models.pd = Faulty()
     final = list(app.generate(LONG, **knobs(10, max_new_tokens=4)))[-1]
-    assert "No space left on device" in final[L.WARNING]
-    assert_no_leak(final[L.WARNING])
+    assert "No space left on device" in final[WARNING]
+    assert_no_leak(final[WARNING])
     assert_no_leak(final["notices"])
 
 
 def test_trace_store_failure_names_no_server_path(app, tmp_path):
     """If the trace cannot be written, the notice says so without the folder's path."""
-    session = L.Session()
+    session = Session()
     list(app.rerun_plan(LONG, PLAN_ROWS, **knobs(2, max_new_tokens=8), session=session))
     folder = app.traces.folder
     for f in folder.iterdir():
@@ -811,7 +816,7 @@ def test_soak_mixed_requests_stay_fast_and_flat(server, client, request):
     seconds = float(os.environ.get("PDIFF_SOAK_SECONDS", "180"))
     settle(server)
     pid = server.proc.pid
-    table = {"headers": L.PLAN_HEADERS, "data": H.PLAN_ROWS}
+    table = {"headers": PLAN_HEADERS, "data": H.PLAN_ROWS}
     kinds = {
         "generate": lambda i: client.predict(LONG, api_name="/generate", seed=i, max_new_tokens=16),
         "rerun_plan": lambda i: client.predict(LONG, table, api_name="/rerun_plan", seed=i,

@@ -6,35 +6,34 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pdiff import events as E
-from pdiff.chart import (
+from pdiff.app.chart import (
     PAPER_LABEL,
     ChartPoint,
     chart_figure,
-    last_round_layout,
     pareto_front,
     relative_xy,
     visibility_figure,
     visibility_grid,
     visibility_matrix,
 )
-from pdiff.tags import IM_END, MASK, PROMISE, SYNC, TOPIC_END
-from pdiff.view import (
+from pdiff.app.trace import TraceError, trace_from_json, trace_to_json
+from pdiff.app.view import (
     MASK_GLYPH,
-    TraceError,
     answer_text,
     fold,
+    last_round_layout,
     legend_html,
     notices_html,
     plan_chips,
     plan_html,
     spans_html,
     stats_html,
-    steps_count,
-    trace_from_json,
-    trace_to_json,
 )
+from pdiff.config import GenerationConfig
+from pdiff.tags import IM_END, MASK, PROMISE, SYNC, TOPIC_END
 
 
 def plan(rnd, texts, forced=False):
@@ -208,8 +207,7 @@ def test_stats_show_speedup_only_with_an_ar_reference():
 
 def test_replay_frame_equals_live_state():
     """fold(events[:k]) renders exactly what the live view showed after k events."""
-    live, n = fold([]), steps_count(EVENTS)
-    assert n == len(EVENTS)
+    live = fold([])
     for k, ev in enumerate(EVENTS, start=1):
         live.apply(ev)
         replay = fold(EVENTS[:k])
@@ -293,6 +291,30 @@ def test_last_round_layout_counts_earlier_rounds_as_context():
     """The last round's context is prompt + round 1 (plan, tagged blocks, <sync/>); plans and
     blocks leave out their terminator and count their <async> tags."""
     assert last_round_layout(fold(EVENTS)) == (5 + 8 + (6 + 4) + 1, 4, [4])
+
+
+@pytest.mark.parametrize("attention", ["sparse", "dense"])
+def test_attention_picture_is_what_the_engine_lets_the_model_see(engine, attention):
+    """The picture is Layout.visibility of the engine's own run: it covers the whole sequence, and
+    for the last round's queries (its plan and its spans) it is exactly the model's mask."""
+    plan = ("<promise>-<topic>intro 2</topic><promise>-<topic>body 1</topic><sync/>"
+            "<promise>-<topic>end 1</topic><promise>-<topic>more 2</topic><|im_end|>")
+    config = GenerationConfig(temperature=0.0, plan=plan, attention=attention, max_new_tokens=120,
+                              length_scale=3)
+    stream, events = engine.generate("Write about Velora.", config), []
+    for ev in stream:
+        events.append(ev)
+        if isinstance(ev, E.Finished):  # the run is still alive: read the layout it used
+            layout = stream.gi_frame.f_locals["run"].layout
+    context, plan_len, blocks = last_round_layout(fold(events))
+    n = layout.length
+    assert context + plan_len + sum(blocks) == n and len(blocks) == 2
+    positions = torch.arange(n, device=layout.ids.device)
+    seen = layout.visibility(positions, positions).cpu().numpy()  # what the model was given
+    dense = attention == "dense"
+    assert (visibility_matrix(context, plan_len, blocks, dense)[context:] == seen[context:]).all()
+    grid, _ = visibility_grid(context, plan_len, blocks, dense, max_cells=n)  # drawn cell by cell
+    assert (grid[context:] == seen[context:]).all()
 
 
 # --- traces ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from pdiff import zerogpu
+from pdiff.app import zerogpu
 
 
 def test_duration_grows_with_every_setting():
@@ -69,6 +69,6 @@ def test_quota_and_duration_errors_become_clear_messages(message, fragment):
 def test_duration_from_handler_arguments():
     """The duration reads max new tokens, step ratio and the baseline toggle from the handler's
     arguments, and asks for the most when they cannot be read."""
-    duration = zerogpu.duration_from(tokens_at=2, ratio_at=1, baseline_at=3)
+    duration = zerogpu.duration_from(lambda prompt, steps_ratio, max_new_tokens, compare_ar: None)
     assert duration("prompt", 2.0, 1024, True) == zerogpu.request_seconds(1024, 2.0, True)
     assert duration("prompt", "x", 1024, False) == zerogpu.MAX_SECONDS

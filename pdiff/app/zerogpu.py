@@ -4,7 +4,8 @@ On a ZeroGPU Space a GPU is attached per request for a declared duration. `reque
 computes that duration from the request's own settings (worst-case forward passes), and
 `on_gpu` wraps a function with it. Without `spaces` (CPU, a dedicated GPU, tests) `on_gpu`
 returns the function unchanged. `friendly_error` turns ZeroGPU's quota and duration failures
-into one line a visitor can act on. No gradio import here; the app wires it.
+into one line a visitor can act on. `duration_from` reads a handler's knobs by name. No gradio
+import here; app.py wires it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+
+from pdiff.config import Knobs
 
 # A 7B forward on a ZeroGPU slice, eager bf16, with headroom; measured figures are in docs/.
 SECONDS_PER_FORWARD = 0.04
@@ -69,16 +72,18 @@ def friendly_error(err: BaseException) -> str | None:
     return None
 
 
-def duration_from(tokens_at: int, ratio_at: int | None = None, baseline_at: int | None = None,
-                  runs: int = 1):
-    """A `duration` callable for a handler whose positional arguments hold max_new_tokens (and
-    the step ratio, the baseline toggle) at these indices. Unreadable values ask for the most."""
-    def seconds(*args, **_):
+def duration_from(handler, runs: int = 1):
+    """A `duration` callable for `handler`: it reads max_new_tokens, steps_ratio and compare_ar
+    by name from the handler's arguments (a missing one: 1.0, no baseline). Unreadable values
+    ask for the most."""
+    signature = inspect.signature(handler)
+
+    def seconds(*args, **kwargs):
         try:
-            tokens = int(args[tokens_at])
-            ratio = 1.0 if ratio_at is None else float(args[ratio_at])
-            baseline = False if baseline_at is None else bool(args[baseline_at])
-            return request_seconds(tokens, ratio, baseline, runs)
-        except (IndexError, TypeError, ValueError, OverflowError):
+            named = signature.bind(*args, **kwargs).arguments
+            knobs = Knobs.named(named)
+            return request_seconds(int(knobs.max_new_tokens), float(knobs.steps_ratio),
+                                   bool(named.get("compare_ar", False)), runs)
+        except (TypeError, ValueError, OverflowError):
             return MAX_SECONDS
     return seconds

@@ -64,7 +64,7 @@ def _mean(values) -> float | None:
 def summarise(rows: list[dict], settings, prompts: list[str], signal: str) -> dict:
     """Per-setting aggregates (settings: objects with key, mode, knobs, in table order), their
     speed and quality vs AR, the Pareto frontier and the headline."""
-    from pdiff.chart import ChartPoint, pareto_front
+    from pdiff.app.chart import ChartPoint, pareto_front
 
     for row, q in zip(rows, qualities(rows, prompts, signal)):
         row["quality"] = q
@@ -184,7 +184,7 @@ def frontier_html(meta: dict, summary: dict) -> tuple[str, str]:
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
 
-    from pdiff.chart import ChartPoint, ar_reference, chart_figure, relative_xy
+    from pdiff.app.chart import ChartPoint, ar_reference, chart_figure, relative_xy
 
     points = [ChartPoint(e["setting"], e["mode"], e["latency_median"], e["quality"], e["knobs"])
               for e in summary["settings"] if e["quality"] is not None]

@@ -153,7 +153,7 @@ def roofline(model: DreamModel, context: int, tbps: float) -> dict:
 
 def forced_plan(tok, spans: int, rounds: int) -> tuple[str, list[int]]:
     """Markup of `spans` one-unit items over `rounds` rounds, topics grown to ~PLAN_TOKENS tokens."""
-    from pdiff import tags as T
+    from pdiff.tags import IM_END, PROMISE, SYNC, TOPIC_END
 
     if not 1 <= rounds <= spans:
         raise ValueError(f"--rounds must be between 1 and --spans ({spans}); got {rounds}")
@@ -163,8 +163,8 @@ def forced_plan(tok, spans: int, rounds: int) -> tuple[str, list[int]]:
     def markup() -> str:
         out, at = "", 0
         for r, n in enumerate(per_round):
-            out += "".join(f"{T.PROMISE}{topics[at + i]} 1{T.TOPIC_END}" for i in range(n))
-            out += T.SYNC if r < rounds - 1 else T.IM_END
+            out += "".join(f"{PROMISE}{topics[at + i]} 1{TOPIC_END}" for i in range(n))
+            out += SYNC if r < rounds - 1 else IM_END
             at += n
         return out
 

@@ -2,11 +2,12 @@
 
 `chart_figure` places each run as a point (absolute: seconds and quality; relative: speedup and
 quality change vs the autoregressive baseline, with the paper's two published points).
-`visibility_matrix` is the attention rule of one round as booleans (spec section 3, the same rule
-as `pdiff.layout`); `visibility_figure` draws it downsampled without building the full matrix.
+`visibility_matrix` is the attention rule of one round as booleans, read from a
+`pdiff.layout.Layout` built as the engine builds it (spec section 3; the rule has no other home);
+`visibility_figure` draws it downsampled without building the full matrix.
 
-This module knows nothing of gradio, torch or models, nor how quality is measured: the quality
-is a number per run and its name is passed in.
+This module knows nothing of gradio, models or runs, nor how quality is measured: the quality
+is a number per run and its name is passed in. The benchmark draws its frontier with it too.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
-from pdiff import tags as T
-from pdiff.view import RunView
+from pdiff.layout import Layout
 
 AR_MODE = "autoregressive"
 PAPER_POINTS = ((1.27, -0.87), (1.81, -5.4))  # (speedup, quality change %) published, AlpacaEval
@@ -150,29 +151,23 @@ def chart_figure(points: list[ChartPoint], quality_label: str, relative: bool = 
 # --- attention visibility -----------------------------------------------------------------------
 
 
-def visibility_bounds(prompt_len: int, plan_len: int, span_lengths: list[int],
-                      dense: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per query (pre, lo, hi): it sees key k when k < pre or lo <= k < hi (as pdiff.layout)."""
+def round_layout(prompt_len: int, plan_len: int, span_lengths: list[int], dense: bool) -> Layout:
+    """The Layout of one round as the engine builds it: a causal prefix of prompt and plan,
+    then the blocks (ids are placeholders). Its visibility is the model's: one rule, one home."""
     prefix = prompt_len + plan_len
-    n = prefix + sum(span_lengths)
-    pre = np.arange(1, n + 1)
-    lo, hi = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    at = prefix
-    for length in span_lengths:
-        pre[at:at + length] = prefix
-        lo[at:at + length] = prefix if dense else at
-        hi[at:at + length] = n if dense else at + length
-        at += length
-    return pre, lo, hi
+    layout = Layout(prefix + sum(span_lengths), "cpu")
+    layout.append_causal([0] * prefix)
+    layout.append_blocks([[0] * n for n in span_lengths], dense=dense)
+    return layout
 
 
 def visibility_matrix(prompt_len: int, plan_len: int, span_lengths: list[int],
                       dense: bool) -> np.ndarray:
     """Bool (N, N), rows = queries, cols = keys: prompt and plan causal; a span sees the prefix
     and itself (sparse) or every span of the round (dense)."""
-    pre, lo, hi = visibility_bounds(prompt_len, plan_len, span_lengths, dense)
-    k = np.arange(len(pre))[None, :]
-    return (k < pre[:, None]) | ((k >= lo[:, None]) & (k < hi[:, None]))
+    layout = round_layout(prompt_len, plan_len, span_lengths, dense)
+    positions = torch.arange(layout.length)
+    return layout.visibility(positions, positions).numpy()
 
 
 def _edges(n: int, cells: int) -> np.ndarray:
@@ -186,7 +181,8 @@ def visibility_grid(prompt_len: int, plan_len: int, span_lengths: list[int], den
 
     Computed from the interval bounds, so a long run never builds its (N, N) matrix.
     """
-    pre, lo, hi = visibility_bounds(prompt_len, plan_len, span_lengths, dense)
+    layout = round_layout(prompt_len, plan_len, span_lengths, dense)
+    pre, lo, hi = layout.pre.numpy(), layout.lo.numpy(), layout.hi.numpy()  # (N,) each
     edges = _edges(len(pre), max(1, max_cells))
     c0, c1 = edges[None, :-1], edges[None, 1:]
 
@@ -197,25 +193,6 @@ def visibility_grid(prompt_len: int, plan_len: int, span_lengths: list[int], den
     rows = np.add.reduceat(seen, edges[:-1], axis=0).astype(float)
     sizes = np.diff(edges)
     return rows / (sizes[:, None] * sizes[None, :]), edges
-
-
-def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
-    """(context before the last round's plan, that plan's length, its block lengths) or None.
-
-    Blocks include their <async> tags. Earlier rounds count as context (drawn causal).
-    """
-    opened = [r for r in view.ordered_rounds() if r.opened]
-    if not opened:
-        return None
-    tags = 0 if view.mode == "diffusion" else 2
-    context = view.prompt_tokens
-    for rnd in view.ordered_rounds():
-        plan = sum(t.text not in (T.SYNC, T.IM_END) for t in rnd.plan)
-        blocks = [s.length + tags for s in rnd.spans]
-        if rnd is opened[-1]:
-            return context, plan, blocks
-        context += plan + sum(blocks) + (rnd.terminator == "sync")
-    return None
 
 
 def visibility_figure(prompt_len: int, plan_len: int, span_lengths: list[int], dense: bool,

@@ -1,33 +1,38 @@
-"""Fold a run's event stream into what the app shows: plan chips, span cards, answer, stats, trace.
+"""Fold a run's event stream into what the app shows: plan chips, span cards, answer, stats.
 
 `fold(events)` (or `RunView.apply` one event at a time while streaming) gives a `RunView`; the
 `*_html` functions render it as escaped HTML styled by the `pd-*` classes of assets/style.css.
-`fold(events[:k])` is the replay frame after k events. Traces are the run's settings and events
-as JSON, read back with checks that raise `TraceError` with a short message.
+`fold(events[:k])` is the replay frame after k events; `last_round_layout` is the shape of the
+last round, for the attention picture.
 
-This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only.
-Charts and the attention picture live in `pdiff.chart`.
+This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only
+(and reads plan items as `pdiff.plan` does).
+Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import re
-import types
-import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from html import escape
 
-from pdiff import events as E
-from pdiff import tags as T
+from pdiff.events import (
+    DenoiseStep,
+    Event,
+    Finished,
+    Notice,
+    PlanToken,
+    RoundEnd,
+    SpansOpened,
+    Started,
+    Stats,
+    TextToken,
+)
+from pdiff.plan import item_parts
+from pdiff.tags import CONTROL_TAGS, IM_END, PAD, PROMISE, SYNC, TOPIC_END
 
 MASK_GLYPH = "▒"  # how a masked slot is drawn; never the literal mask tag
-MAX_TRACE_BYTES = 20 * 1024 * 1024
-TRACE_FORMAT, TRACE_VERSION = "pdiff-trace", 1
-_TRAILING_INT = re.compile(r"^(.*?)\s*(\d+)\s*$", re.DOTALL)  # same reading as pdiff.plan
 
 
 @dataclass
@@ -71,7 +76,7 @@ class RoundView:
     """One round: its plan tokens as streamed, then its spans once opened."""
 
     round: int
-    plan: list[E.PlanToken] = field(default_factory=list)
+    plan: list[PlanToken] = field(default_factory=list)
     spans: list[SpanView] = field(default_factory=list)
     opened: bool = False
     terminator: str | None = None  # "sync" | "end" once the spans opened
@@ -88,45 +93,45 @@ class RunView:
     prompt_tokens: int = 0
     rounds: dict[int, RoundView] = field(default_factory=dict)
     text_tokens: list[str] = field(default_factory=list)  # AR baseline / AR fallback lane
-    notices: list[E.Notice] = field(default_factory=list)
-    finished: E.Finished | None = None
+    notices: list[Notice] = field(default_factory=list)
+    finished: Finished | None = None
     last_step: tuple[int, int] | None = None  # (round, step) of the latest DenoiseStep
     count: int = 0  # events folded
 
     def round(self, index: int) -> RoundView:
         return self.rounds.setdefault(index, RoundView(index))
 
-    def apply(self, ev: E.Event) -> RunView:
+    def apply(self, ev: Event) -> RunView:
         """Fold one event in; raises ValueError on an event that contradicts the ones before."""
-        if isinstance(ev, E.Started):
+        if isinstance(ev, Started):
             self.mode, self.prompt_tokens = ev.mode, ev.prompt_tokens
-        elif isinstance(ev, E.PlanToken):
+        elif isinstance(ev, PlanToken):
             self.round(ev.round).plan.append(ev)
-        elif isinstance(ev, E.TextToken):
+        elif isinstance(ev, TextToken):
             self.text_tokens.append(ev.text)
-        elif isinstance(ev, E.Notice):
+        elif isinstance(ev, Notice):
             self.notices.append(ev)
-        elif isinstance(ev, E.SpansOpened):
+        elif isinstance(ev, SpansOpened):
             rnd = self.round(ev.round)
             if rnd.opened:
                 raise ValueError(f"the spans of round {ev.round + 1} opened twice")
             rnd.opened, rnd.terminator, rnd.steps = True, ev.terminator, ev.steps
             rnd.spans = [SpanView(i.topic, i.units, i.length, (None,) * i.length,
                                   (None,) * i.length, [None] * i.length) for i in ev.items]
-        elif isinstance(ev, E.DenoiseStep):
+        elif isinstance(ev, DenoiseStep):
             self._step(ev)
-        elif isinstance(ev, E.RoundEnd):
+        elif isinstance(ev, RoundEnd):
             self.round(ev.round).texts = ev.span_texts
             if self.last_step and self.last_step[0] == ev.round:
                 self.last_step = None  # a finished round shows no "new" slots
-        elif isinstance(ev, E.Finished):
+        elif isinstance(ev, Finished):
             self.finished = ev
         else:
             raise TypeError(f"not an event: {type(ev).__name__}")
         self.count += 1
         return self
 
-    def _step(self, ev: E.DenoiseStep) -> None:
+    def _step(self, ev: DenoiseStep) -> None:
         rnd = self.rounds.get(ev.round)
         if rnd is None or not rnd.opened:
             raise ValueError(f"a denoise step of round {ev.round + 1} came before its spans")
@@ -155,17 +160,12 @@ class RunView:
         return [self.rounds[k] for k in sorted(self.rounds)]
 
 
-def fold(events: Iterable[E.Event]) -> RunView:
+def fold(events: Iterable[Event]) -> RunView:
     """The state after all of `events`; `fold(events[:k])` is replay frame k."""
     view = RunView()
     for ev in events:
         view.apply(ev)
     return view
-
-
-def steps_count(events: list[E.Event]) -> int:
-    """Replay frames: frame k (0..count) is fold(events[:k]); the last one is the whole run."""
-    return len(events)
 
 
 def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
@@ -174,20 +174,38 @@ def plan_chips(rnd: RoundView) -> tuple[list[Chip], str | None]:
     body: list[str] | None = None
     forced = False
     for tok in rnd.plan:
-        if tok.text == T.PROMISE:
+        if tok.text == PROMISE:
             body, forced = [], tok.forced
-        elif tok.text == T.TOPIC_END and body is not None:
-            match = _TRAILING_INT.match("".join(body))
-            topic, units = (match.group(1).strip(), int(match.group(2))) if match else (
-                "".join(body).strip(), None)
+        elif tok.text == TOPIC_END and body is not None:
+            parts = item_parts("".join(body))
+            topic, units = (parts[0], int(parts[1])) if parts else ("".join(body).strip(), None)
             chips.append(Chip(topic, units, None, forced))
             body = None
-        elif body is not None and tok.text not in (T.SYNC, T.IM_END):
+        elif body is not None and tok.text not in (SYNC, IM_END):
             body.append(tok.text)
     if rnd.opened:
         forced = bool(rnd.plan) and all(t.forced for t in rnd.plan)
         chips = [Chip(s.topic, s.units, s.length, forced) for s in rnd.spans]
     return chips, ("".join(body) if body is not None else None)
+
+
+def last_round_layout(view: RunView) -> tuple[int, int, list[int]] | None:
+    """(context before the last round's plan, that plan's length, its block lengths) or None.
+
+    Blocks include their <async> tags. Earlier rounds count as context (drawn causal).
+    """
+    opened = [r for r in view.ordered_rounds() if r.opened]
+    if not opened:
+        return None
+    tags = 0 if view.mode == "diffusion" else 2
+    context = view.prompt_tokens
+    for rnd in view.ordered_rounds():
+        plan = sum(t.text not in (SYNC, IM_END) for t in rnd.plan)
+        blocks = [s.length + tags for s in rnd.spans]
+        if rnd is opened[-1]:
+            return context, plan, blocks
+        context += plan + sum(blocks) + (rnd.terminator == "sync")
+    return None
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -221,11 +239,11 @@ def plan_html(view: RunView) -> str:
         if partial is not None:
             row.append(f'<span class="pd-chip pd-partial">{escape(partial)}…</span>')
         if rnd.terminator:
-            term = T.SYNC if rnd.terminator == "sync" else "end"
+            term = SYNC if rnd.terminator == "sync" else "end"
             row.append(f'<span class="pd-term">{escape(term)}</span>')
         raw = "".join(
             f'<span class="pd-ptok{" pd-forced" if t.forced else ""}'
-            f'{" pd-tag" if t.text in T.CONTROL_TAGS.values() else ""}">{escape(t.text)}</span>'
+            f'{" pd-tag" if t.text in CONTROL_TAGS.values() else ""}">{escape(t.text)}</span>'
             for t in rnd.plan)
         parts.append(f'<div class="pd-plan-round"><div class="pd-round-label">plan · round '
                      f'{rnd.round + 1}</div><div class="pd-chips">{"".join(row)}</div>'
@@ -240,7 +258,7 @@ def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
     p = span.confidence[i]
     tip = f"p={_f(p)} · step {span.step_of[i] + 1}" if span.step_of[i] is not None else f"p={_f(p)}"
     text = span.tokens[i]
-    extra = " pd-pad" if text == T.PAD else ""
+    extra = " pd-pad" if text == PAD else ""
     level = _f(min(max(p, 0.0), 1.0)) if p is not None and math.isfinite(p) else "0"
     return (f'<span class="pd-tok pd-{state}{extra}" style="--p:{level}" '
             f'title="{escape(tip)}">{escape(text)}</span>')
@@ -283,7 +301,7 @@ def answer_text(view: RunView) -> str:
     return view.finished.text if view.finished else ""
 
 
-def speedup(stats: E.Stats, ar_seconds: float | None) -> float | None:
+def speedup(stats: Stats, ar_seconds: float | None) -> float | None:
     """AR reference time over this run's time, or None when either is missing or zero."""
     if not ar_seconds or not stats.total_seconds or not math.isfinite(ar_seconds):
         return None
@@ -311,10 +329,16 @@ def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
 
 def notices_html(view: RunView) -> str:
     """The run's notices as a list of warnings; empty when there are none."""
-    if not view.notices:
+    return notices_list_html(view.notices)
+
+
+def notices_list_html(notices: Iterable[Notice]) -> str:
+    """Notices as a list of warnings; empty when there are none."""
+    notices = list(notices)
+    if not notices:
         return ""
     items = "".join(f'<li class="pd-notice"><b>{escape(n.kind)}</b> {escape(n.message)}</li>'
-                    for n in view.notices)
+                    for n in notices)
     return f'<ul class="pd pd-notices">{items}</ul>'
 
 
@@ -328,83 +352,3 @@ def legend_html() -> str:
             '<span class="pd-chip">topic<b class="pd-len">N</b></span> plan item '
             '<span class="pd-chip pd-forced">topic<b class="pd-len">N</b></span> your plan'
             '</div>')
-
-
-# --- traces --------------------------------------------------------------------------------------
-
-
-class TraceError(ValueError):
-    """A trace that cannot be read; the message says why in a line, without paths or code."""
-
-
-def trace_to_json(settings: dict, events: list[E.Event]) -> str:
-    """A run as JSON: its settings and its events, nothing else."""
-    try:
-        return json.dumps({"format": TRACE_FORMAT, "version": TRACE_VERSION,
-                           "settings": dict(settings), "events": [E.to_dict(e) for e in events]})
-    except (TypeError, ValueError) as err:
-        raise TraceError(f"this run cannot be saved as a trace: {err}") from None
-
-
-@functools.cache
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _typed(value, hint) -> bool:
-    """Whether JSON-read `value` fits the annotation `hint` of an event field."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_typed(value, h) for h in typing.get_args(hint))
-    if origin is tuple:
-        args = typing.get_args(hint)
-        return isinstance(value, tuple) and all(_typed(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if is_dataclass(hint):
-        hints = _hints(hint)
-        return isinstance(value, hint) and all(
-            _typed(getattr(value, f.name), hints[f.name]) for f in fields(hint))
-    return isinstance(value, hint)
-
-
-def trace_from_json(text: str | bytes) -> tuple[dict, list[E.Event]]:
-    """Read a trace back: (settings, events). Raises TraceError on anything else."""
-    if not isinstance(text, (str, bytes)):
-        raise TraceError("a trace is text")
-    size = len(text)
-    if isinstance(text, str) and size <= MAX_TRACE_BYTES:
-        size = len(text.encode("utf-8", "replace"))
-    if size > MAX_TRACE_BYTES:
-        raise TraceError(f"the trace is over {MAX_TRACE_BYTES // 2**20} MB; it was not read")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise TraceError("the file is not valid JSON") from None
-    if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
-        raise TraceError("the file is not a pdiff trace (no \"format\": \"pdiff-trace\")")
-    if data.get("version") != TRACE_VERSION:
-        raise TraceError(f"trace version {str(data.get('version'))[:20]!r} is not readable; "
-                         f"this app reads version {TRACE_VERSION}")
-    settings, raw = data.get("settings"), data.get("events")
-    if not isinstance(settings, dict) or not isinstance(raw, list):
-        raise TraceError("a trace needs a \"settings\" object and an \"events\" list")
-    events: list[E.Event] = []
-    view = RunView()
-    for i, item in enumerate(raw):
-        try:
-            ev = E.from_dict(item)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise TraceError(f"event {i + 1} is not a pdiff event: {str(err)[:120]}") from None
-        if not _typed(ev, type(ev)):
-            raise TraceError(f"event {i + 1} ({type(ev).__name__}) has a field of the wrong type")
-        try:
-            view.apply(ev)
-        except ValueError as err:
-            raise TraceError(f"event {i + 1} does not follow the ones before: {err}") from None
-        events.append(ev)
-    return settings, events

@@ -10,7 +10,7 @@ measured side by side under the same machine load. Each finished run is appended
 process gathers the rows; the launch that works, on CPU too (torchrun, gloo):
     accelerate launch --multi_gpu --num_processes 2 -m pdiff bench --out DIR ...
 (accelerate 1.15's `--cpu --num_processes 2` starts ONE process unless given an MPI hostfile.)
-`--shape` instead times the 7B architecture with random weights (see `pdiff.shapes`).
+`--shape` instead times the 7B architecture with random weights (see `pdiff.bench.shapes`).
 
 What it deliberately does not know: whether a quality signal is meaningful for a model
 (`checker` only scores "notes to text" prompts; `confidence` is not comparable between AR and
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdiff.bench_report import AR, SIGNALS, summarise, write_reports
+from pdiff.bench.report import AR, SIGNALS, summarise, write_reports
 from pdiff.config import ConfigError, GenerationConfig
 
 DEFAULT_GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive;attention=sparse,dense"
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     try:
         if args.shape:
-            from pdiff.shapes import main as shapes_main
+            from pdiff.bench.shapes import main as shapes_main
 
             shapes_main(args, out)
             return
@@ -222,13 +222,48 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one process of a benchmark runs: the settings, prompts and seeds, and how it scores."""
+
+    settings: list[Setting]
+    prompts: list[str]
+    seeds: list[int]
+    signal: str  # the quality signal, a key of report.SIGNALS
+    fingerprint: str  # the options rows must share to be resumed
+    device: str
+    rank: int
+    world: int
+
+
 def bench(args, argv: list[str], out: Path) -> None:
     from accelerate import PartialState
-    from tqdm import tqdm
 
-    from pdiff.loader import BUNDLED, BUNDLED_AR, load_engine, resolve
+    from pdiff.loader import load_engine
 
     state = PartialState(cpu=not args.device.startswith("cuda"))
+    job, ar_name, done = plan_job(args, state, out)
+    dtype = args.dtype or "float32"
+    engine = load_engine(args.model, job.device, dtype)
+    ar_engine = load_engine(ar_name, job.device, dtype) if ar_name else engine
+    configs = make_configs(args, job, engine, ar_engine)
+    todo = pending(job, done)
+    if todo:  # one-time costs (allocation, lazy init) are not charged to the first setting
+        for eng, _, cfg in {(id(c[0]), c[2].mode): c for c in configs.values()}.values():
+            for _ in range(args.warmup):
+                eng.generate_text(job.prompts[todo[0][0]], eng.config(reference=True, **{
+                    **cfg.to_dict(), "max_new_tokens": min(32, cfg.max_new_tokens)}))
+    run_all(args, job, configs, todo, out)
+    state.wait_for_everyone()
+    if state.is_main_process:  # the others may exit: nothing waits on a failed report
+        gather_and_report(args, argv, out, job)
+
+
+def plan_job(args, state, out: Path) -> tuple[Job, object, dict]:
+    """The Job of this process, the AR model's name, and the rows `out` already holds (checked:
+    they must be resumed, and made with the same options)."""
+    from pdiff.loader import BUNDLED, BUNDLED_AR, resolve
+
     rank, world = state.process_index, state.num_processes
     device = f"cuda:{state.local_process_index}" if args.device == "cuda" and world > 1 else args.device
     bundled = args.model is None or resolve(args.model).resolve() == BUNDLED.resolve()
@@ -247,74 +282,80 @@ def bench(args, argv: list[str], out: Path) -> None:
         prompts = [e.prompt for e in examples]
     if not prompts or not seeds:
         raise ValueError("no prompts or no seeds to run")
-    dtype = args.dtype or "float32"
     ar_name = args.ar_model or (BUNDLED_AR if bundled else None)
     fingerprint = short_hash([str(args.model), str(ar_name), args.temperature, args.max_new_tokens,
-                              args.diffusion_max_new_tokens, dtype, args.device])
+                              args.diffusion_max_new_tokens, args.dtype or "float32", args.device])
     state.wait_for_everyone()
     done = {row_key(r): r for r in read_rows(out)}
     if done and not args.resume:
         raise FileExistsError(f"{out} already holds runs; pass --resume to continue, or choose "
                               "another --out")
-    stale = [r for r in done.values() if r.get("fingerprint") != fingerprint]
-    if stale:
+    if any(r.get("fingerprint") != fingerprint for r in done.values()):
         raise ValueError(f"{out} holds runs made with other options (model, temperature, "
                          "max_new_tokens, dtype or device); choose another --out")
     state.wait_for_everyone()
+    return Job(settings, prompts, seeds, signal, fingerprint, device, rank, world), ar_name, done
 
-    engine = load_engine(args.model, device, dtype)
-    ar_engine = load_engine(ar_name, device, dtype) if ar_name else engine
+
+def make_configs(args, job: Job, engine, ar_engine) -> dict:
+    """setting key -> (engine, knobs, GenerationConfig); every setting is validated up front."""
     base = dict(temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     configs = {}
-    for s in settings:
+    for s in job.settings:
         eng = ar_engine if s.key == AR else engine
         knobs = {**base, **s.knobs, "mode": s.mode}
         if s.key == DIFFUSION:
             knobs["max_new_tokens"] = min(args.max_new_tokens, args.diffusion_max_new_tokens)
-        configs[s.key] = (eng, knobs, eng.config(**knobs))  # validates every setting up front
-    mine = [i for i in range(len(prompts)) if i % world == rank]
+        configs[s.key] = (eng, knobs, eng.config(reference=True, **knobs))
+    return configs
+
+
+def pending(job: Job, done: dict) -> list[tuple[int, int, Setting, str]]:
+    """This process's (prompt, seed, setting, prompt hash) runs not done yet, settings rotated
+    per prompt and seed so that no setting always runs first."""
     todo = []
-    for i in mine:
-        prompt_sha = short_hash(prompts[i])
-        for j, seed in enumerate(seeds):
-            turn = (i * len(seeds) + j) % len(settings)
-            for s in settings[turn:] + settings[:turn]:  # rotated: no setting always runs first
+    for i in (i for i in range(len(job.prompts)) if i % job.world == job.rank):
+        prompt_sha = short_hash(job.prompts[i])
+        for j, seed in enumerate(job.seeds):
+            turn = (i * len(job.seeds) + j) % len(job.settings)
+            for s in job.settings[turn:] + job.settings[:turn]:
                 if done.get((s.key, i, seed), {}).get("prompt_sha") != prompt_sha:
                     todo.append((i, seed, s, prompt_sha))
-    if todo:  # one-time costs (allocation, lazy init) are not charged to the first setting
-        for eng, _, cfg in {(id(c[0]), c[2].mode): c for c in configs.values()}.values():
-            for _ in range(args.warmup):
-                eng.generate_text(prompts[todo[0][0]], eng.config(**{
-                    **cfg.to_dict(), "max_new_tokens": min(32, cfg.max_new_tokens)}))
+    return todo
+
+
+def run_all(args, job: Job, configs: dict, todo: list, out: Path) -> None:
+    """Run `todo`, appending each finished run to this process's rows file at once."""
+    from tqdm import tqdm
+
+    world, rank = job.world, job.rank
     path = out / ("runs.jsonl" if world == 1 else f"runs.rank{rank}.jsonl")
     bar = tqdm(todo, desc="bench" if world == 1 else f"bench rank {rank}", position=rank,
                unit="run", file=sys.stderr, dynamic_ncols=True)
     with open(path, "a", encoding="utf-8") as fh:
         for i, seed, s, prompt_sha in bar:
             eng, knobs, cfg = configs[s.key]
-            cfg = eng.config(**{**knobs, "seed": seed})
-            result = run_one(eng, prompts[i], cfg, args.repeats)
+            cfg = eng.config(reference=True, **{**knobs, "seed": seed})
+            result = run_one(eng, job.prompts[i], cfg, args.repeats)
             quality = None
-            if signal == "checker":
+            if job.signal == "checker":
                 from pdiff.notes.checker import score
 
-                quality = score(prompts[i], result["text"]).value
-            elif signal == "confidence":
+                quality = score(job.prompts[i], result["text"]).value
+            elif job.signal == "confidence":
                 quality = result["confidence"]
             row = dict(setting=s.key, mode=s.mode, settings={**knobs, "model": eng.name},
-                       prompt=i, seed=seed, prompt_sha=prompt_sha, fingerprint=fingerprint,
-                       quality_signal=signal, quality=quality, **result, rank=rank,
+                       prompt=i, seed=seed, prompt_sha=prompt_sha, fingerprint=job.fingerprint,
+                       quality_signal=job.signal, quality=quality, **result, rank=rank,
                        finished=datetime.datetime.now(datetime.timezone.utc).isoformat())
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             fh.flush()
     bar.close()
-    state.wait_for_everyone()
-    if state.is_main_process:  # the others may exit: nothing waits on a failed report
-        gather_and_report(args, argv, out, settings, prompts, seeds, signal, device, world)
 
 
-def gather_and_report(args, argv, out, settings, prompts, seeds, signal, device, world) -> None:
+def gather_and_report(args, argv, out: Path, job: Job) -> None:
     """Merge every process's rows into runs.jsonl, then write the summaries and the chart."""
+    settings, prompts, seeds, signal, device = job.settings, job.prompts, job.seeds, job.signal, job.device
     rows = {row_key(r): r for r in read_rows(out)}
     order = {s.key: n for n, s in enumerate(settings)}
     merged = sorted(rows.values(), key=lambda r: (r["prompt"], r["seed"], order.get(r["setting"], 1e9),
@@ -336,7 +377,7 @@ def gather_and_report(args, argv, out, settings, prompts, seeds, signal, device,
         machine=dict(platform=platform.platform(), cpu_count=os.cpu_count(), torch=torch.__version__,
                      device=device, device_name=(torch.cuda.get_device_name(device)
                                                  if device.startswith("cuda") else platform.processor()
-                                                 or "cpu"), processes=world),
+                                                 or "cpu"), processes=job.world),
         quality_signal=signal, quality_definition=SIGNALS[signal],
         prompts=len(prompts), seeds=seeds, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, repeats=args.repeats,
@@ -345,12 +386,11 @@ def gather_and_report(args, argv, out, settings, prompts, seeds, signal, device,
     write_reports(out, meta, summary)
 
 
-
 def overhead(args, out: Path) -> None:
     """Host time outside forwards, per planned setting of the grid, on the first prompt."""
+    from pdiff.bench.overhead import measure
     from pdiff.loader import load_engine
     from pdiff.notes.data import make_split
-    from pdiff.overhead import measure
 
     engine = load_engine(args.model, device=args.device, dtype=args.dtype or "float32")
     prompt = read_prompts(args.prompts, 1)[0] if args.prompts else make_split("heldout", 1)[0].prompt
@@ -358,7 +398,7 @@ def overhead(args, out: Path) -> None:
     for setting in make_settings(parse_grid(args.grid), diffusion=False):
         if setting.mode != "planned":
             continue
-        config = engine.config(**setting.knobs, temperature=args.temperature,
+        config = engine.config(reference=True, **setting.knobs, temperature=args.temperature,
                                max_new_tokens=args.max_new_tokens)
         row = {"setting": setting.key, **measure(engine, prompt, config, repeats=args.repeats)}
         results.append(row)

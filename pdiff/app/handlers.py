@@ -1,0 +1,429 @@
+"""The app's API functions: a click in, a stream of output frames out.
+
+`DemoApp` holds the loaded models and serves every session. Its public methods are the page's
+endpoints, and their names and parameter names are the gradio_client API. On their first line
+the named knobs become one `Knobs` value and the state one `Session`; below that nothing passes
+a knob by position. Each yields (or returns) frames: dicts from output names (`OUTPUTS`) to
+values, all built by `frame`; `error_frame` turns every error into one line. app.py maps the
+names to components, turns `Update` into gr.update and `SKIP` into gr.skip(), and shows the
+`WARNING` entry as a toast.
+
+Live means live: a run's frames go out as the engine yields its events (`session.live_frames`).
+Errors a user can cause (a bad knob, an empty prompt, a malformed plan or trace) come back as
+one line in the notices area, never as a traceback. This module imports no gradio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from pdiff.app.chart import chart_figure, visibility_figure
+from pdiff.app.inputs import MAX_SPAN_UNITS, check_prompt, plan_rows, rows_to_plan, run_config, sweep_grid
+from pdiff.app.session import FRAME_INTERVAL, Session, live_frames, quality_of
+from pdiff.app.settings import AppSettings, Models, load_examples
+from pdiff.app.trace import TraceError, TraceStore, read_trace, settings_for_trace, trace_to_json
+from pdiff.app.view import (
+    RunView,
+    answer_text,
+    last_round_layout,
+    notices_list_html,
+    plan_html,
+    spans_html,
+    speedup,
+    stats_html,
+)
+from pdiff.config import ConfigError, GenerationConfig, Knobs
+from pdiff.events import Event, Finished, Notice
+from pdiff.plan import PlanError
+from pdiff.tokenizer import TokenizerError
+
+log = logging.getLogger("pdiff.app")
+
+MAX_REPLAY_FRAMES = 150  # the play button shows at most this many frames
+RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError is a ValueError
+
+# Output names a handler may set; app.py has one component (or the session state) per name.
+OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
+           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session")
+WARNING = "warning"  # not an output: a message app.py shows as a toast
+SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
+
+
+@dataclass(frozen=True)
+class Update:
+    """Change properties of an output component (app.py turns it into gr.update)."""
+
+    props: dict
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> dict:
+    """One output frame: the lanes given (`run_lanes`, `ar_lanes`), the notices, and any other
+    outputs by name. Every handler's frames are built here."""
+    out: dict = {}
+    for lane in lanes:
+        out.update(lane)
+    return {**out, "notices": notices_list_html(notices), **outputs}
+
+
+def run_lanes(view: RunView, ar_seconds: float | None = None) -> dict:
+    """A run's plan, spans, answer and stats (with its speedup over an AR time)."""
+    return {"plan": plan_html(view), "spans": spans_html(view), "answer": answer_text(view),
+            "stats": stats_html(view, ar_seconds)}
+
+
+def ar_lanes(view: RunView | None) -> dict:
+    """The AR baseline's lane, answer and stats; blank without a baseline run."""
+    if view is None:
+        return {"ar_lane": "", "ar_answer": "", "ar_stats": ""}
+    return {"ar_lane": spans_html(view), "ar_answer": answer_text(view), "ar_stats": stats_html(view)}
+
+
+def status(view: RunView) -> dict:
+    return {"status": "finished" if view.finished is not None else "running", "events": view.count}
+
+
+def stats_dict(finished: Finished, quality: float | None, label: str,
+               ar_seconds: float | None = None) -> dict:
+    """A finished run's result as JSON: its stats, quality, speedup over AR, and answer."""
+    out = dataclasses.asdict(finished.stats)
+    out.update(quality=quality, quality_label=label,
+               speedup_vs_ar=speedup(finished.stats, ar_seconds), text=finished.text)
+    return out
+
+
+def error_html(message: str) -> str:
+    return notices_list_html([Notice("error", message)])
+
+
+# An absolute path of two or more parts ("/srv/models/x", "C:\\m\\x"); "<sync/>" is not one.
+_SERVER_PATH = re.compile(r"(?<![\w.<])(?:[A-Za-z]:)?[/\\](?:[\w.~+@-]+[/\\])+[\w.~+@-]*")
+
+
+def public_error(err: BaseException, limit: int = 200) -> str:
+    """An unexpected exception as a user may see it: no server path (an OSError by its reason)."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return _SERVER_PATH.sub("<path>", text)[:limit]
+
+
+def error_frame(err: BaseException, session: Session | None = None, *, expected: bool = True,
+                **outputs) -> dict:
+    """An error as one line in the notices, the JSON and a toast.
+
+    Expected errors (RUN_ERRORS: a refused input) say their own message; anything else (a bug,
+    the device) is logged with its traceback and named without server paths.
+    """
+    if expected:
+        message = str(err) or type(err).__name__
+        log.info("refused: %s", message)
+    else:
+        log.error("run failed", exc_info=err)
+        message = (f"the run failed ({type(err).__name__}: {public_error(err)}); "
+                   "the server log has the details")
+    out = frame(notices=[Notice("error", message)], stats_json={"error": message}, **{WARNING: message})
+    return {**out, **({} if session is None else {"session": session}), **outputs}
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+class DemoApp:
+    """The app's behaviour: one loaded model (plus baseline) shared by every session."""
+
+    def __init__(self, models: Models, settings: AppSettings, traces: TraceStore | None = None,
+                 interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.models, self.settings = models, settings
+        self.traces = traces or TraceStore()
+        self.interval, self.clock, self.sleep = interval, clock, sleep
+        self.examples, self.example_plan = load_examples(models.kind)
+
+    @property
+    def label(self) -> str:
+        return self.models.quality_label
+
+    def chart(self, session: Session, relative: bool = False):
+        return chart_figure(session.points, self.label, relative=bool(relative))
+
+    # -- the endpoints: their names and parameter names are the API --
+
+    def generate(self, prompt, steps_ratio, threshold, threshold_rule, unmask, temperature,  # noqa: PLR0913
+                 top_p, seed, length_scale, attention, use_cache, max_new_tokens, compare_ar=False,
+                 relative_view=False, session=None):
+        """Plan, then diffuse; optionally run the AR baseline after it on the same prompt."""
+        knobs = Knobs.named(locals())
+        yield from self._guarded(self._planned(prompt, knobs, Session.of(session), None,
+                                               compare_ar, relative_view))
+
+    def rerun_plan(self, prompt, plan_table, steps_ratio, threshold, threshold_rule, unmask,  # noqa: PLR0913
+                   temperature, top_p, seed, length_scale, attention, use_cache, max_new_tokens,
+                   compare_ar=False, relative_view=False, session=None):
+        """Diffuse with the editor's plan used verbatim (no plan is sampled)."""
+        knobs = Knobs.named(locals())
+        yield from self._guarded(self._planned(prompt, knobs, Session.of(session), plan_table,
+                                               compare_ar, relative_view))
+
+    def baseline(self, prompt, temperature, top_p, seed, max_new_tokens, relative_view=False,
+                 session=None):
+        """The autoregressive baseline alone; its time becomes the speedup reference."""
+        knobs = Knobs.named(locals())
+        yield from self._guarded(self._baseline(prompt, knobs, Session.of(session), relative_view))
+
+    def sweep(self, prompt, threshold_rule, unmask, temperature, top_p, seed, length_scale,  # noqa: PLR0913
+              attention, use_cache, max_new_tokens, relative_view=False, session=None):
+        """A small grid of step ratios x thresholds on one prompt; points arrive on the chart."""
+        knobs = Knobs.named(locals())
+        yield from self._guarded(self._sweep(prompt, knobs, Session.of(session), relative_view))
+
+    def after_run(self, session=None) -> dict:
+        """Replay slider, plan editor, trace download and attention picture of the last run."""
+        session = Session.of(session)
+        events, view = session.events, session.view
+        out = {"replay": Update(dict(maximum=max(1, len(events)), value=len(events),
+                                     interactive=bool(events))),
+               "visibility": self.visibility(view, session.settings)}
+        rows = plan_rows(view)
+        out["plan_table"] = rows if rows else SKIP
+        out["trace_file"] = None
+        if events:
+            try:
+                out["trace_file"] = self.traces.write(trace_to_json(session.settings, events))
+            except (TraceError, OSError) as err:
+                out.update(notices=error_html(f"the trace could not be saved: {public_error(err)}"))
+        return out
+
+    def replay_step(self, step, session=None) -> dict:
+        """Frame `step` of the last run: the view after its first `step` events."""
+        session = Session.of(session)
+        try:
+            k = int(step)
+        except (TypeError, ValueError):
+            k = len(session.events)
+        return self._replay(session, min(max(k, 0), len(session.events)))
+
+    def play(self, session=None):
+        """Replay the last run from the start at about 15 frames a second (bounded)."""
+        session = Session.of(session)
+        n = len(session.events)
+        if not n:
+            yield {WARNING: "nothing to replay yet: generate or load a trace first"}
+            return
+        stride = max(1, math.ceil(n / MAX_REPLAY_FRAMES))
+        for k in [*range(0, n, stride), n]:
+            yield self._replay(session, k, replay=k)
+            if k < n:
+                self.sleep(1 / 15)
+
+    def replay_trace(self, trace_file, session=None) -> dict:
+        """Load a saved trace and show its last frame; no model is run."""
+        session = Session.of(session)
+        view = RunView()
+        try:
+            settings, events = read_trace(trace_file, view)
+        except TraceError as err:
+            return error_frame(err, session)
+        session.load(settings, events, view)
+        summary = {"status": "replayed", "events": len(events),
+                   "settings": {k: settings[k] for k in list(settings)[:40]}}
+        if view.finished is not None:
+            summary.update(dataclasses.asdict(view.finished.stats), text=view.finished.text)
+        return self._replay(session, len(events), stats_json=summary, session=session)
+
+    def rechart(self, relative_view=False, session=None) -> dict:
+        return {"chart": self.chart(Session.of(session), relative_view)}
+
+    @staticmethod
+    def visibility(view: RunView, settings: dict):
+        layout = last_round_layout(view)
+        if layout is None:
+            return None
+        return visibility_figure(*layout, dense=settings.get("attention") == "dense")
+
+    # -- runs with the model --
+
+    def _planned(self, prompt: str, knobs: Knobs, session: Session, plan_table,
+                 compare_ar: bool, relative: bool):
+        """The planned run of a click (with the editor's plan, if given), then its AR baseline."""
+        pd = self.models.pd
+        try:
+            check_prompt(prompt)
+            plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
+            config = run_config(dataclasses.replace(knobs, plan=plan), pd, self.settings.max_new_tokens)
+            baseline = self._ar_config(knobs) if compare_ar else None
+            stream = self._started(pd, prompt, config)  # the engine's own checks run here
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return
+        view = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
+
+        def draw(err=None, notes=(), result=None, chart=SKIP):
+            out = frame(run_lanes(view, session.ar_seconds.get(prompt)),
+                        ar_lanes(session.ar_view_for(prompt)), notices=[*view.notices, *notes],
+                        stats_json=status(view) if result is None else result, chart=chart,
+                        session=session)
+            return out if err is None else {**out, **error_frame(err, session)}
+
+        finished = yield from self._follow(stream, view, session.events, draw)
+        if finished is None:
+            return
+        quality = self._record(session, prompt, finished, session.settings)
+        notes = self._chart_note(quality)
+        result = stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt))
+        yield draw(notes=notes, result=result, chart=self.chart(session, relative))
+        if baseline is None:
+            return
+        # the AR baseline, streamed beside the finished planned run
+        ar_engine, ar_config = baseline
+        ar_view = session.start_ar(prompt)
+        if self.models.ar is None:
+            notes = [*notes, Notice("baseline", self.models.baseline_note)]
+        ar_finished = yield from self._follow(
+            ar_engine.generate(prompt, ar_config), ar_view, [],
+            lambda err=None: draw(err, [*notes, *ar_view.notices], result))
+        if ar_finished is None:
+            return
+        ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
+            prompt, ar_config, self.models.ar_name or self.models.name))
+        result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
+                  "ar": stats_dict(ar_finished, ar_quality, self.label)}
+        yield draw(notes=[*notes, *ar_view.notices], result=result, chart=self.chart(session, relative))
+
+    def _baseline(self, prompt: str, knobs: Knobs, session: Session, relative: bool):
+        try:
+            check_prompt(prompt)
+            engine, config = self._ar_config(knobs)
+            stream = self._started(engine, prompt, config)
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return
+        view = session.start_ar(prompt)
+        notes = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
+
+        def draw(err=None, result=None, chart=SKIP, extra=()):
+            out = frame(ar_lanes(view), notices=[*notes, *view.notices, *extra],
+                        stats_json=result or status(view), chart=chart, session=session)
+            return out if err is None else {**out, **error_frame(err, session)}
+
+        finished = yield from self._follow(stream, view, [], draw)
+        if finished is None:
+            return
+        settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
+        quality = self._record(session, prompt, finished, settings)
+        yield draw(result=stats_dict(finished, quality, self.label),
+                   chart=self.chart(session, relative), extra=self._chart_note(quality))
+
+    def _sweep(self, prompt: str, knobs: Knobs, session: Session, relative: bool):
+        pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.threshold_rule)
+        try:
+            check_prompt(prompt)
+            configs = [run_config(dataclasses.replace(knobs, steps_ratio=r, threshold=t, threshold_rule=rule),
+                                  pd, self.settings.max_new_tokens) for r, t, rule in grid]
+            stream = self._started(pd, prompt, configs[0])
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return
+        results: list[dict] = []
+
+        def draw(line: str, err=None, chart=SKIP):
+            runs = {"runs": results}
+            if err is not None:
+                return error_frame(err, session, stats_json={"error": str(err), **runs})
+            return frame(notices=[Notice("sweep", line)], chart=chart, session=session,
+                         stats_json={"status": "running", **runs})
+
+        for i, ((ratio, thr, rule), config) in enumerate(zip(grid, configs, strict=True), start=1):
+            what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, threshold "
+                    f"{'off' if thr is None else f'{thr:g} ({rule})'}")
+            stream = stream if i == 1 else pd.generate(prompt, config)
+            fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
+            if fin is None:
+                return
+            q = self._record(session, prompt, fin, settings_for_trace(prompt, config, self.models.name))
+            results.append({"steps_ratio": ratio, "threshold": thr, "threshold_rule": rule,
+                            "seconds": fin.stats.total_seconds, "quality": q,
+                            "forward_passes": fin.stats.forward_passes})
+            yield draw(f"{what}: {fin.stats.total_seconds:.2f} s", chart=self.chart(session, relative))
+        missing = sum(r["quality"] is None for r in results)
+        note = [Notice("sweep", f"done: {len(results)} runs on the chart, quality = {self.label}")]
+        if missing:
+            note.append(Notice("chart", f"{missing} run(s) committed no span tokens and are not "
+                                        "on the chart"))
+        yield frame(notices=note, chart=self.chart(session, relative), session=session,
+                    stats_json={"status": "finished", "runs": results})
+
+    # -- helpers --
+
+    @staticmethod
+    def _guarded(frames: Iterator[dict]) -> Iterator[dict]:
+        """A click's frames; an unexpected failure (a bug, the device) becomes one line."""
+        try:
+            yield from frames
+        except Exception as err:  # noqa: BLE001 - shown as a message, logged with its traceback
+            yield error_frame(err, expected=False)
+
+    def _ar_config(self, knobs: Knobs) -> tuple[object, GenerationConfig]:
+        """The AR baseline's engine and config: the click's sampling, seed and budget."""
+        engine = self.models.ar or self.models.pd
+        ar = Knobs(mode="autoregressive", temperature=knobs.temperature, top_p=knobs.top_p,
+                   seed=knobs.seed, max_new_tokens=knobs.max_new_tokens)
+        return engine, run_config(ar, engine, self.settings.max_new_tokens)
+
+    @staticmethod
+    def _started(engine, prompt: str, config: GenerationConfig) -> Iterator[Event]:
+        """The engine's stream with its first event already drawn: the engine's own checks of
+        the prompt and the plan have passed (or raised) before any frame or session change."""
+        stream = engine.generate(prompt, config)
+        first = next(stream)
+
+        def events():
+            try:
+                yield first
+                yield from stream
+            finally:
+                stream.close()  # a stopped run ends here: the engine releases its cache
+        return events()
+
+    def _follow(self, stream: Iterator[Event], view: RunView, record: list[Event],
+                draw: Callable[..., dict]):
+        """Fold a run into `view` (and `record`) live, yielding draw() as each frame until it
+        finishes; return its Finished event. An error yields draw(err) and returns None."""
+        try:
+            for _ in live_frames(stream, view, record, self.interval, self.clock):
+                if view.finished is None:
+                    yield draw()
+        except RUN_ERRORS as err:
+            yield draw(err)
+            return None
+        except GeneratorExit:  # Stop or a disconnect closed the run (a refusal is logged as one)
+            log.info("run stopped after %d events (%s)", len(record), view.mode)
+            raise
+        finally:
+            stream.close()
+        return view.finished
+
+    def _record(self, session: Session, prompt: str, finished: Finished, settings: dict) -> float | None:
+        quality = quality_of(self.models.quality_kind, prompt, finished)
+        session.record(prompt, finished, quality, settings)
+        return quality
+
+    def _chart_note(self, quality) -> list[Notice]:
+        if quality is not None:
+            return []
+        return [Notice("chart", "this run committed no span tokens, so it has no "
+                                f"{self.label} and is not on the chart")]
+
+    @staticmethod
+    def _replay(state: Session, k: int, **outputs) -> dict:
+        """Replay frame k of the session's last run (and other outputs by name)."""
+        view = state.view_at(k)
+        return frame(run_lanes(view, state.ar_seconds.get(state.prompt)), notices=view.notices,
+                     **outputs)
