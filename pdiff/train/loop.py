@@ -120,6 +120,10 @@ class Progress:
     order: list[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # training time of earlier sessions of this run
     sessions: list[dict] = dataclasses.field(default_factory=list)  # where each session started
+    rng: random.Random | None = None  # the data order's and [PAD] draws' generator
+    generator: torch.Generator | None = None  # the masks' generator
+    init_record: dict | None = None  # the record of the checkpoint the run started from
+    started: float = 0.0  # when this session started (time.time())
 
 
 def _optimizer(cfg: TrainConfig, model) -> torch.optim.AdamW:
@@ -170,6 +174,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     if init_record:  # the shape and vocabulary are the checkpoint's
         cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok),
                                   shape=init_record.get("train_config", {}).get("shape", cfg.shape))
+    state.rng, state.generator, state.init_record, state.started = rng, generator, init_record, started
     if saved and {**saved["train_config"], "steps": cfg.steps} != dataclasses.asdict(cfg):
         raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}"
                          " (only --steps may change: the schedule then decays to the new end)")
@@ -206,16 +211,15 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         state.step = step + 1
         bar.set_postfix(loss=f"{sum(state.losses[-20:]) / len(state.losses[-20:]):.3f}")
         if save_every and state.step % save_every == 0 and state.step < cfg.steps:
-            save(acc, model, opt, hf_tok, out, cfg, started, state, init_record, rng, generator)
-    record = save(acc, model, opt, hf_tok, out, cfg, started, state, init_record, rng, generator)
+            save(acc, model, opt, hf_tok, out, cfg, state)
+    record = save(acc, model, opt, hf_tok, out, cfg, state)
     return {**record, "losses": state.losses}
 
 
-def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, started: float, state: Progress,
-         init_record: dict | None, rng: random.Random, generator: torch.Generator) -> dict:
+def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, state: Progress) -> dict:
     """Write the checkpoint with its training record, and the trainer state for `--resume`
     (main process only; the others wait for it)."""
-    seconds = round(state.seconds + time.time() - started, 1)
+    seconds, init_record = round(state.seconds + time.time() - state.started, 1), state.init_record
     record = {
         "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": str(acc.device),
         "processes": acc.num_processes, "steps_done": state.step, "seconds": seconds,
@@ -230,8 +234,8 @@ def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, started: float, s
         save_checkpoint(acc.unwrap_model(model), hf_tok, out, extra={"pdiff": record})
         torch.save({"train_config": dataclasses.asdict(cfg), "step": state.step, "losses": state.losses,
                     "order": state.order, "seconds": seconds, "sessions": state.sessions,
-                    "rng": rng.getstate(),
-                    "generator": generator.get_state(), "optimizer": opt.state_dict(),
+                    "rng": state.rng.getstate(),
+                    "generator": state.generator.get_state(), "optimizer": opt.state_dict(),
                     "init_record": init_record}, out / (STATE_FILE + ".tmp"))
         (out / (STATE_FILE + ".tmp")).replace(out / STATE_FILE)  # never half a state on disk
     acc.wait_for_everyone()
