@@ -23,7 +23,7 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.handlers import SKIP, WARNING, DemoApp, Update  # noqa: E402
-from pdiff.app.inputs import PLAN_HEADERS  # noqa: E402
+from pdiff.app.inputs import PLAN_HEADERS, REFERENCE_SCHEDULE, default_schedule, schedule_note  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
 from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
@@ -40,6 +40,7 @@ logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s", SETTINGS.
                                     SETTINGS.device, time.perf_counter() - _t0)
 PD = APP.models.pd
 CAP = SETTINGS.max_new_tokens
+DEFAULT = default_schedule(PD)  # the checkpoint's measured best point: the controls start there
 # ZeroGPU durations, read by name from each handler's own arguments.
 GPU_GENERATE = zerogpu.duration_from(APP.generate)
 GPU_RERUN = zerogpu.duration_from(APP.rerun_plan)
@@ -129,18 +130,23 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             if APP.examples:
                 gr.Examples([[p] for p in APP.examples], inputs=[prompt], label="Examples")
         with gr.Column(scale=2, min_width=280):
-            steps_ratio = gr.Slider(*LIMITS["steps_ratio"], value=1.0, step=0.01,
+            steps_ratio = gr.Slider(*LIMITS["steps_ratio"], value=DEFAULT["steps_ratio"], step=0.01,
                                     label="Step ratio", elem_id="steps_ratio",
                                     info="Denoise steps per token of the longest span: lower is "
                                          "faster, higher is more careful")
             with gr.Row():
-                threshold = gr.Slider(*LIMITS["threshold"], value=0.9, step=0.01,
-                                      label="Confidence threshold", interactive=False,
+                threshold = gr.Slider(*LIMITS["threshold"], value=DEFAULT["threshold"], step=0.01,
+                                      label="Confidence threshold",
+                                      interactive=DEFAULT["threshold_rule"] != "off",
                                       info="Commit slots surer than this; ignored when the rule is off")
-                threshold_rule = gr.Radio(list(THRESHOLD_CHOICES), value="off",
-                                          label="Threshold rule",
+                threshold_rule = gr.Radio(list(THRESHOLD_CHOICES), value=DEFAULT["threshold_rule"],
+                                          label="Threshold rule", elem_id="threshold_rule",
                                           info="off: reference schedule; paper: adds steps; "
                                                "adaptive: skips steps")
+            gr.Markdown(schedule_note(PD), elem_id="schedule_note")
+            with gr.Row():
+                default_btn = gr.Button("Default schedule", size="sm", elem_id="schedule_default")
+                reference_btn = gr.Button("Reference schedule", size="sm", elem_id="schedule_reference")
             with gr.Accordion("Advanced", open=False):
                 unmask = gr.Radio(list(UNMASK_SCORES), value="entropy", label="Unmasking score",
                                   info="How masked slots are ranked for committing")
@@ -267,6 +273,9 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
                     api_visibility="private", concurrency_limit=None)
     threshold_rule.change(lambda rule: gr.update(interactive=rule != "off"), [threshold_rule],
                           [threshold], api_visibility="private", queue=False)
+    for button, schedule in ((default_btn, DEFAULT), (reference_btn, REFERENCE_SCHEDULE)):
+        button.click(lambda s=schedule: (s["steps_ratio"], s["threshold"], s["threshold_rule"]), None,
+                     [steps_ratio, threshold, threshold_rule], api_visibility="private", queue=False)
 
 demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
 

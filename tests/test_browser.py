@@ -9,6 +9,7 @@ refreshes the README's docs/screenshot.png when PDIFF_UPDATE_SCREENSHOT=1:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pdiff.loader import BUNDLED
 from pdiff.notes.checker import score
 from tests import apphelpers as H
 
@@ -146,13 +148,20 @@ def test_phone_layout_and_enter_key(browser, server):
 
 
 def test_bundled_model_in_browser(browser, tmp_path):
-    """The app as a user first sees it: the bundled model, its first example, Generate. The plan
-    has >= 2 spans, every span card fills, and the answer states most of the prompt's facts."""
+    """The app as a user first sees it: the bundled model, its first example, its default
+    schedule, Generate. The plan has >= 2 spans, every span card fills, and the answer states most
+    of the prompt's facts. The reference schedule is one click away."""
     server = H.start_server("bundled", tmp_path)  # what PDIFF_MODEL defaults to
     try:
         page, problems = open_page(browser, server, 1280, 900)
         prompt = page.locator("#prompt textarea").input_value()
         assert "Facts:" in prompt  # the first bundled example is in the box
+        decoding = json.loads((BUNDLED / "config.json").read_text())["pdiff"]["decoding"]
+        ratio = float(page.locator("#steps_ratio input[type=number]").input_value())
+        assert ratio == decoding["steps_ratio"]  # the controls start at the checkpoint's default
+        rule = page.locator("#threshold_rule input:checked").get_attribute("value")
+        assert rule == decoding.get("threshold_rule", "off")
+        assert "Default schedule" in page.locator("#schedule_note").inner_text()
         page.check("#compare input[type=checkbox]")  # with the bundled AR baseline after it
         page.click("#generate")
         page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
@@ -170,6 +179,10 @@ def test_bundled_model_in_browser(browser, tmp_path):
         page.screenshot(path=str(shot), full_page=True)
         if os.environ.get("PDIFF_UPDATE_SCREENSHOT") == "1":
             shutil.copyfile(shot, H.ROOT / "docs" / "screenshot.png")
+        page.click("#schedule_reference")
+        page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
+                               timeout=TIMEOUT_MS)
+        assert float(page.locator("#steps_ratio input[type=number]").input_value()) == 1.0
         assert not problems, "\n".join(problems)
         page.close()
     finally:

@@ -68,3 +68,22 @@ def test_bad_defaults_are_refused_at_load(tmp_path, decoding, named):
     folder = _with_decoding(write_tiny_checkpoint(tmp_path / "ckpt"), decoding)
     with pytest.raises(ConfigError, match=named):
         load_engine(folder)
+
+
+def test_page_starts_at_the_checkpoint_default(fast_engine, engine):
+    """The app's controls start at the checkpoint's default schedule; a checkpoint without one
+    starts at the reference schedule, which the page always offers."""
+    from pdiff.app.inputs import REFERENCE_SCHEDULE, default_schedule
+
+    assert default_schedule(fast_engine) == FAST
+    assert default_schedule(engine) == REFERENCE_SCHEDULE
+    assert REFERENCE_SCHEDULE["threshold_rule"] == "off" and REFERENCE_SCHEDULE["steps_ratio"] == 1.0
+
+
+def test_schedule_note_says_which_is_which(fast_engine, engine):
+    """The page's line names the default's values (read from the checkpoint) and the reference."""
+    from pdiff.app.inputs import schedule_note
+
+    note = schedule_note(fast_engine)
+    assert "adaptive threshold 0.8" in note and "step ratio 0.5" in note and "Reference" in note
+    assert "default is the reference schedule" in schedule_note(engine)

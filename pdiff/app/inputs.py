@@ -47,6 +47,33 @@ def run_config(knobs: Knobs, engine, max_new_tokens_cap: int) -> GenerationConfi
     return config
 
 
+# The reference schedule as the page's controls show it: rule off, one token per span per step.
+REFERENCE_SCHEDULE = {"steps_ratio": 1.0, "threshold": SWEEP_THRESHOLD, "threshold_rule": "off"}
+
+
+def default_schedule(engine) -> dict:
+    """The checkpoint's default schedule (its measured best point, `engine.decoding`) as control
+    values: steps_ratio, threshold and threshold_rule ("off" when it sets no threshold)."""
+    d = engine.decoding
+    if d.get("threshold") is None:
+        return {**REFERENCE_SCHEDULE, "steps_ratio": d.get("steps_ratio", 1.0)}
+    return {"steps_ratio": d.get("steps_ratio", 1.0), "threshold": d["threshold"],
+            "threshold_rule": d.get("threshold_rule", "paper")}
+
+
+def schedule_note(engine) -> str:
+    """One line that says which schedule is which, from the checkpoint's own defaults."""
+    reference = ("the reference schedule (threshold rule off, step ratio 1: the paper's, one token "
+                 "per span per step)")
+    s = default_schedule(engine)
+    if s == REFERENCE_SCHEDULE:
+        return f"This model's default is {reference}."
+    rule = f"{s['threshold_rule']} threshold {s['threshold']:g}, " if s["threshold_rule"] != "off" else ""
+    return (f"**Default schedule**: {rule}step ratio {s['steps_ratio']:g}, this model's fastest "
+            "measured setting within 3 points of AR's quality (see its model card). "
+            f"**Reference**: {reference}.")
+
+
 def sweep_grid(limit: int, rule: str) -> list[tuple[float, float | None, str]]:
     """(steps_ratio, threshold, rule) runs: ratios x {off, threshold}, at most `limit`, spread."""
     rule = rule if rule in THRESHOLD_RULES else "paper"
