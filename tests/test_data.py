@@ -17,7 +17,6 @@ import pytest
 
 from pdiff.notes.checker import parse_facts
 from pdiff.notes.data import (
-    _EXTRA_KEYS,
     FORMS,
     KINDS,
     SPLITS,
@@ -29,6 +28,7 @@ from pdiff.notes.data import (
     read_jsonl,
     write_jsonl,
 )
+from pdiff.notes.lexicon import EXTRA_KEYS
 
 N = 1500  # examples per split for the shape checks
 
@@ -270,7 +270,7 @@ def test_extra_keys_are_stated_as_given(examples: list[Example]) -> None:
     seen = 0
     for ex in examples:
         for f in ex.facts:
-            if f.key in _EXTRA_KEYS:
+            if f.key in EXTRA_KEYS:
                 seen += 1
                 assert f"{f.key} is {f.value}." in ex.answer
     assert seen > len(examples) / 10
@@ -278,8 +278,8 @@ def test_extra_keys_are_stated_as_given(examples: list[Example]) -> None:
 
 def test_heldout_extra_keys_never_occur_in_training(big_splits: dict[str, list[Example]]) -> None:
     """Extra keys split like names: held-out prompts use keys training never sees."""
-    train = {f.key for ex in big_splits["train"] for f in ex.facts if f.key in _EXTRA_KEYS}
-    heldout = {f.key for ex in big_splits["heldout"] for f in ex.facts if f.key in _EXTRA_KEYS}
+    train = {f.key for ex in big_splits["train"] for f in ex.facts if f.key in EXTRA_KEYS}
+    heldout = {f.key for ex in big_splits["heldout"] for f in ex.facts if f.key in EXTRA_KEYS}
     assert train and heldout and not train & heldout
 
 

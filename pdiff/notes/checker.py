@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdiff.notes.data import KNOWN_KEYS, SENTENCE_KEYS, Fact
+from pdiff.notes.data import Fact
+from pdiff.notes.lexicon import KNOWN_KEYS, SENTENCE_KEYS
 from pdiff.tags import CONTROL_TAGS
 
 # "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
