@@ -143,6 +143,33 @@ def _step_loss(model, batch: objective.Batch, rows: slice, device: str) -> torch
     return objective.loss(logits, share)
 
 
+def _begin(cfg: TrainConfig, examples, out: Path, init: Path | None, resume: bool, device: str):
+    """(model, HF tokenizer, config, progress, saved trainer state or None) for a fresh run, a
+    run from `init`, or the run saved in `out` when resuming; the random states are seeded or
+    restored here."""
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    state = Progress(rng=random.Random(cfg.seed), generator=torch.Generator().manual_seed(cfg.seed))
+    saved = None
+    if resume and (out / STATE_FILE).exists():
+        saved = torch.load(out / STATE_FILE, weights_only=False)
+        model, hf_tok, _ = initial_model(cfg, examples, out, device)
+        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"],
+                         saved.get("sessions") or [{"from_step": 0, "steps": saved["train_config"]["steps"]}],
+                         state.rng, state.generator, saved["init_record"])
+        state.rng.setstate(saved["rng"])
+        state.generator.set_state(saved["generator"])
+    else:
+        model, hf_tok, state.init_record = initial_model(cfg, examples, init, device)
+    if state.init_record:  # the shape and vocabulary are the checkpoint's
+        cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok), shape=state.init_record.get(
+            "train_config", {}).get("shape", cfg.shape))
+    if saved and {**saved["train_config"], "steps": cfg.steps} != dataclasses.asdict(cfg):
+        raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}"
+                         " (only --steps may change: the schedule then decays to the new end)")
+    return model, hf_tok, cfg, state, saved
+
+
 def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,
           init: Path | None = None, save_every: int = 0, resume: bool = False,
           stop_after: int | None = None) -> dict:
@@ -155,29 +182,9 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     acc = Accelerator(cpu=device == "cpu")
     device = str(acc.device)
     started = time.time()
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
     examples = make_split("train", cfg.examples, seed=cfg.seed)
-    state, saved = Progress(), None
-    if resume and (out / STATE_FILE).exists():
-        saved = torch.load(out / STATE_FILE, weights_only=False)
-        model, hf_tok, _ = initial_model(cfg, examples, out, device)
-        init_record = saved["init_record"]
-        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"],
-                         saved.get("sessions") or [{"from_step": 0, "steps": saved["train_config"]["steps"]}])
-        rng.setstate(saved["rng"])
-        generator.set_state(saved["generator"])
-    else:
-        model, hf_tok, init_record = initial_model(cfg, examples, init, device)
-    if init_record:  # the shape and vocabulary are the checkpoint's
-        cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok),
-                                  shape=init_record.get("train_config", {}).get("shape", cfg.shape))
-    state.rng, state.generator, state.init_record, state.started = rng, generator, init_record, started
-    if saved and {**saved["train_config"], "steps": cfg.steps} != dataclasses.asdict(cfg):
-        raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}"
-                         " (only --steps may change: the schedule then decays to the new end)")
+    model, hf_tok, cfg, state, saved = _begin(cfg, examples, out, init, resume, device)
+    state.started = started
     tok = Tokenizer(hf_tok)
     opt = _optimizer(cfg, model)
     if saved:
@@ -194,11 +201,11 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
                disable=not progress or not acc.is_main_process, initial=state.step, total=cfg.steps)
     for step in bar:
         if len(state.order) < cfg.batch_size:  # a fresh shuffle each epoch; [PAD]s are re-drawn too
-            state.order += rng.sample(range(len(examples)), len(examples))
+            state.order += state.rng.sample(range(len(examples)), len(examples))
         idx, state.order = state.order[: cfg.batch_size], state.order[cfg.batch_size:]
         # Every process builds the whole global batch (same random draws), then trains its rows.
-        seqs = [make_sequence(cfg, tok, examples[i], rng) for i in idx]
-        batch = objective.collate(seqs, tok.tags.mask, hf_tok.pad_token_id, generator)
+        seqs = [make_sequence(cfg, tok, examples[i], state.rng) for i in idx]
+        batch = objective.collate(seqs, tok.tags.mask, hf_tok.pad_token_id, state.generator)
         # DDP averages gradients over processes; the shares add up, so scale by their number.
         value = _step_loss(model, batch, rows, device) * acc.num_processes
         for group in opt.param_groups:
