@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pdiff.config import DECODING_KNOBS, ConfigError, Knobs
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
-BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
-NEW, OLD, WARN = "\033[38;5;208m", "\033[38;5;33m", "\033[33m"  # Okabe-Ito orange, blue
+# Terminal colours (Okabe-Ito orange and blue for new and earlier commits), only on a terminal
+# and never when NO_COLOR is set (no-color.org); piped output is plain text.
+ANSI = {"bold": "\033[1m", "dim": "\033[2m", "reset": "\033[0m", "new": "\033[38;5;208m",
+        "old": "\033[38;5;33m", "warn": "\033[33m"}
+PLAIN = dict.fromkeys(ANSI, "")
+
+
+def palette(out) -> dict[str, str]:
+    """ANSI codes when `out` is a terminal and NO_COLOR is unset or empty, else empty strings."""
+    return ANSI if out.isatty() and not os.environ.get("NO_COLOR") else PLAIN
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,35 +93,36 @@ def result_json(final: Finished) -> dict:
     }
 
 
-def render_step(event: DenoiseStep) -> str:
+def render_step(event: DenoiseStep, c: dict[str, str] = PLAIN) -> str:
     lines = []
     for s, tokens in enumerate(event.tokens):
         new = set(event.committed[s])
-        cells = ["░" if t is None else (NEW if i in new else OLD) + t + RESET
+        cells = ["░" if t is None else (c["new"] if i in new else c["old"]) + t + c["reset"]
                  for i, t in enumerate(tokens)]
         filled = sum(t is not None for t in tokens)
-        lines.append(f"  {DIM}span {s + 1} {filled}/{len(tokens)}{RESET} " + "".join(cells))
+        lines.append(f"  {c['dim']}span {s + 1} {filled}/{len(tokens)}{c['reset']} " + "".join(cells))
     return "\n".join(lines)
 
 
 def stream(events, out=sys.stdout) -> Finished:
     """Print the run as it happens; redraw the spans in place on a terminal."""
-    tty = out.isatty()
+    tty, c = out.isatty(), palette(out)
+    bold, dim, reset = c["bold"], c["dim"], c["reset"]
     drawn = 0
     final = None
     for event in events:
         if isinstance(event, PlanToken):
-            out.write(f"{BOLD}{event.text}{RESET}" if not event.forced else f"{DIM}{event.text}{RESET}")
+            out.write(f"{dim if event.forced else bold}{event.text}{reset}")
         elif isinstance(event, TextToken):
             out.write(event.text)
         elif isinstance(event, Notice):
-            out.write(f"\n{WARN}! {event.message}{RESET}\n")
+            out.write(f"\n{c['warn']}! {event.message}{reset}\n")
         elif isinstance(event, SpansOpened):
-            out.write(f"\n{DIM}round {event.round + 1}: {len(event.items)} spans, "
-                      f"{event.steps} steps{RESET}\n")
+            out.write(f"\n{dim}round {event.round + 1}: {len(event.items)} spans, "
+                      f"{event.steps} steps{reset}\n")
             drawn = 0
         elif isinstance(event, DenoiseStep):
-            text = render_step(event)
+            text = render_step(event, c)
             if tty and drawn:
                 out.write(f"\033[{drawn}F\033[J")
             if tty or event.step == 0:
@@ -124,9 +134,9 @@ def stream(events, out=sys.stdout) -> Finished:
             final = event
         out.flush()
     s = final.stats
-    out.write(f"\n{BOLD}answer{RESET}\n{final.text}\n\n{DIM}{s.total_seconds:.2f}s "
+    out.write(f"\n{bold}answer{reset}\n{final.text}\n\n{dim}{s.total_seconds:.2f}s "
               f"(plan {s.plan_seconds:.2f}s, denoise {s.denoise_seconds:.2f}s), "
-              f"{s.forward_passes} forwards, {s.tokens_per_forward:.2f} tokens/forward{RESET}\n")
+              f"{s.forward_passes} forwards, {s.tokens_per_forward:.2f} tokens/forward{reset}\n")
     return final
 
 
