@@ -184,9 +184,24 @@ def test_step_before_its_spans_is_refused():
 
 
 def test_legend_names_every_slot_state():
-    """The legend shows masked, new and old slots."""
+    """The legend shows masked, new, old and [PAD] slots."""
     html = legend_html()
-    assert all(f"pd-tok pd-{s}" in html for s in ("masked", "new", "old"))
+    assert all(f"pd-tok pd-{s}" in html for s in ("masked", "new", "old", "old pd-pad"))
+
+
+def test_notices_speak_words_not_codes():
+    """A notice's kind is shown in words ("plan item not understood"), never as its code."""
+    html = notices_html(fold([E.Notice("malformed_item", "item 2 has no length")]))
+    assert "plan item not understood" in html and "malformed_item" not in html
+
+
+def test_ar_stats_show_no_plan_or_spans():
+    """An AR run's stats name its decode time and leave out plan time, plan tokens and spans."""
+    ar = E.Stats("autoregressive", 5, 0.4, 0.0, 0.4, 20, 0, 20, 0, 0, 0, 20, 20, 1.0, 0.8)
+    html = stats_html(fold([E.Started("autoregressive", (1, 2), 2),
+                            E.Finished("x", (1, 2), tuple(range(20)), (), ar)]))
+    assert "decode time" in html and "forward passes" in html
+    assert not any(k in html for k in ("plan time", "plan tokens", "rounds · spans"))
 
 
 # --- answer, stats, replay -------------------------------------------------------------------------

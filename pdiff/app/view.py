@@ -313,6 +313,12 @@ def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
     if view.finished is None:
         return '<div class="pd pd-stats pd-empty">stats appear when the run finishes</div>'
     s = view.finished.stats
+    if s.mode == "autoregressive":  # no plan, no spans: every token is its own forward
+        rows = [("mode", s.mode), ("decode time", f"{_f(s.plan_seconds)} s"),
+                ("total", f"{_f(s.total_seconds)} s"), ("forward passes", str(s.forward_passes)),
+                ("tokens / forward", _f(s.tokens_per_forward)), ("critical path", str(s.critical_path)),
+                ("generated tokens", str(s.generated_tokens)), ("mean confidence", _f(s.mean_confidence))]
+        return _stats_list(rows)
     rows = [("mode", s.mode), ("plan time", f"{_f(s.plan_seconds)} s"),
             ("denoise time", f"{_f(s.denoise_seconds)} s"), ("total", f"{_f(s.total_seconds)} s"),
             ("forward passes", str(s.forward_passes)),
@@ -323,6 +329,10 @@ def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
     ratio = speedup(s, ar_seconds)
     if ratio is not None:
         rows.append(("speedup vs AR", f"{ratio:.2f}×"))
+    return _stats_list(rows)
+
+
+def _stats_list(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows)
     return f'<dl class="pd pd-stats">{body}</dl>'
 
@@ -337,9 +347,20 @@ def notices_list_html(notices: Iterable[Notice]) -> str:
     notices = list(notices)
     if not notices:
         return ""
-    items = "".join(f'<li class="pd-notice"><b>{escape(n.kind)}</b> {escape(n.message)}</li>'
+    items = "".join(f'<li class="pd-notice"><b>{escape(notice_label(n.kind))}</b> {escape(n.message)}</li>'
                     for n in notices)
     return f'<ul class="pd pd-notices">{items}</ul>'
+
+
+# What each notice kind is called on the page (the kinds are the engine's plain-data codes).
+NOTICE_LABELS = {"budget": "length budget", "context": "context full",
+                 "malformed_item": "plan item not understood", "max_rounds": "round limit",
+                 "no_plan": "no usable plan", "runaway_plan": "plan did not end"}
+
+
+def notice_label(kind: str) -> str:
+    """A notice kind in words: "malformed_item" -> "plan item not understood"."""
+    return NOTICE_LABELS.get(kind, kind.replace("_", " "))
 
 
 def legend_html() -> str:
@@ -349,6 +370,8 @@ def legend_html() -> str:
             '<span class="pd-tok pd-new" style="--p:1">new</span> committed this step '
             '<span class="pd-tok pd-old" style="--p:1">old</span> committed earlier '
             '<span class="pd-tok pd-old" style="--p:0.3">low p</span> shade = confidence '
+            f'<span class="pd-tok pd-old pd-pad" style="--p:1">{escape(PAD)}</span> unused slot '
+            '(dropped from the answer) '
             '<span class="pd-chip">topic<b class="pd-len">N</b></span> plan item '
             '<span class="pd-chip pd-forced">topic<b class="pd-len">N</b></span> your plan'
             '</div>')
