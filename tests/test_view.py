@@ -257,6 +257,13 @@ def test_chart_marks_ar_and_names_the_quality():
     assert fig.layout.yaxis.title.text == "checker score"
 
 
+@pytest.mark.parametrize("points", [[], [pt("p", 1, 0.5)]])
+def test_absolute_chart_spans_the_score_range(points):
+    """The quality axis runs over the 0..1 score, empty or not (not plotly's default -1..4)."""
+    low, high = chart_figure(points, "checker score").layout.yaxis.range
+    assert -0.1 <= low <= 0 and 1 <= high <= 1.1
+
+
 def test_relative_chart_shows_the_paper_points():
     """The relative view carries the paper's two published points, labelled as such."""
     fig = chart_figure([pt("p", 1, 0.5), pt("ar", 2, 0.6, "autoregressive")], "q", relative=True)

@@ -145,7 +145,10 @@ def chart_figure(points: list[ChartPoint], quality_label: str, relative: bool = 
             _note(fig, "run the autoregressive baseline to compare against it")
     elif not any(_valid(p) for p in points):
         _note(fig, "no runs yet")
-    return _style(fig, *titles)
+    fig = _style(fig, *titles)
+    if not relative:  # every quality signal pdiff shows is a 0..1 score, with runs or not
+        fig.update_yaxes(range=[-0.05, 1.05])
+    return fig
 
 
 # --- attention visibility -----------------------------------------------------------------------
