@@ -23,7 +23,13 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.handlers import SKIP, WARNING, DemoApp, Update  # noqa: E402
-from pdiff.app.inputs import PLAN_HEADERS, REFERENCE_SCHEDULE, default_schedule, schedule_note  # noqa: E402
+from pdiff.app.inputs import (  # noqa: E402
+    MAX_STEPS_RATIO,
+    PLAN_HEADERS,
+    REFERENCE_SCHEDULE,
+    default_schedule,
+    schedule_note,
+)
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
 from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
@@ -130,10 +136,11 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             if APP.examples:
                 gr.Examples([[p] for p in APP.examples], inputs=[prompt], label="Examples")
         with gr.Column(scale=2, min_width=280):
-            steps_ratio = gr.Slider(*LIMITS["steps_ratio"], value=DEFAULT["steps_ratio"], step=0.01,
-                                    label="Step ratio", elem_id="steps_ratio",
+            steps_ratio = gr.Slider(LIMITS["steps_ratio"][0], MAX_STEPS_RATIO, value=DEFAULT["steps_ratio"],
+                                    step=0.01, label="Step ratio", elem_id="steps_ratio",
                                     info="Denoise steps per token of the longest span: lower is "
-                                         "faster, higher is more careful")
+                                         "faster (several tokens per step), 1 is one token per "
+                                         "step, the most any schedule uses")
             with gr.Row():
                 threshold = gr.Slider(*LIMITS["threshold"], value=DEFAULT["threshold"], step=0.01,
                                       label="Confidence threshold",

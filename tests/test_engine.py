@@ -116,6 +116,17 @@ def test_reference_schedule_commits_one_per_step_at_ratio_one(engine):
             assert len(committed) == (1 if e.step < (20, 30)[span] else 0)
 
 
+@pytest.mark.parametrize(("threshold", "rule"), [(None, "paper"), (0.9, "paper"), (0.9, "adaptive")])
+def test_steps_ratio_above_one_changes_nothing(engine, threshold, rule):
+    """Every step commits at least one token per unfinished span, so a steps_ratio above 1
+    gives the same run as 1 (why the page's slider stops at 1)."""
+    def ids(ratio):
+        cfg = greedy(plan=ONE_ROUND, steps_ratio=ratio, threshold=threshold, threshold_rule=rule)
+        return engine.generate_text("Write.", cfg).token_ids
+
+    assert ids(2.0) == ids(1.0) == ids(4.0)
+
+
 def test_adaptive_threshold_zero_is_one_step(engine):
     """The adaptive rule at threshold 0 finishes every span in one step."""
     events = list(engine.generate("Write.", greedy(plan=ONE_ROUND, threshold=0.0, threshold_rule="adaptive")))

@@ -23,7 +23,10 @@ MAX_PROMPT_CHARS = 20_000  # a page's cap: the engine's own limit is the model's
 DEFAULT_MAX_NEW_TOKENS = 512  # or the server's cap, whichever is smaller
 MAX_SPAN_UNITS = GenerationConfig.max_span_units  # the editor's lengths are checked against it
 PLAN_HEADERS = ["round", "topic", "length units", "ends with"]
-SWEEP_RATIOS = (0.25, 0.5, 1.0, 2.0)
+# Every schedule commits at least one token per unfinished span per step, so a span never needs
+# more steps than tokens: a steps_ratio above 1 changes nothing, and the page stops at 1.
+MAX_STEPS_RATIO = 1.0
+SWEEP_RATIOS = (0.25, 0.5, 0.75, 1.0)
 SWEEP_THRESHOLD = 0.9
 
 
