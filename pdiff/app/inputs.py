@@ -72,8 +72,8 @@ def schedule_note(engine) -> str:
     if s == REFERENCE_SCHEDULE:
         return f"This model's default is {reference}."
     rule = f"{s['threshold_rule']} threshold {s['threshold']:g}, " if s["threshold_rule"] != "off" else ""
-    return (f"**Default schedule**: {rule}step ratio {s['steps_ratio']:g}, this model's fastest "
-            "measured setting within 3 points of AR's quality (see its model card). "
+    return (f"**Default schedule**: {rule}step ratio {s['steps_ratio']:g}, this model's measured "
+            "best speed/quality point (its model card says how it was chosen). "
             f"**Reference**: {reference}.")
 
 
