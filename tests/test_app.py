@@ -124,16 +124,19 @@ def test_load_models_falls_back_to_self_as_baseline(tiny_ckpt):
 
 def test_examples_file():
     from pdiff.notes.checker import parse_facts
-    from pdiff.notes.data import name_split
+    from pdiff.notes.data import FORMS, make_split, name_split
 
     data = json.loads(EXAMPLES_PATH.read_text())
     for prompt in data["bundled"]["prompts"]:  # held-out notes prompts: facts, unseen names
         head = prompt.split("Facts:")[0].replace(".", " ").split()
         assert parse_facts(prompt) and any(
             w[0].isupper() and name_split(w) == "heldout" for w in head[1:]), prompt
-    for kind in ("bundled", "released"):
+    forms = {ex.form for ex in make_split("heldout", 200, seed=3) if ex.prompt in data["bundled"]["prompts"]}
+    assert forms == set(FORMS)  # one bundled example per fact form (and one asking for a summary)
+    assert any("summary" in p for p in data["bundled"]["prompts"])
+    for kind, count in (("bundled", len(FORMS) + 1), ("released", 6)):
         prompts, rows = load_examples(kind)
-        assert len(prompts) == 6 and rows_to_plan(rows, 20)
+        assert len(prompts) == count and rows_to_plan(rows, 20)
 
 
 # --- knobs -> config ----------------------------------------------------------------------------
