@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from pdiff.config import DECODING_KNOBS, ConfigError, Knobs
+from pdiff.config import DECODING_KNOBS, ConfigError, Knobs, schedule_knobs
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
 # Terminal colours (Okabe-Ito orange and blue for new and earlier commits), only on a terminal
@@ -67,17 +67,15 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_args(args, engine):
     """The run's GenerationConfig: the flags as Knobs, through the mapping the app uses too.
-    Schedule flags left out take the checkpoint's defaults (or, with --reference, the reference
-    schedule's); a --threshold with no rule and no default rule uses the paper's rule."""
+    Schedule flags left out take the checkpoint's default schedule (or, with --reference, the
+    reference schedule); a --threshold with no rule keeps the default's rule, or the paper's."""
     flags = {**vars(args), "use_cache": not args.no_cache, "chat_template": not args.no_chat_template}
-    defaults = {} if args.reference else engine.decoding
+    defaults = schedule_knobs({} if args.reference else engine.decoding)
+    if defaults["threshold_rule"] == "off" and flags["threshold"] is not None:
+        defaults["threshold_rule"] = "paper"  # a threshold given alone: the paper's rule
     for name in DECODING_KNOBS:
         if flags[name] is None:
-            flags.pop(name)
-            if defaults.get(name) is not None:
-                flags[name] = defaults[name]
-    if "threshold" in flags:
-        flags.setdefault("threshold_rule", "paper")
+            flags[name] = defaults[name]
     return Knobs.named(flags).config(engine.length_scale)
 
 

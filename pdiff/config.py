@@ -166,3 +166,14 @@ class Knobs:
             if name in _WHOLE and isinstance(value, float) and math.isfinite(value) and value.is_integer():
                 values[name] = int(value)  # sliders and JSON send 3.0 for 3
         return GenerationConfig(**{"length_scale": length_scale, **values})
+
+
+def schedule_knobs(decoding: Mapping) -> dict:
+    """A checkpoint's default schedule (`Engine.decoding`, GenerationConfig values) as Knobs
+    values: steps_ratio, threshold and threshold_rule, the rule "off" where it sets no threshold.
+    An empty `decoding` gives the reference schedule, the Knobs defaults."""
+    ref = Knobs()
+    threshold = decoding.get("threshold")
+    return {"steps_ratio": decoding.get("steps_ratio", ref.steps_ratio), "threshold": threshold,
+            "threshold_rule": ref.threshold_rule if threshold is None
+            else decoding.get("threshold_rule", GenerationConfig.threshold_rule)}

@@ -100,11 +100,15 @@ class Engine:
         finally:
             run.cache = None  # released when the run ends or the consumer closes the stream
 
-    def config(self, reference: bool = False, **knobs) -> GenerationConfig:
-        """A GenerationConfig with this checkpoint's length_scale and decoding defaults unless
-        given; `reference=True` starts from the reference schedule instead of those defaults."""
-        defaults = {} if reference else self.decoding
-        return GenerationConfig(**{"length_scale": self.length_scale, **defaults, **knobs})
+    def config(self, **knobs) -> GenerationConfig:
+        """A GenerationConfig of `knobs` with this checkpoint's length_scale; the schedule knobs
+        left out are the reference schedule's."""
+        return GenerationConfig(**{"length_scale": self.length_scale, **knobs})
+
+    def default_config(self, **knobs) -> GenerationConfig:
+        """As `config`, but the schedule knobs left out are this checkpoint's default schedule
+        (`decoding`, its measured best point; the reference schedule where it has none)."""
+        return self.config(**{**self.decoding, **knobs})
 
     def generate_text(self, prompt: str, config: GenerationConfig) -> Finished:
         """Non-streaming: run the stream to its end and return the Finished event."""

@@ -44,7 +44,7 @@ def test_default_model_is_the_bundled_planned_diffusion_model(bundled):
 def test_planned_answers_state_their_facts(bundled):
     """At temperature 0, with the checkpoint's default schedule, each held-out prompt gets a plan
     of >= 3 spans, and the answers state at least the measured share of facts, less MARGIN."""
-    results = [bundled.generate_text(p, bundled.config(temperature=0.0)) for p in PROMPTS]
+    results = [bundled.generate_text(p, bundled.default_config(temperature=0.0)) for p in PROMPTS]
     assert all(r.stats.spans >= 3 for r in results)
     scores = [score(p, r.text) for p, r in zip(PROMPTS, results)]
     assert statistics.mean(s.fact_accuracy for s in scores) >= MEASURED["pd"] - MARGIN

@@ -87,7 +87,7 @@ def test_bf16_tracks_fp32_on_the_greedy_plan(bundled, device):
     """On the sequence and span visibility of an fp32 greedy run of the bundled model (its own
     plan, its spans), bf16 logits stay within the stated relative error of fp32 logits."""
     fp32 = bundled(device)
-    layout, final = _final_layout(fp32, HELD_OUT, fp32.config(temperature=0.0))
+    layout, final = _final_layout(fp32, HELD_OUT, fp32.default_config(temperature=0.0))
     assert sum(len(r) for r in final.plan) >= 2, "the greedy plan should open spans"
     n = layout.length
     pos = torch.arange(n, device=device)
@@ -230,7 +230,7 @@ def test_a_planned_run_streams_plain_data(bundled, device):
     stream holds its plan tokens, spans, denoise steps and one Finished, last, and every event
     is plain data that survives a JSON round trip unchanged."""
     engine = bundled(device)
-    stream = list(engine.generate(HELD_OUT, engine.config(seed=1)))
+    stream = list(engine.generate(HELD_OUT, engine.default_config(seed=1)))
     kinds = [type(e) for e in stream]
     assert kinds.count(E.Finished) == 1 and kinds[-1] is E.Finished
     assert {E.Started, E.PlanToken, E.SpansOpened, E.DenoiseStep, E.RoundEnd} <= set(kinds)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pdiff.cli import config_from_args, parser
-from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, Knobs, schedule_knobs
 from pdiff.loader import load_engine
 from tests.conftest import write_tiny_checkpoint
 
@@ -29,16 +29,17 @@ def fast_engine(tmp_path_factory):
     return load_engine(_with_decoding(folder, FAST))
 
 
-def test_engine_config_starts_from_the_checkpoint_defaults(fast_engine):
-    """engine.config() carries the checkpoint's schedule knobs; a given knob wins over them."""
-    cfg = fast_engine.config()
+def test_default_config_starts_from_the_checkpoint_defaults(fast_engine):
+    """engine.default_config() carries the checkpoint's schedule knobs; a given knob wins."""
+    cfg = fast_engine.default_config()
     assert {k: getattr(cfg, k) for k in DECODING_KNOBS} == FAST
-    assert fast_engine.config(threshold=0.95).threshold == 0.95
+    assert fast_engine.default_config(threshold=0.95).threshold == 0.95
 
 
-def test_reference_flag_gives_the_reference_schedule(fast_engine):
-    """reference=True ignores the checkpoint's defaults: the GenerationConfig defaults remain."""
-    cfg = fast_engine.config(reference=True)
+def test_config_is_the_reference_schedule(fast_engine):
+    """engine.config() ignores the checkpoint's defaults: the GenerationConfig defaults remain,
+    so a benchmark setting runs exactly as named."""
+    cfg = fast_engine.config()
     plain = GenerationConfig()
     assert {k: getattr(cfg, k) for k in DECODING_KNOBS} == {k: getattr(plain, k) for k in DECODING_KNOBS}
     assert cfg.schedule == "reference"
@@ -46,18 +47,18 @@ def test_reference_flag_gives_the_reference_schedule(fast_engine):
 
 def test_cli_defaults_are_the_checkpoint_defaults(fast_engine):
     """`python -m pdiff generate` with no schedule flag uses the checkpoint's defaults, and
-    `--reference` the reference schedule, as engine.config does."""
+    `--reference` the reference schedule, as engine.default_config and engine.config do."""
     cfg = config_from_args(parser().parse_args(["--prompt", "x"]), fast_engine)
-    assert cfg == fast_engine.config()
+    assert cfg == fast_engine.default_config()
     ref = config_from_args(parser().parse_args(["--prompt", "x", "--reference"]), fast_engine)
-    assert ref == fast_engine.config(reference=True)
+    assert ref == fast_engine.config()
     mixed = config_from_args(parser().parse_args(["--prompt", "x", "--threshold", "0.6"]), fast_engine)
     assert (mixed.threshold, mixed.threshold_rule) == (0.6, "adaptive")
 
 
 def test_a_checkpoint_without_defaults_runs_the_reference(engine):
     """A checkpoint with no "decoding" entry (the released 7B ones) gets the reference schedule."""
-    assert engine.config().schedule == "reference"
+    assert engine.default_config().schedule == "reference"
 
 
 @pytest.mark.parametrize(("decoding", "named"), [({"temperature": 0.5}, "temperature"),
@@ -87,3 +88,12 @@ def test_schedule_note_says_which_is_which(fast_engine, engine):
     note = schedule_note(fast_engine)
     assert "adaptive threshold 0.8" in note and "step ratio 0.5" in note and "Reference" in note
     assert "default is the reference schedule" in schedule_note(engine)
+
+
+@pytest.mark.parametrize("decoding", [FAST, {}, {"steps_ratio": 0.5}, {"threshold": 0.7}])
+def test_schedule_knobs_are_the_default_config(decoding, tmp_path):
+    """The page's and the CLI's default knobs (`schedule_knobs`) give exactly the engine's
+    default_config, for every shape of a checkpoint's "decoding" entry."""
+    engine = load_engine(_with_decoding(write_tiny_checkpoint(tmp_path / "ckpt"), decoding))
+    knobs = Knobs(**schedule_knobs(engine.decoding))
+    assert knobs.config(engine.length_scale) == engine.default_config()

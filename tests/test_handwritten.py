@@ -45,8 +45,9 @@ def test_prompts_are_not_generated():
     assert not generated & {r["instruction"] for r in ROWS}
 
 
-def _accuracy(engine, **knobs) -> float:
-    texts = [engine.generate_text(r["instruction"], engine.config(temperature=0.0, **knobs)).text
+def _accuracy(engine, reference: bool = False, **knobs) -> float:
+    config = engine.config if reference else engine.default_config
+    texts = [engine.generate_text(r["instruction"], config(temperature=0.0, **knobs)).text
              for r in ROWS]
     return statistics.mean(score(r["instruction"], t).fact_accuracy for r, t in zip(ROWS, texts))
 

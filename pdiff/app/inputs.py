@@ -16,7 +16,7 @@ import math
 from dataclasses import replace
 
 from pdiff.app.view import RunView
-from pdiff.config import THRESHOLD_RULES, ConfigError, GenerationConfig, Knobs
+from pdiff.config import THRESHOLD_RULES, ConfigError, GenerationConfig, Knobs, schedule_knobs
 from pdiff.plan import PlanError, PlanRound
 
 MAX_PROMPT_CHARS = 20_000  # a page's cap: the engine's own limit is the model's context
@@ -56,12 +56,10 @@ REFERENCE_SCHEDULE = {"steps_ratio": 1.0, "threshold": SWEEP_THRESHOLD, "thresho
 
 def default_schedule(engine) -> dict:
     """The checkpoint's default schedule (its measured best point, `engine.decoding`) as control
-    values: steps_ratio, threshold and threshold_rule ("off" when it sets no threshold)."""
-    d = engine.decoding
-    if d.get("threshold") is None:
-        return {**REFERENCE_SCHEDULE, "steps_ratio": d.get("steps_ratio", 1.0)}
-    return {"steps_ratio": d.get("steps_ratio", 1.0), "threshold": d["threshold"],
-            "threshold_rule": d.get("threshold_rule", "paper")}
+    values: steps_ratio, threshold and threshold_rule ("off", with the slider's resting value,
+    when it sets no threshold)."""
+    s = schedule_knobs(engine.decoding)
+    return {**s, "threshold": REFERENCE_SCHEDULE["threshold"] if s["threshold"] is None else s["threshold"]}
 
 
 def schedule_note(engine) -> str:

@@ -251,7 +251,7 @@ def bench(args, argv: list[str], out: Path) -> None:
     if todo:  # one-time costs (allocation, lazy init) are not charged to the first setting
         for eng, _, cfg in {(id(c[0]), c[2].mode): c for c in configs.values()}.values():
             for _ in range(args.warmup):
-                eng.generate_text(job.prompts[todo[0][0]], eng.config(reference=True, **{
+                eng.generate_text(job.prompts[todo[0][0]], eng.config(**{
                     **cfg.to_dict(), "max_new_tokens": min(32, cfg.max_new_tokens)}))
     run_all(args, job, configs, todo, out)
     state.wait_for_everyone()
@@ -306,7 +306,7 @@ def make_configs(args, job: Job, engine, ar_engine) -> dict:
         knobs = {**base, **s.knobs, "mode": s.mode}
         if s.key == DIFFUSION:
             knobs["max_new_tokens"] = min(args.max_new_tokens, args.diffusion_max_new_tokens)
-        configs[s.key] = (eng, knobs, eng.config(reference=True, **knobs))
+        configs[s.key] = (eng, knobs, eng.config(**knobs))
     return configs
 
 
@@ -335,7 +335,7 @@ def run_all(args, job: Job, configs: dict, todo: list, out: Path) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         for i, seed, s, prompt_sha in bar:
             eng, knobs, cfg = configs[s.key]
-            cfg = eng.config(reference=True, **{**knobs, "seed": seed})
+            cfg = eng.config(**{**knobs, "seed": seed})
             result = run_one(eng, job.prompts[i], cfg, args.repeats)
             quality = None
             if job.signal == "checker":
@@ -398,7 +398,7 @@ def overhead(args, out: Path) -> None:
     for setting in make_settings(parse_grid(args.grid), diffusion=False):
         if setting.mode != "planned":
             continue
-        config = engine.config(reference=True, **setting.knobs, temperature=args.temperature,
+        config = engine.config(**setting.knobs, temperature=args.temperature,
                                max_new_tokens=args.max_new_tokens)
         row = {"setting": setting.key, **measure(engine, prompt, config, repeats=args.repeats)}
         results.append(row)
