@@ -3,7 +3,7 @@
 Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set by the operator:
 PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
-PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
+PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, PDIFF_THREADS, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
 
 This is the only module that imports gradio. It computes nothing: every value it shows comes
 from `pdiff.app.handlers.DemoApp`, whose endpoints it wires by name.
@@ -30,7 +30,9 @@ from pdiff.app.inputs import (  # noqa: E402
     default_schedule,
     schedule_note,
 )
+from pdiff.app.machine import start_machine  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
+from pdiff.app.speed import speed_note  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
 from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
 
@@ -39,11 +41,17 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname
 try:
     SETTINGS = settings_from_env(os.environ)
     _t0 = time.perf_counter()
-    APP = DemoApp(load_models(SETTINGS), SETTINGS)
+    MODELS = load_models(SETTINGS)
+    # threads and the forward cost factor, measured once on this machine (a few seconds at most)
+    MACHINE = start_machine([e for e in (MODELS.pd, MODELS.ar) if e is not None], SETTINGS.device,
+                            SETTINGS.concurrency, SETTINGS.threads)
+    APP = DemoApp(MODELS, SETTINGS, device=MACHINE.cost.device)
 except SettingsError as err:
     raise SystemExit(f"pdiff app: {err}") from None
-logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s", SETTINGS.model,
-                                    SETTINGS.device, time.perf_counter() - _t0)
+logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s; threads: %s; %s", SETTINGS.model,
+                                    SETTINGS.device, time.perf_counter() - _t0,
+                                    MACHINE.policy.describe() if MACHINE.policy else "torch default",
+                                    speed_note(MACHINE.cost))
 PD = APP.models.pd
 CAP = SETTINGS.max_new_tokens
 DEFAULT = default_schedule(PD)  # the checkpoint's measured best point: the controls start there
@@ -61,11 +69,14 @@ are filled **in parallel** by masked diffusion: every denoise step commits some 
 every span at once. A round ends with `<sync/>` (plan again, now seeing the written spans) or
 with the end of the answer.
 
-Speed comes from the spans: a span of *L* tokens takes about *L × steps ratio* model calls instead
-of *L*, and all spans share those calls. With **sparse** attention a span sees the prompt, the plan
+Fewer model calls come from the spans: a span of *L* tokens takes about *L × steps ratio* calls
+instead of *L*, and all spans share those calls. With **sparse** attention a span sees the prompt, the plan
 and itself, but not its sibling spans (the picture below, for the last round); **dense** lets the
-spans of a round see each other. The **critical path** counts the sequential model calls.
-"""
+spans of a round see each other. The **critical path** counts the sequential model calls; the
+timeline under the spans draws each one.
+
+Fewer calls are faster only if a call over many tokens is not much slower than a call over one.
+""" + speed_note(MACHINE.cost)
 
 
 def _value(v):
@@ -181,6 +192,8 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             plan_out = _html("plan-lane", "plan")
             gr.Markdown("### Spans")
             spans_out = _html("span-lanes", "spans")
+            why_out = _html("why", "why")
+            timeline_out = gr.Plot(show_label=False, elem_id="timeline")
             answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
                                 interactive=False, elem_id="answer")
             notices = _html("notices", "notices")
@@ -236,14 +249,15 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     C = {"plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
          "notices": notices, "stats_json": stats_json, "ar_lane": ar_lane, "ar_answer": ar_answer,
          "ar_stats": ar_stats, "chart": chart_out, "replay": replay, "plan_table": plan_table,
-         "trace_file": trace_out, "visibility": visibility, "session": session}
+         "trace_file": trace_out, "visibility": visibility, "session": session,
+         "timeline": timeline_out, "why": why_out}
 
     def outs(*names):
         return [C[n] for n in names]
 
     RUN_OUT = outs("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane",
                    "ar_answer", "ar_stats", "chart", "session")
-    AFTER_OUT = outs("replay", "visibility", "plan_table", "trace_file", "notices")
+    AFTER_OUT = outs("replay", "visibility", "plan_table", "trace_file", "notices", "timeline", "why")
     VIEW_OUT = outs("plan", "spans", "answer", "notices", "stats")
     knobs = [steps_ratio, threshold, threshold_rule, unmask, temperature, top_p, seed,
              length_scale, attention, use_cache, max_new_tokens, compare, relative, session]
@@ -259,11 +273,13 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     event = rerun_btn.click(streamed(APP.rerun_plan, GPU_RERUN), [prompt, plan_table, *knobs], RUN_OUT,
                             api_name="rerun_plan", **model_run)
     run_events += [event, event.then(**after)]
-    run_events.append(baseline_btn.click(
+    event = baseline_btn.click(
         streamed(APP.baseline, GPU_BASELINE),
         [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
         outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session"),
-        api_name="baseline", **model_run))
+        api_name="baseline", **model_run)
+    run_events += [event, event.then(called(APP.timeline), [session], outs("timeline", "why"),
+                                     api_visibility="private")]
     run_events.append(sweep_btn.click(
         streamed(APP.sweep, GPU_SWEEP), [prompt, threshold_rule, unmask, temperature, top_p, seed,
                               length_scale, attention, use_cache, max_new_tokens, relative, session],

@@ -68,6 +68,7 @@ class Engine:
         self.tags = tokenizer.tags
         self.name = name
         self.device = model.lm_head.weight.device
+        self.threads = None  # a pdiff.threads.ThreadPolicy (CPU); None leaves torch's default
         t = self.tags
         span_bans = [t.mask, t.async_, t.async_end, t.promise, t.topic_end, t.sync]
         # Index tensors on the model's device: banning then copies nothing from the host.
@@ -426,6 +427,8 @@ class Engine:
         run.counts["forwards"] += 1  # per run: concurrent runs share the model, not the count
         keys = torch.cat([torch.arange(start, device=self.device), seg])
         vis = lay.visibility(seg, keys)  # (T, start + T)
+        if self.threads is not None:
+            self.threads.apply(len(seg))  # several threads only for a wide forward
         with torch.inference_mode():
             logits = self.model(lay.ids[seg][None], seg, vis, run.cache, start, commit)
         return logits[0]

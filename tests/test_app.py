@@ -442,6 +442,17 @@ def test_e2e_generate_streams(client):
     assert "forward passes" in stats_html
 
 
+def test_e2e_result_says_why(client):
+    """The API's result carries the why line, its forward counts the run's own."""
+    out = client.predict("Tell me about the city Lagil.", H.PLAN_TABLE, api_name="/rerun_plan",
+                         max_new_tokens=96, compare_ar=True)
+    stats = out[5]
+    plan = stats["forward_passes"] - stats["denoise_steps"]
+    assert stats["why"].startswith(f"planned: {stats['forward_passes']} forwards (plan {plan}, "
+                                   f"denoise {stats['denoise_steps']}) vs AR {stats['ar']['forward_passes']}")
+    assert "so the wall clock is" in stats["why"]
+
+
 def test_e2e_rerun_plan_fills_spans(client):
     job = client.submit("Tell me about the city Lagil.", H.PLAN_TABLE, api_name="/rerun_plan",
                         max_new_tokens=96, steps_ratio=1.0)

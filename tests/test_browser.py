@@ -189,3 +189,34 @@ def test_bundled_model_in_browser(browser, tmp_path):
         page.close()
     finally:
         server.stop()
+
+
+def _forward_passes(page, panel: str) -> int:
+    row = page.locator(f"{panel} dl.pd-stats div").filter(has=page.locator("dt", has_text="forward passes"))
+    return int(row.locator("dd").inner_text())
+
+
+def test_timeline_shows_one_mark_per_forward(browser, server):
+    """Under the spans, the timeline draws one mark per forward of the run and of its AR
+    baseline (the stats' forward passes), with the why line above it."""
+    page, problems = open_page(browser, server, 1280, 900)
+    try:
+        page.fill("#prompt textarea", PROMPT)
+        page.check("#compare input[type=checkbox]")
+        page.click("#rerun")  # the starter plan: 3 spans in 2 rounds, then the AR baseline
+        page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#timeline .barlayer .point", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#why .pd-why", timeout=TIMEOUT_MS)
+        pd, ar = _forward_passes(page, "#stats"), _forward_passes(page, "#ar-stats")
+        wait_until(lambda: page.locator("#timeline .point").count() == pd + ar,
+                   f"{pd} + {ar} timeline marks", limit=10)
+        lanes = page.evaluate("[...document.querySelectorAll('#timeline .ytick text')]"
+                              ".map(t => t.textContent)")
+        assert lanes[0] == "plan" and lanes[-1] == "AR baseline" and len(lanes) == 5  # 3 spans
+        why = page.locator("#why").inner_text()
+        assert why.startswith(f"planned: {pd} forwards") and f"vs AR {ar}" in why
+        page.locator("#timeline").screenshot(path=str(artifacts() / "timeline.png"))
+        page.screenshot(path=str(artifacts() / "app-timeline.png"), full_page=True)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()

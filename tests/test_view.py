@@ -373,3 +373,16 @@ def test_bad_traces_raise_a_clear_trace_error(text, fragment):
         trace_from_json(text)
     message = str(err.value)
     assert "\n" not in message and "Traceback" not in message and ".py" not in message
+
+
+def test_paper_points_sit_on_their_own_axes():
+    """The paper's points (7B, AlpacaEval, GPU) are never on this model's quality axis: they have
+    their own x and y axes, in a panel beside this model's, titled as the paper's."""
+    fig = chart_figure([pt("p", 1, 0.5), pt("ar", 2, 0.6, "autoregressive")], "q", relative=True)
+    paper = next(t for t in fig.data if t.name == PAPER_LABEL)
+    ours = [t for t in fig.data if t.name != PAPER_LABEL]
+    assert PAPER_LABEL == "paper: 7B, AlpacaEval, GPU"
+    assert (paper.xaxis, paper.yaxis) == ("x2", "y2")
+    assert all(t.xaxis in (None, "x") and t.yaxis in (None, "y") for t in ours)
+    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]  # side by side, not overlaid
+    assert "AlpacaEval" in fig.layout.yaxis2.title.text and "AlpacaEval" not in fig.layout.yaxis.title.text

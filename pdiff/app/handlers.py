@@ -28,6 +28,8 @@ from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.inputs import MAX_SPAN_UNITS, check_prompt, plan_rows, rows_to_plan, run_config, sweep_grid
 from pdiff.app.session import FRAME_INTERVAL, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models, load_examples
+from pdiff.app.speed import why_html, why_line
+from pdiff.app.timeline import timeline_figure
 from pdiff.app.trace import TraceError, TraceStore, read_trace, settings_for_trace, trace_to_json
 from pdiff.app.view import (
     RunView,
@@ -51,7 +53,8 @@ RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError
 
 # Output names a handler may set; app.py has one component (or the session state) per name.
 OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
-           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session")
+           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
+           "timeline", "why")
 WARNING = "warning"  # not an output: a message app.py shows as a toast
 SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
 
@@ -141,8 +144,9 @@ class DemoApp:
 
     def __init__(self, models: Models, settings: AppSettings, traces: TraceStore | None = None,
                  interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, device: str | None = None) -> None:
         self.models, self.settings = models, settings
+        self.device = device or settings.device  # in words (pdiff.app.machine.device_words)
         self.traces = traces or TraceStore()
         self.interval, self.clock, self.sleep = interval, clock, sleep
         self.examples, self.example_plan = load_examples(models.kind)
@@ -191,6 +195,7 @@ class DemoApp:
         out = {"replay": Update(dict(maximum=max(1, len(events)), value=len(events),
                                      interactive=bool(events))),
                "visibility": self.visibility(view, session.settings)}
+        out.update(self.timeline(session))
         rows = plan_rows(view)
         out["plan_table"] = rows if rows else SKIP
         out["trace_file"] = None
@@ -200,6 +205,19 @@ class DemoApp:
             except (TraceError, OSError) as err:
                 out.update(notices=error_html(f"the trace could not be saved: {public_error(err)}"))
         return out
+
+    def timeline(self, session=None) -> dict:
+        """The last run's critical-path timeline (with the AR lane of its prompt) and its "why"."""
+        session = Session.of(session)
+        ar_view = session.ar_view_for(session.prompt)
+        return {"timeline": timeline_figure(session.view, ar_view), "why": why_html(self._why(session))}
+
+    def _why(self, session: Session) -> str:
+        """The last run's one-line speed explanation (plain text)."""
+        settings = session.settings
+        return why_line(session.view, session.ar_view_for(session.prompt), self.device,
+                        dense=settings.get("attention") == "dense",
+                        cached=settings.get("use_cache", True) is not False)
 
     def replay_step(self, step, session=None) -> dict:
         """Frame `step` of the last run: the view after its first `step` events."""
@@ -278,6 +296,7 @@ class DemoApp:
         quality = self._record(session, prompt, finished, session.settings)
         notes = self._chart_note(quality)
         result = stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt))
+        result["why"] = self._why(session)
         yield draw(notes=notes, result=result, chart=self.chart(session, relative))
         if baseline is None:
             return
@@ -294,7 +313,7 @@ class DemoApp:
         ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
             prompt, ar_config, self.models.ar_name or self.models.name))
         result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
-                  "ar": stats_dict(ar_finished, ar_quality, self.label)}
+                  "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self._why(session)}
         yield draw(notes=[*notes, *ar_view.notices], result=result, chart=self.chart(session, relative))
 
     def _baseline(self, prompt: str, knobs: Knobs, session: Session, relative: bool):

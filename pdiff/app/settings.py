@@ -28,6 +28,7 @@ RELEASED_PD = ("dmisrael/planned-diffusion-dream7b-sft-16ep",
                "dmisrael/planned-diffusion-dream7b-sft-full-attention-16ep")
 RELEASED_AR = "dmisrael/ar-dream7b-sft-16ep"
 ALLOWED_MODELS = ("bundled", *RELEASED_PD)  # what PDIFF_MODEL may name besides a local folder
+THREAD_CHOICES = ("auto", "torch")  # PDIFF_THREADS: the chosen policy, or torch's own default
 QUALITY_LABELS = {"checker": "checker score (fact accuracy)", "confidence": "mean commit confidence"}
 
 
@@ -47,6 +48,7 @@ class AppSettings:
     sweep_limit: int
     server_name: str
     server_port: int
+    threads: str = "auto"  # PDIFF_THREADS: auto = pdiff.threads' policy (CPU); torch = torch's default
 
     @property
     def kind(self) -> str:
@@ -146,7 +148,15 @@ def settings_from_env(env: Mapping[str, str], cuda_available: bool | None = None
         sweep_limit=_env_int(env, "PDIFF_SWEEP_LIMIT", 8, 1, 64),
         server_name=server_name,
         server_port=_env_int(env, "GRADIO_SERVER_PORT", 7860, 1, 65_535),
+        threads=_threads_from_env(env),
     )
+
+
+def _threads_from_env(env: Mapping[str, str]) -> str:
+    raw = (env.get("PDIFF_THREADS") or "auto").strip().lower()
+    if raw not in THREAD_CHOICES:
+        raise SettingsError(f"PDIFF_THREADS must be one of {', '.join(THREAD_CHOICES)}; got {raw[:40]!r}")
+    return raw
 
 
 # --- models and examples -------------------------------------------------------------------------

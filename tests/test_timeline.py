@@ -1,0 +1,234 @@
+"""The speed views: one timeline mark per forward, a "why" line read from the run, the thread
+policy, and the start-up measurement they quote."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+import torch
+
+from pdiff.app.machine import ForwardCost, choose_threads, measure_cost
+from pdiff.app.settings import SettingsError, settings_from_env
+from pdiff.app.speed import denoise_widths, fmt_times, speed_note, why_line
+from pdiff.app.timeline import AR, PLAN, TEXT, forwards, span_lane, timeline_figure
+from pdiff.app.view import fold
+from pdiff.loader import BUNDLED_AR, load_engine
+from pdiff.plan import PlanRound
+from pdiff.threads import ThreadPolicy
+
+PROMPT = "Tell me about the city Lagil. Facts: country: Dregani; climate: hot; population: 4800."
+PLAN_GIVEN = (PlanRound((("intro", 1), ("facts", 2)), "sync"), PlanRound((("end", 1),), "end"))
+CASES = {  # name: (engine, knobs); together they reach every kind of forward the engine makes
+    "planned": ("pd", {}),
+    "planned, no cache": ("pd", dict(use_cache=False)),
+    "planned, dense": ("pd", dict(attention="dense")),
+    "given plan (prefills)": ("pd", dict(plan=PLAN_GIVEN)),
+    "given plan, no cache": ("pd", dict(plan=PLAN_GIVEN, use_cache=False)),
+    "budget cut": ("pd", dict(max_new_tokens=30)),
+    "AR to its end token": ("ar", dict(mode="autoregressive")),
+    "AR cut by the budget": ("ar", dict(mode="autoregressive", max_new_tokens=10)),
+    "diffusion (prompt prefill)": ("pd", dict(mode="diffusion", max_new_tokens=40)),
+    "no plan: AR fallback": ("tiny", dict(max_new_tokens=60)),
+}
+
+
+@pytest.fixture(scope="module")
+def engines(engine):
+    return {"pd": load_engine(), "ar": load_engine(BUNDLED_AR), "tiny": engine}
+
+
+def run(engines, name: str, **extra):
+    which, knobs = CASES[name]
+    e = engines[which]
+    return fold(e.generate(PROMPT, e.config(**{**knobs, **extra})))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_one_mark_per_forward(engines, name):
+    """The timeline lists exactly as many forwards as the engine counted (its stats)."""
+    view = run(engines, name)
+    marks = forwards(view)
+    assert len(marks) == view.finished.stats.forward_passes
+    assert [f.index for f in marks] == list(range(1, len(marks) + 1))
+    fig = timeline_figure(view)
+    shown = sum(len(t.x) for t in fig.data if t.type == "bar" or t.mode == "markers")
+    assert shown == view.finished.stats.forward_passes
+
+
+def test_denoise_marks_carry_every_commit(engines):
+    """A denoise forward is one mark across its round's span lanes; its tokens are the slots it
+    committed, and together they commit every span slot."""
+    view = run(engines, "planned")
+    denoise = [f for f in forwards(view) if f.kind == "denoise"]
+    assert len(denoise) == view.finished.stats.denoise_steps
+    slots = sum(s.length for r in view.ordered_rounds() for s in r.spans)
+    assert sum(f.tokens for f in denoise) == slots
+    assert all(f.tokens == sum(f.per_lane) and len(f.lanes) == len(f.per_lane) for f in denoise)
+    first = view.ordered_rounds()[0]
+    assert denoise[0].lanes == tuple(span_lane(0, i, s.topic) for i, s in enumerate(first.spans))
+
+
+def test_lanes_are_plan_spans_and_ar_when_compared(engines):
+    """Lanes: the plan, then every span; the AR lane (with all AR forwards) only when given."""
+    view, ar = run(engines, "planned"), run(engines, "AR to its end token")
+    spans = [span_lane(r.round, i, s.topic) for r in view.ordered_rounds() for i, s in enumerate(r.spans)]
+    alone = timeline_figure(view)
+    assert list(alone.layout.yaxis.ticktext) == [PLAN, *spans]
+    both = timeline_figure(view, ar)
+    assert list(both.layout.yaxis.ticktext) == [PLAN, *spans, AR]
+    ar_trace = [t for t in both.data if (t.name or "").startswith("AR forward")]
+    assert len(ar_trace) == 1 and len(ar_trace[0].x) == ar.finished.stats.forward_passes
+    assert set(ar_trace[0].y) == {len(spans) + 1}  # all in the AR lane
+
+
+def test_fallback_text_has_its_own_lane(engines):
+    """A run without a usable plan shows its AR-written text in a text lane."""
+    view = run(engines, "no plan: AR fallback")
+    assert view.text_tokens and TEXT in timeline_figure(view).layout.yaxis.ticktext
+
+
+def test_no_timeline_before_the_run_finished(engines):
+    view = run(engines, "planned")
+    view.finished = None
+    assert forwards(view) == [] and timeline_figure(view) is None
+
+
+# --- the why line ---------------------------------------------------------------------------------
+
+
+def timed(view, plan_s: float, denoise_s: float):
+    """The view with its run's timings set to known values (all else as the run counted)."""
+    s = view.finished.stats
+    stats = dataclasses.replace(s, plan_seconds=plan_s, denoise_seconds=denoise_s,
+                                total_seconds=plan_s + denoise_s)
+    view.finished = dataclasses.replace(view.finished, stats=stats)
+    return view
+
+
+@pytest.mark.parametrize(("plan_s", "denoise_s", "ar_s"), [(1.0, 2.0, 6.0), (0.5, 4.0, 1.5)])
+def test_why_line_numbers_come_from_the_run(engines, plan_s, denoise_s, ar_s):
+    """Forwards, the cost factor and the wall-clock ratio are the run's own (and the AR's)."""
+    view = timed(run(engines, "planned"), plan_s, denoise_s)
+    ar = timed(run(engines, "AR to its end token"), ar_s, 0.0)
+    s = view.finished.stats
+    plan_fw = s.forward_passes - s.denoise_steps
+    line = why_line(view, ar, "CPU (2 cores)")
+    assert line.startswith(f"planned: {s.forward_passes} forwards (plan {plan_fw}, denoise "
+                           f"{s.denoise_steps}) vs AR {ar.finished.stats.forward_passes}")
+    factor = (denoise_s / s.denoise_steps) / (plan_s / plan_fw)
+    width = sum(denoise_widths(view)) / s.denoise_steps
+    assert (f"on this CPU (2 cores) a denoise forward over {width:.0f} tokens took "
+            f"{fmt_times(factor)} a plan forward") in line
+    ratio = ar_s / (plan_s + denoise_s)
+    words = f"{fmt_times(ratio)} faster" if ratio >= 1 else f"{fmt_times(1 / ratio)} slower"
+    assert f"so the wall clock is {words}" in line
+
+
+def test_why_line_without_ar_says_what_it_can(engines):
+    """Without the AR run: no AR figures, the span tokens against their cost, and how to measure."""
+    view = timed(run(engines, "planned"), 1.0, 1.0)
+    line = why_line(view, None, "GPU (X)")
+    spans = sum(s.length for r in view.ordered_rounds() for s in r.spans)
+    assert "vs AR" not in line and "on this GPU (X)" in line
+    assert f"its {spans} span tokens" in line and "Compare with AR" in line
+
+
+def test_denoise_widths_shrink_as_sparse_spans_finish(engines):
+    """Sparse with a cache recomputes only unfinished blocks; dense recomputes all of them."""
+    view = run(engines, "planned")
+    sparse, dense = denoise_widths(view), denoise_widths(view, dense=True)
+    assert len(sparse) == view.finished.stats.denoise_steps
+    assert all(a <= b for a, b in zip(sparse, dense, strict=True)) and sparse == sorted(sparse, reverse=True)
+
+
+@pytest.mark.parametrize(("narrow", "wide", "free"), [(0.010, 0.012, True), (0.010, 0.075, False)])
+def test_speed_note_follows_the_measured_factor(narrow, wide, free):
+    """'How it works' quotes the measured factor and calls parallel tokens free only if it is."""
+    note = speed_note(ForwardCost("CPU (2 cores)", narrow, wide, 256))
+    assert fmt_times(wide / narrow) in note and "CPU (2 cores)" in note
+    assert ("nearly free" in note) is free and ("not free" in note) is not free
+
+
+def test_measured_cost_is_a_real_timing(engine):
+    """The start-up measurement times the model: positive, and wider is not cheaper per token."""
+    cost = measure_cost(engine.model, "cpu", 64)
+    assert 0 < cost.narrow_seconds and 0 < cost.wide_seconds and cost.wide_tokens == 64
+    assert cost.wide_seconds / 64 < cost.narrow_seconds  # a wide forward shares its overhead
+
+
+# --- threads --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 16])
+@pytest.mark.parametrize("runs", [1, 2, 5])
+def test_runs_times_threads_never_exceed_the_cores(cores, runs):
+    """Every run may use its threads at once: runs x threads <= cores (or 1 thread each)."""
+    policy = ThreadPolicy(cores, runs)
+    assert policy.threads_for(10_000) * runs <= max(cores, runs)
+    assert policy.threads_for(1) == 1  # a 1-token step never gets more than one
+
+
+def test_more_threads_only_for_wide_forwards():
+    policy = ThreadPolicy(16, 2, wide=32)
+    assert [policy.threads_for(n) for n in (1, 31, 32, 500)] == [1, 1, 8, 8]
+    assert ThreadPolicy(16, 2, parallel=False).threads_for(500) == 1
+
+
+def test_policy_rejects_a_bad_value():
+    with pytest.raises(ValueError, match="runs must be a whole number >= 1, got 0"):
+        ThreadPolicy(2, 0)
+
+
+def test_apply_sets_only_the_calling_threads_count():
+    """Two runs in two threads keep their own counts: one's wide forward does not widen the other."""
+    policy, seen, barrier = ThreadPolicy(2, 1, wide=8), {}, threading.Barrier(2)
+
+    def forward(name: str, tokens: int) -> None:
+        policy.apply(tokens)
+        barrier.wait()
+        barrier.wait()  # both have set their counts
+        seen[name] = torch.get_num_threads()
+
+    threads = [threading.Thread(target=forward, args=a) for a in (("narrow", 1), ("wide", 100))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == {"narrow": 1, "wide": 2}
+
+
+class RecordingPolicy(ThreadPolicy):
+    def apply(self, tokens: int) -> int:
+        CALLS.append((tokens, self.threads_for(tokens)))
+        return CALLS[-1][1]
+
+
+CALLS: list[tuple[int, int]] = []
+
+
+def test_engine_applies_the_policy_per_forward(engines):
+    """The engine asks the policy before each forward: 1-token steps 1 thread, wide ones more."""
+    e = engines["pd"]
+    CALLS.clear()
+    e.threads = RecordingPolicy(4, 1, wide=8)
+    try:
+        view = fold(e.generate(PROMPT, e.config()))
+    finally:
+        e.threads = None
+    assert len(CALLS) == view.finished.stats.forward_passes
+    assert all(n == (4 if tokens >= 8 else 1) for tokens, n in CALLS)
+    assert {n for _, n in CALLS} == {1, 4}
+
+
+def test_choose_threads_on_one_core_measures_nothing(engine):
+    assert choose_threads(engine.model, runs=2, wide=64, cores=1).per_run == 1
+
+
+def test_threads_setting():
+    env = {"PDIFF_THREADS": "torch"}
+    assert settings_from_env(env, cuda_available=False).threads == "torch"
+    assert settings_from_env({}, cuda_available=False).threads == "auto"
+    with pytest.raises(SettingsError, match="PDIFF_THREADS must be one of auto, torch; got '3'"):
+        settings_from_env({"PDIFF_THREADS": "3"}, cuda_available=False)
