@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
                    "'<promise>-<topic>intro 3</topic><|im_end|>'")
     p.add_argument("--no-chat-template", action="store_true", help="use the prompt as-is (base models)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: torch's default team oversubscribes a small "
+                        "machine, and a 1-token step of a small model gains nothing from more)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     return p
@@ -143,6 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     from pdiff.loader import load_engine
 
     try:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1; got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
         engine = load_engine(args.model, device=args.device, dtype=args.dtype)
         config = config_from_args(args, engine)
         events = engine.generate(args.prompt, config)

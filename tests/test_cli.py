@@ -38,3 +38,30 @@ def test_no_color_turns_colour_off_on_a_terminal(engine, monkeypatch, value):
     monkeypatch.setenv("NO_COLOR", value)
     text = _run(engine, Terminal())
     assert not any(code in text for code in ANSI.values())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_flag_sets_torch_threads(tiny_ckpt, capsys, threads):
+    """`--threads N` runs the prompt on N torch threads (the default, 1, is chosen, not torch's)."""
+    import torch
+
+    from pdiff.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        main(["--model", str(tiny_ckpt), "--prompt", "hi", "--max-new-tokens", "8", "--json",
+              *(["--threads", str(threads)] if threads != 1 else [])])
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert '"text"' in capsys.readouterr().out
+
+
+def test_threads_below_one_is_refused(tiny_ckpt, capsys):
+    """`--threads 0` stops with a one-line message naming the flag, before any model loads."""
+    from pdiff.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", str(tiny_ckpt), "--prompt", "hi", "--threads", "0"])
+    assert stop.value.code == 2 and "--threads must be at least 1" in capsys.readouterr().err
