@@ -201,7 +201,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
         replay = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
                            elem_id="replay", info="Drag to see the run after its first k events")
         play_speed = gr.Radio([(speed_label(s), s) for s in SPEEDS], value=1.0, label="Play speed",
-                              elem_id="play-speed", scale=0, min_width=220)
+                              elem_id="play-speed", scale=0, min_width=280)
         play_btn = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
 
     gr.Markdown("### Latency and quality")

@@ -11,6 +11,7 @@ import pytest
 
 from pdiff import events as E
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, WARNING, DemoApp
+from pdiff.app.inspector import shown
 from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
@@ -23,44 +24,55 @@ HOSTILE = '<async>"\'&'  # a candidate's text is untrusted: it must show as thes
 CANDS = (C(7, " lantern", 0.61), C(8, HOSTILE, 0.2), C(9, "\n", 0.1), C(10, "a", 0.05), C(11, "b", 0.01))
 
 
-def run_events(first=CANDS, second=(C(12, " x", 0.9),)) -> list[E.Event]:
+def run_events() -> list[E.Event]:
     """One round, one span of 3 slots: slot 0 at step 0, slots 1 and 2 at step 1."""
     steps = [
         E.DenoiseStep(0, 0, ((" lantern", None, None),), ((7, 0, 0),), ((0,),),
-                      ((0.98, None, None),), ((first,),)),
+                      ((0.98, None, None),), ((CANDS,),)),
         E.DenoiseStep(0, 1, ((" lantern", " x", " y"),), ((7, 12, 13),), ((1, 2),),
-                      ((0.98, 0.9, 0.5),), ((second, (C(13, " y", 0.5), C(12, " x", 0.4))),)),
+                      ((0.98, 0.9, 0.5),), (((C(12, " x", 0.9),), (C(13, " y", 0.5), C(12, " x", 0.4))),)),
     ]
     return [E.Started("planned", (1, 2), 2), E.SpansOpened(0, (E.PlanItem("a", 1, 3),), "end", 2),
             *steps]
 
 
+SLOT = re.compile(r'tabindex="0" data-step="(\d+)" data-conf="([^"]*)">([^<]*)'
+                  r'<span class="pd-tip" role="tooltip"><b>([^<]*)</b><s>([^<]*)</s>(.*?)</span></span>')
+
+ROW = re.compile(r"<i[^>]*>([^<]*)</i><u>([^<]*)</u>")  # a candidate: its text and probability
+
+
 def slots(html: str) -> list[dict]:
-    """Each inspectable slot of a spans HTML: its data attributes, read back."""
-    found = re.findall(r'data-step="(\d+)" data-conf="([^"]*)" data-top="([^"]*)"', html)
-    return [dict(step=int(s), conf=c, top=json.loads(unescape(t))) for s, c, t in found]
+    """Each inspectable slot of a spans HTML: its attributes, text and tooltip, read back."""
+    return [dict(step=int(step), conf=conf, text=unescape(text), head=head, sub=sub,
+                 top=[(unescape(t), float(p)) for t, p in ROW.findall(rows)],
+                 chosen=re.findall(r"<i class=pd-chosen>([^<]*)</i>", rows))
+            for step, conf, text, head, sub, rows in SLOT.findall(html)]
+
+
+def listed(cands) -> list[tuple[str, float]]:
+    return [(shown(c.text), c.prob) for c in cands]
 
 
 # --- the slot HTML --------------------------------------------------------------------------------
 
 
 def test_committed_slot_carries_step_confidence_and_candidates():
-    """A committed slot's data attributes hold its 1-based step, its confidence and its candidates
-    as [id, text, prob], most likely first; its tooltip lists the same five with probabilities."""
-    html = spans_html(fold(run_events()))
-    first = slots(html)[0]
-    assert first == dict(step=1, conf="0.9800", top=[[c.token_id, c.text, c.prob] for c in CANDS])
-    tip = re.search(r'<span class="pd-tip" role="tooltip">(.*?)</span></span></span>', html).group(1)
-    assert "committed at step 1 · confidence 0.98" in tip and "top 5" in tip
-    assert [unescape(p) for p in re.findall(r'pd-cand-p">([^<]*)<', tip)[:5]] == [
-        f"{c.prob:.4f}" for c in CANDS]
+    """A committed slot holds its 1-based step and its confidence as data attributes; its
+    tooltip says both and lists the five candidates, most likely first, with probabilities,
+    the committed token marked."""
+    first, second, third = slots(spans_html(fold(run_events())))
+    assert (first["step"], first["conf"], first["text"]) == (1, "0.9800", " lantern")
+    assert first["head"] == "step 1 · confidence 0.98" and "top 5" in first["sub"]
+    assert first["top"] == listed(CANDS) and first["chosen"] == ["␣lantern"]
+    assert (second["step"], second["top"], third["top"]) == (2, [("␣x", 0.9)], [("␣y", 0.5), ("␣x", 0.4)])
 
 
 def test_candidate_text_is_escaped_never_markup():
     """A candidate `<async>"'&` is shown as those characters: no raw tag or quote in the HTML."""
     html = spans_html(fold(run_events()))
     assert "<async>" not in html and "&lt;async&gt;&quot;&#x27;&amp;" in html
-    assert slots(html)[0]["top"][1][1] == HOSTILE
+    assert slots(html)[0]["top"][1][0] == HOSTILE
 
 
 def test_only_committed_slots_are_inspectable():
@@ -174,7 +186,7 @@ def test_replay_at_a_scrubbed_step_shows_that_steps_candidates(app, session):
         if isinstance(e, E.DenoiseStep):
             for s, committed in enumerate(e.committed):
                 for slot, cands in zip(committed, e.top[s], strict=True):
-                    want[(s, slot)] = (e.step + 1, [[c.token_id, c.text, c.prob] for c in cands])
+                    want[(s, slot)] = (e.step + 1, listed(cands))
     shown = slots(app.replay_step(k, session)["spans"])
     assert len(shown) == len(want) < sum(len(t) for t in step.tokens)  # some still masked
     assert sorted((d["step"], d["top"]) for d in shown) == sorted(want.values())

@@ -1,18 +1,17 @@
 """The token inspector: what the page says about one committed span token, and the check of it.
 
 A committed slot that carries its candidates (`DenoiseStep.top`) is drawn with data attributes,
-`data-step` (1-based, as the page counts steps), `data-conf` and `data-top` (JSON
-`[[id, text, prob], ...]`), and a tooltip (`.pd-tip`) that CSS shows on hover and on focus: a
-click focuses the slot (it has a tabindex), so touch screens and keyboards get it too. No script
-runs: Gradio's HTML component does not run scripts in a value. Token texts are untrusted and
-always HTML-escaped. `check_candidates` is the strict check of a step's candidates, for traces.
+`data-step` (1-based, as the page counts steps) and `data-conf`, and a tooltip (`.pd-tip`: the
+step, the confidence, then a text and a probability per candidate) that CSS shows on hover and
+on focus: a click focuses the slot (it has a tabindex), so touch screens and keyboards get it
+too. No script runs: Gradio's HTML component does not run scripts in a value. Token texts are
+untrusted and always HTML-escaped. `check_candidates` is the strict check of a step's candidates, for traces.
 
 This module knows nothing of gradio, torch or models; it reads plain `pdiff.events` data.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from html import escape
@@ -60,24 +59,19 @@ def shown(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
-def inspect_attrs(step: int, conf: float | None, candidates: Sequence[Candidate]) -> str:
-    """The slot's data attributes (escaped) and its tabindex; `step` is 0-based."""
-    top = json.dumps([[c.token_id, c.text, c.prob] for c in candidates], ensure_ascii=False)
+def inspect_attrs(step: int, conf: float | None) -> str:
+    """The slot's tabindex (a click focuses it) and data attributes; `step` is 0-based."""
     conf_value = "" if conf is None or not math.isfinite(conf) else f"{conf:.4f}"
-    return (f' tabindex="0" data-step="{step + 1}" data-conf="{conf_value}"'
-            f' data-top="{escape(top, quote=True)}"')
+    return f' tabindex="0" data-step="{step + 1}" data-conf="{conf_value}"'
 
 
 def tip_html(text: str, step: int, conf: float | None, candidates: Sequence[Candidate]) -> str:
-    """The tooltip of a committed slot: its step and confidence, and the model's candidates
-    with their probabilities at that step (the committed token's row marked)."""
+    """The tooltip of a committed slot: its step and confidence (under the sampling settings),
+    then the model's candidates at that step, each text and probability (the committed one
+    marked). Terse markup: every committed slot of a live run carries one."""
     conf_text = "–" if conf is None or not math.isfinite(conf) else f"{conf:.2f}"
     rows = "".join(
-        f'<span class="pd-cand{" pd-chosen" if c.text == text else ""}">'
-        f'<span class="pd-cand-text">{escape(shown(c.text))}</span>'
-        f'<span class="pd-cand-p">{c.prob:.4f}</span>'
-        f'<span class="pd-cand-bar" style="width:{min(max(c.prob, 0.0), 1.0) * 100:.0f}%"></span></span>'
-        for c in candidates)
-    return (f'<span class="pd-tip" role="tooltip"><span class="pd-tip-head">committed at step '
-            f'{step + 1} · confidence {conf_text}</span><span class="pd-tip-sub">the model\'s top '
-            f'{len(candidates)} at that step (temperature 1)</span>{rows}</span>')
+        f'<i{" class=pd-chosen" if c.text == text else ""}>{escape(shown(c.text))}</i>'
+        f"<u>{c.prob:.4f}</u>" for c in candidates)
+    return (f'<span class="pd-tip" role="tooltip"><b>step {step + 1} · confidence {conf_text}</b>'
+            f"<s>model's top {len(candidates)}, temperature 1</s>{rows}</span>")

@@ -271,7 +271,7 @@ def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
     top = span.top[i] if span.top else None
     if top is not None and span.step_of[i] is not None:  # the inspector: a tooltip, no title
         return (f'<span class="pd-tok pd-{state}{extra} pd-inspect" style="--p:{level}"'
-                f'{inspect_attrs(span.step_of[i], p, top)}>{escape(text)}'
+                f'{inspect_attrs(span.step_of[i], p)}>{escape(text)}'
                 f'{tip_html(text, span.step_of[i], p, top)}</span>')
     return (f'<span class="pd-tok pd-{state}{extra}" style="--p:{level}" '
             f'title="{escape(tip)}">{escape(text)}</span>')
