@@ -7,7 +7,8 @@ last round, for the attention picture.
 
 This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only
 (and reads plan items as `pdiff.plan` does).
-Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`.
+Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`, and a
+committed slot's inspector tooltip (step, confidence, top candidates) in `pdiff.app.inspector`.
 """
 
 from __future__ import annotations
