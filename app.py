@@ -31,6 +31,7 @@ from pdiff.app.inputs import (  # noqa: E402
     schedule_note,
 )
 from pdiff.app.machine import start_machine  # noqa: E402
+from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.speed import speed_note  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
@@ -212,6 +213,8 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     with gr.Row():
         replay = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
                            elem_id="replay", info="Drag to see the run after its first k events")
+        play_speed = gr.Radio([(speed_label(s), s) for s in SPEEDS], value=1.0, label="Play speed",
+                              elem_id="play-speed", scale=0, min_width=280)
         play_btn = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
 
     gr.Markdown("### Latency and quality")
@@ -287,7 +290,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     event = trace_in.upload(called(APP.replay_trace), [trace_in, session],
                             [*VIEW_OUT, stats_json, session], api_name="replay_trace")
     run_events += [event, event.then(**after)]
-    run_events.append(play_btn.click(streamed(APP.play), [session], [*VIEW_OUT, replay],
+    run_events.append(play_btn.click(streamed(APP.play), [session, play_speed], [*VIEW_OUT, replay],
                                      api_visibility="private"))
     replay.input(called(APP.replay_step), [replay, session], VIEW_OUT, trigger_mode="always_last",
                  api_visibility="private", concurrency_limit=None)

@@ -22,6 +22,8 @@ import torch
 from pdiff import sampling
 from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig
 from pdiff.events import (
+    TOP_CANDIDATES,
+    Candidate,
     DenoiseStep,
     Event,
     Finished,
@@ -324,22 +326,29 @@ class Engine:
             flat = torch.argsort((~masked).flatten().int(), stable=True)[: sum(left)]  # (N,)
             where = (flat // slots.shape[1], flat % slots.shape[1])  # (N,) x 2
             rows = row_of[slots[where] - 1]
-            tokens, probs = sampling.sample(
-                sampling.ban(logits[rows], self._span_bans),
-                cfg.temperature, cfg.top_p, cfg.top_k, run.generator)
+            banned = sampling.ban(logits[rows], self._span_bans)  # (N, V)
+            tokens, probs = sampling.sample(banned, cfg.temperature, cfg.top_p, cfg.top_k,
+                                            run.generator)
+            top_probs, top_ids = sampling.top_candidates(banned, TOP_CANDIDATES)  # (N, K) each
             scores = torch.full(masked.shape, sampling.NEG_INF, device=dev)
             conf = torch.zeros(masked.shape, device=dev)
             scores[where] = score(probs, tokens)
             conf[where] = sampling.score_confidence(probs, tokens)
             proposal = torch.zeros_like(slots)
             proposal[where] = tokens
+            top_at = torch.zeros((2, top_ids.shape[1], *masked.shape), device=dev)  # (2, K, S, L)
+            top_at[0][(slice(None), *where)] = top_ids.T.float()  # exact: ids < 2**24
+            top_at[1][(slice(None), *where)] = top_probs.T
             commit, carry = rule(masked, scores, conf, step, rd.steps, tau, carry)  # (S, L) bool
             lay.ids[at] = torch.where(commit, proposal, lay.ids[at])
             conf_at = torch.where(commit, conf, conf_at)
             masked &= ~commit
             run.counts["denoise_steps"] += 1
-            # The step's one read of the device: every slot's id, commit flag and confidence.
-            snapshot = torch.stack([lay.ids[at].double(), commit.double(), conf_at.double()]).tolist()
+            # The step's one read of the device: every slot's id, commit flag and confidence,
+            # and this step's candidates (K ids, then K probabilities) at every slot.
+            snapshot = torch.cat([torch.stack([lay.ids[at].double(), commit.double(),
+                                               conf_at.double()]),
+                                  top_at.flatten(0, 1).double()]).tolist()  # (3 + 2K, S, L)
             left = [n - int(sum(row)) for n, row in zip(left, snapshot[1])]
             yield from self._emit(run, self._step_event(rd.index, step, lengths, snapshot))
             step += 1
@@ -348,18 +357,26 @@ class Engine:
             run.confidences += [c for row, n in zip(snapshot[2], lengths) for c in row[:n]]
 
     def _step_event(self, rnd: int, step: int, lengths: list[int], snapshot) -> DenoiseStep:
-        """Plain-data view of every span, from a step's snapshot [ids, commits, confidences]."""
-        ids, commit, conf = snapshot  # each (S, L) nested lists of floats
+        """Plain-data view of every span, from a step's snapshot [ids, commits, confidences,
+        K candidate ids, K candidate probabilities], each (S, L) nested lists of floats."""
+        ids, commit, conf, *top = snapshot
         mask = self.tags.mask
-        tokens, token_ids, committed, confidence = [], [], [], []
+        tokens, token_ids, committed, confidence, candidates = [], [], [], [], []
         for s, n in enumerate(lengths):
             row = [int(t) for t in ids[s][:n]]
             token_ids.append(tuple(row))
             tokens.append(tuple(None if t == mask else self.tok.piece(t) for t in row))
             committed.append(tuple(i for i in range(n) if commit[s][i]))
             confidence.append(tuple(None if c != c else round(c, 4) for c in conf[s][:n]))
+            candidates.append(tuple(self._candidates(top, s, i) for i in committed[-1]))
         return DenoiseStep(rnd, step, tuple(tokens), tuple(token_ids), tuple(committed),
-                           tuple(confidence))
+                           tuple(confidence), tuple(candidates))
+
+    def _candidates(self, top: list, s: int, i: int) -> tuple[Candidate, ...]:
+        """Slot i of span s: its candidates, most likely first; impossible (banned) ones left out."""
+        k = len(top) // 2
+        pairs = [(int(top[j][s][i]), top[k + j][s][i]) for j in range(k)]
+        return tuple(Candidate(t, self.tok.piece(t), round(p, 4)) for t, p in pairs if p > 0)
 
     # 4) sync ---------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ about models, tensors or displays.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
+
+TOP_CANDIDATES = 5  # candidates a DenoiseStep keeps per committed slot
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,15 @@ class SpansOpened:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One of the model's most likely tokens for a slot, at the step that slot was committed."""
+
+    token_id: int
+    text: str  # the token's text, tags shown as they are
+    prob: float  # under the model's own distribution: temperature 1, no top-p or top-k
+
+
+@dataclass(frozen=True)
 class DenoiseStep:
     """One parallel denoise step over every span of a round."""
 
@@ -76,6 +87,9 @@ class DenoiseStep:
     token_ids: tuple[tuple[int, ...], ...]  # per span, per slot (the mask id while masked)
     committed: tuple[tuple[int, ...], ...]  # per span: slots committed in this step
     confidence: tuple[tuple[float | None, ...], ...]  # per span, per slot: prob. at commit
+    # Per span, per slot of `committed` (same order): the model's top candidates (at most
+    # TOP_CANDIDATES), most likely first. Empty in traces written before it existed.
+    top: tuple[tuple[tuple[Candidate, ...], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,13 +148,19 @@ def from_dict(data: dict) -> Event:
     if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
         raise ValueError(f"not an event: {str(data)[:80]!r}")
     cls = EVENT_TYPES[data["type"]]
-    names = {f.name for f in dataclasses.fields(cls)}
-    if set(data) - {"type"} != names:
-        raise ValueError(f"a {cls.__name__} event needs exactly the fields {sorted(names)}")
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
+    required = {f.name for f in fields if f.default is MISSING}  # a field with a default is newer
+    if not required <= set(data) - {"type"} <= names:
+        optional = "".join(f", {n} optional" for n in sorted(names - required))
+        raise ValueError(f"a {cls.__name__} event needs exactly the fields {sorted(names)}{optional}")
     values = {k: _tuples(v) for k, v in data.items() if k != "type"}
     if cls is SpansOpened:
         values["items"] = tuple(PlanItem(**dict(i)) for i in data["items"])
     if cls is Finished:
         values["plan"] = tuple(tuple(PlanItem(**dict(i)) for i in r) for r in data["plan"])
         values["stats"] = Stats(**data["stats"])
+    if cls is DenoiseStep and "top" in data:
+        values["top"] = tuple(tuple(tuple(Candidate(**dict(c)) for c in slot) for slot in span)
+                              for span in data["top"])
     return cls(**values)

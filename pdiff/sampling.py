@@ -2,6 +2,7 @@
 
 - `sample`: temperature, top-k and top-p sampling of every row at once, returning the adjusted
   distribution that the confidence scores are computed on (spec section 4.3).
+- `top_candidates`: the model's k most likely tokens per row, for the token inspector.
 - `SCORES`: how sure the model is at each masked slot (entropy, confidence, margin).
 - `SCHEDULES`: how many slots each span commits this step. Vectorised over spans: (S, L) tensors,
   no Python loop over spans. The engine drives them; they know nothing about tags or models.
@@ -75,6 +76,16 @@ def sample(
     p = probs.to(generator.device) if generator else probs
     drawn = (p / torch.empty_like(p).exponential_(1, generator=generator)).argmax(-1)  # (N,)
     return drawn.to(probs.device), probs
+
+
+def top_candidates(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most likely tokens of the model's own distribution (temperature 1, no top-p or
+    top-k), for the token inspector. (N, V) -> (probs (N, k), ids (N, k)), descending.
+
+    The same NaN-safe softmax as `adjusted_probs`; no randomness, so sampling is untouched."""
+    probs = adjusted_probs(logits, 0.0, 1.0, 0)  # (N, V)
+    top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return top.values, top.indices
 
 
 def ban(logits: torch.Tensor, ids: torch.Tensor | list[int]) -> torch.Tensor:

@@ -220,3 +220,51 @@ def test_timeline_shows_one_mark_per_forward(browser, server):
         assert not problems, "\n".join(problems)
     finally:
         page.close()
+
+
+def test_token_inspector_hover_click_and_replay(browser, server):
+    """Hovering a committed span token shows its step, confidence and the model's top 5 with
+    probabilities; a click keeps it open after the pointer leaves; scrubbed back, the replay
+    shows the same for the slots committed by then; Play at 4× ends on the last frame."""
+    page, problems = open_page(browser, server, 1280, 900)
+    try:
+        page.click("#rerun")  # the starter plan: three spans on the tiny model
+        page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+        wait_until(lambda: page.locator("#replay input[type=range]").is_enabled(), "the scrubber")
+        token = page.locator("#span-lanes .pd-inspect").nth(1)
+        tip = token.locator(".pd-tip")
+        assert not tip.is_visible()
+        token.hover()
+        tip.wait_for(state="visible", timeout=TIMEOUT_MS)
+        text = tip.inner_text()
+        assert f"step {token.get_attribute('data-step')} · " in text
+        assert f"confidence {float(token.get_attribute('data-conf')):.2f}" in text
+        probs = [float(p) for p in tip.locator("u").all_inner_texts()]
+        assert len(probs) == tip.locator("i").count() == 5 and "top 5" in text
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.001
+        box = tip.bounding_box()
+        assert box and box["width"] > 100 and box["x"] + box["width"] <= 1280
+        page.screenshot(path=str(artifacts() / "app-inspector.png"), full_page=False)
+        other = page.locator("#span-lanes .pd-inspect").nth(3)
+        other.click()
+        page.mouse.move(5, 5)  # the pointer leaves: the clicked (focused) token keeps its tip
+        other.locator(".pd-tip").wait_for(state="visible", timeout=TIMEOUT_MS)
+        assert not tip.is_visible()
+
+        # scrub back to the middle of the run: fewer slots are inspectable, each from its step
+        n = int(page.locator("#replay input[type=range]").get_attribute("max"))
+        full = page.locator("#span-lanes .pd-inspect").count()
+        page.locator("#replay input[type=range]").fill(str(n // 2))
+        wait_until(lambda: 0 < page.locator("#span-lanes .pd-inspect").count() < full, "a replay frame")
+        page.locator("#span-lanes .pd-inspect").first.hover()
+        page.locator("#span-lanes .pd-inspect .pd-tip").first.wait_for(state="visible")
+        assert page.locator("#span-lanes .pd-masked").count() > 0
+
+        page.get_by_label("4×").check()
+        page.click("#play")
+        wait_until(lambda: page.locator("#span-lanes .pd-inspect").count() == full, "Play to the end")
+        wait_until(lambda: page.locator("#replay input[type=range]").input_value() == str(n),
+                   "the scrubber at the last frame")
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()

@@ -285,3 +285,29 @@ def test_ar_mode_reports_token_confidence(engine):
     """The AR baseline reports the mean probability of the tokens it wrote."""
     s = engine.generate_text("Write.", greedy(mode="autoregressive")).stats
     assert s.mean_confidence is not None and 0 < s.mean_confidence <= 1
+
+
+def test_steps_carry_the_top_candidates_of_the_slots_they_commit(engine):
+    """Each denoise step lists, for exactly the slots it committed, the model's 5 most likely
+    tokens, most likely first, with the softmax of the scripted model's known logits (span tags
+    banned) at that slot: the fill token, its runner-up, then three of the tied rest."""
+    plan = "<promise>-<topic>alpha 2</topic><promise>-<topic>beta 1</topic><|im_end|>"
+    fake, fill = _scripted(engine, plan)
+    events = list(fake.generate("Write.", GenerationConfig(temperature=0.0, length_scale=3)))
+    final = events[-1]
+    starts = [len(final.prompt_ids) + i + 1 for i, t in enumerate(final.token_ids) if t == engine.tags.async_]
+    steps = [e for e in events if isinstance(e, DenoiseStep)]
+    assert steps and sum(len(c) for e in steps for c in e.committed) == 6 + 3
+    for e in steps:
+        assert [len(t) for t in e.top] == [len(c) for c in e.committed]
+        for s, slots in enumerate(e.committed):
+            for slot, candidates in zip(slots, e.top[s], strict=True):
+                pos = starts[s] + slot  # the slot's sequence position; Dream reads row pos - 1
+                row = fake.model(None, torch.tensor([pos - 1]), None)[0, 0]
+                probs = torch.softmax(row.index_fill(0, fake._span_bans, float("-inf")), -1)
+                want = probs.topk(5).values.tolist()
+                assert [c.prob for c in candidates] == pytest.approx(want, abs=1e-4)
+                assert [c.token_id for c in candidates[:2]] == [fill, fill + 1]
+                ids = [c.token_id for c in candidates]
+                assert len(set(ids)) == 5 and all(probs[i] == probs[ids[2]] for i in ids[2:])
+                assert all(c.text == engine.tok.piece(c.token_id) for c in candidates)

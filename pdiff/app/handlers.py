@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 
 from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.inputs import MAX_SPAN_UNITS, check_prompt, plan_rows, rows_to_plan, run_config, sweep_grid
+from pdiff.app.playback import PlaybackError, play_schedule
 from pdiff.app.session import FRAME_INTERVAL, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html, why_line
@@ -228,23 +228,28 @@ class DemoApp:
             k = len(session.events)
         return self._replay(session, min(max(k, 0), len(session.events)))
 
-    def play(self, session=None):
-        """Replay the last run from the start at about 15 frames a second (bounded)."""
+    def play(self, session=None, speed=1.0):
+        """Replay the last run from the start at `speed` (one of playback.SPEEDS; 1 is about
+        15 frames a second, at most MAX_REPLAY_FRAMES frames)."""
         session = Session.of(session)
         n = len(session.events)
         if not n:
             yield {WARNING: "nothing to replay yet: generate or load a trace first"}
             return
-        stride = max(1, math.ceil(n / MAX_REPLAY_FRAMES))
-        for k in [*range(0, n, stride), n]:
+        try:
+            frames, pause = play_schedule(n, speed, MAX_REPLAY_FRAMES)
+        except PlaybackError as err:
+            yield {WARNING: str(err)}
+            return
+        for k in frames:
             yield self._replay(session, k, replay=k)
             if k < n:
-                self.sleep(1 / 15)
+                self.sleep(pause)
 
     def replay_trace(self, trace_file, session=None) -> dict:
         """Load a saved trace and show its last frame; no model is run."""
         session = Session.of(session)
-        view = RunView()
+        view = RunView(vocab_size=self.models.pd.model.config.vocab_size)
         try:
             settings, events = read_trace(trace_file, view)
         except TraceError as err:

@@ -7,7 +7,8 @@ last round, for the attention picture.
 
 This module knows nothing of gradio, torch or models: it reads plain `pdiff.events` data only
 (and reads plan items as `pdiff.plan` does).
-Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`.
+Charts and the attention picture live in `pdiff.app.chart`, traces in `pdiff.app.trace`, and a
+committed slot's inspector tooltip (step, confidence, top candidates) in `pdiff.app.inspector`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
 
+from pdiff.app.inspector import check_candidates, inspect_attrs, tip_html
 from pdiff.events import (
+    Candidate,
     DenoiseStep,
     Event,
     Finished,
@@ -55,6 +58,7 @@ class SpanView:
     tokens: tuple[str | None, ...]
     confidence: tuple[float | None, ...]
     step_of: list[int | None]  # step at which each slot was committed, None while masked
+    top: list[tuple[Candidate, ...] | None] = field(default_factory=list)  # per slot, once known
 
     @property
     def filled(self) -> int:
@@ -97,6 +101,7 @@ class RunView:
     finished: Finished | None = None
     last_step: tuple[int, int] | None = None  # (round, step) of the latest DenoiseStep
     count: int = 0  # events folded
+    vocab_size: int | None = None  # when known, candidate ids are checked against it
 
     def round(self, index: int) -> RoundView:
         return self.rounds.setdefault(index, RoundView(index))
@@ -117,7 +122,8 @@ class RunView:
                 raise ValueError(f"the spans of round {ev.round + 1} opened twice")
             rnd.opened, rnd.terminator, rnd.steps = True, ev.terminator, ev.steps
             rnd.spans = [SpanView(i.topic, i.units, i.length, (None,) * i.length,
-                                  (None,) * i.length, [None] * i.length) for i in ev.items]
+                                  (None,) * i.length, [None] * i.length, [None] * i.length)
+                          for i in ev.items]
         elif isinstance(ev, DenoiseStep):
             self._step(ev)
         elif isinstance(ev, RoundEnd):
@@ -140,11 +146,14 @@ class RunView:
             len(x[s]) != span.length for x in shapes for s, span in enumerate(rnd.spans)
         ):
             raise ValueError(f"a denoise step of round {ev.round + 1} does not fit its spans")
+        check_candidates(ev, self.vocab_size)
         for s, span in enumerate(rnd.spans):
-            for slot in ev.committed[s]:
+            for j, slot in enumerate(ev.committed[s]):
                 if not 0 <= slot < span.length:
                     raise ValueError(f"slot {slot} is outside span {s + 1} of round {ev.round + 1}")
                 span.step_of[slot] = ev.step
+                if ev.top:
+                    span.top[slot] = ev.top[s][j]
             span.tokens, span.confidence = ev.tokens[s], ev.confidence[s]
         rnd.step = ev.step
         self.last_step = (ev.round, ev.step)
@@ -260,6 +269,11 @@ def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
     text = span.tokens[i]
     extra = " pd-pad" if text == PAD else ""
     level = _f(min(max(p, 0.0), 1.0)) if p is not None and math.isfinite(p) else "0"
+    top = span.top[i] if span.top else None
+    if top is not None and span.step_of[i] is not None:  # the inspector: a tooltip, no title
+        return (f'<span class="pd-tok pd-{state}{extra} pd-inspect" style="--p:{level}"'
+                f'{inspect_attrs(span.step_of[i], p)}>{escape(text)}'
+                f'{tip_html(text, span.step_of[i], p, top)}</span>')
     return (f'<span class="pd-tok pd-{state}{extra}" style="--p:{level}" '
             f'title="{escape(tip)}">{escape(text)}</span>')
 
