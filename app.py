@@ -183,14 +183,19 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             plan_out = _html("plan-lane", "plan")
             gr.Markdown("### Spans")
             spans_out = _html("span-lanes", "spans")
-            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
-                                interactive=False, elem_id="answer")
-            facts = _html("facts", "facts of the prompt")
-            notices = _html("notices", "notices")
         with gr.Column(scale=2, min_width=280):
             gr.Markdown(f"### Autoregressive baseline\n{APP.models.baseline_note}.")
             baseline_btn = gr.Button("Run AR baseline", elem_id="baseline")
             ar_lane = _html("ar-lane", "AR lane")
+    notices = _html("notices", "notices")
+    # The answers get their own row: side by side on a wide page, and on a phone the AR answer
+    # comes right after the planned answer's fact marks, not after every span card.
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
+                                interactive=False, elem_id="answer")
+            facts = _html("facts", "facts of the prompt")
+        with gr.Column(scale=2, min_width=280):
             ar_answer = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
                                    interactive=False, elem_id="ar-answer")
             ar_facts = _html("ar-facts", "facts of the prompt, AR")
@@ -223,7 +228,8 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
                     "(plan again after) or `end`. Then re-run diffusion with this plan.")
         plan_table = gr.Dataframe(APP.example_plan or None, headers=PLAN_HEADERS,
                                   datatype=["number", "str", "number", "str"], type="array",
-                                  interactive=True, elem_id="plan-table", show_label=False)
+                                  interactive=True, elem_id="plan-table", show_label=False,
+                                  wrap=True, column_widths=["21%", "33%", "23%", "23%"])
         rerun_btn = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
 
     with gr.Accordion("Save or load a run", open=False):
