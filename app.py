@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
-from pdiff.app.facts import scope_line  # noqa: E402
+from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
 from pdiff.app.handlers import SKIP, WARNING, DemoApp, Update  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
@@ -226,6 +226,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     with gr.Accordion("Plan editor", open=True):
         gr.Markdown("Edit topics and lengths (units of the length scale); `ends with` is `sync` "
                     "(plan again after) or `end`. Then re-run diffusion with this plan.")
+        gr.Markdown(plan_editor_note(APP.models.kind), elem_id="plan-topics-note")
         plan_table = gr.Dataframe(APP.example_plan or None, headers=PLAN_HEADERS,
                                   datatype=["number", "str", "number", "str"], type="array",
                                   interactive=True, elem_id="plan-table", show_label=False,

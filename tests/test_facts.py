@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pdiff.app.facts import NO_FACTS, Judge, fact_marks_html, scope_line
+from pdiff.app.facts import NO_FACTS, Judge, fact_marks_html, plan_editor_note, scope_line
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import default_schedule
 from pdiff.app.settings import QUALITY_LABELS, RELEASED_PD, Models, settings_from_env
@@ -136,3 +136,9 @@ def test_bundled_run_without_facts_still_runs_and_says_so(bundled_app):
     assert final["answer"].strip() and final["facts"] == ""
     assert "likely invented" in final["notices"] and "no facts" in final["notices"]
     assert "likely invented" in frames[0]["notices"]  # said from the first frame on
+
+
+def test_plan_editor_note_only_for_the_measured_model():
+    """The bundled model's plan editor says topics do not steer it; other models get no claim."""
+    assert "not by topic" in plan_editor_note("bundled") and "topic-steering" in plan_editor_note("bundled")
+    assert plan_editor_note("released") == plan_editor_note("folder") == ""

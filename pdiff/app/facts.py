@@ -42,6 +42,17 @@ def scope_line(kind: str, display_name: str, released_id: str = RELEASED_PD[0]) 
             "page does not know its task. Quality is the mean commit confidence.")
 
 
+def plan_editor_note(kind: str) -> str:
+    """What the plan editor's topics do for this model, as measured by scripts/topic-steering.py
+    on the bundled model; "" for other models (not measured)."""
+    if kind != "bundled":
+        return ""
+    return ("**Topics do not steer this model.** It places facts by span order, not by topic: with "
+            "the topics of its own plans reversed (lengths kept), the facts stay at their span's "
+            "position (measured with `scripts/topic-steering.py`). Lengths and the number of spans "
+            "do change the answer.")
+
+
 @dataclass(frozen=True)
 class Judge:
     """How the loaded model's answers are judged: "checker" (bundled) or "confidence"."""
