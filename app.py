@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402
 
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
+from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
 from pdiff.app.handlers import SKIP, WARNING, DemoApp, Update  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
@@ -133,6 +134,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     gr.Markdown(f"# Planned Diffusion, live\nA short autoregressive **plan**, then every promised "
                 f"**span** filled in parallel by diffusion. Model: `{APP.models.display_name}` on "
                 f"`{SETTINGS.device}`; quality on the chart: {APP.label}.")
+    gr.Markdown(scope_line(APP.models.kind, APP.models.display_name), elem_id="scope")
     gr.HTML(legend_html(), js_on_load=None)
 
     with gr.Row(equal_height=False):
@@ -195,15 +197,22 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
             spans_out = _html("span-lanes", "spans")
             why_out = _html("why", "why")
             timeline_out = gr.Plot(show_label=False, elem_id="timeline")
-            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
-                                interactive=False, elem_id="answer")
-            notices = _html("notices", "notices")
         with gr.Column(scale=2, min_width=280):
             gr.Markdown(f"### Autoregressive baseline\n{APP.models.baseline_note}.")
             baseline_btn = gr.Button("Run AR baseline", elem_id="baseline")
             ar_lane = _html("ar-lane", "AR lane")
+    notices = _html("notices", "notices")
+    # The answers get their own row: side by side on a wide page, and on a phone the AR answer
+    # comes right after the planned answer's fact marks, not after every span card.
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
+            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
+                                interactive=False, elem_id="answer")
+            facts = _html("facts", "facts of the prompt")
+        with gr.Column(scale=2, min_width=280):
             ar_answer = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
                                    interactive=False, elem_id="ar-answer")
+            ar_facts = _html("ar-facts", "facts of the prompt, AR")
             ar_stats = _html("ar-stats", "AR stats")
 
     gr.Markdown("### Stats")
@@ -233,9 +242,11 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     with gr.Accordion("Plan editor", open=True):
         gr.Markdown("Edit topics and lengths (units of the length scale); `ends with` is `sync` "
                     "(plan again after) or `end`. Then re-run diffusion with this plan.")
+        gr.Markdown(plan_editor_note(APP.models.kind), elem_id="plan-topics-note")
         plan_table = gr.Dataframe(APP.example_plan or None, headers=PLAN_HEADERS,
                                   datatype=["number", "str", "number", "str"], type="array",
-                                  interactive=True, elem_id="plan-table", show_label=False)
+                                  interactive=True, elem_id="plan-table", show_label=False,
+                                  wrap=True, column_widths=["21%", "33%", "23%", "23%"])
         rerun_btn = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
 
     with gr.Accordion("Save or load a run", open=False):
@@ -252,14 +263,14 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     C = {"plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
          "notices": notices, "stats_json": stats_json, "ar_lane": ar_lane, "ar_answer": ar_answer,
          "ar_stats": ar_stats, "chart": chart_out, "replay": replay, "plan_table": plan_table,
-         "trace_file": trace_out, "visibility": visibility, "session": session,
-         "timeline": timeline_out, "why": why_out}
+         "trace_file": trace_out, "visibility": visibility, "session": session, "facts": facts,
+         "ar_facts": ar_facts, "timeline": timeline_out, "why": why_out}
 
     def outs(*names):
         return [C[n] for n in names]
 
     RUN_OUT = outs("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane",
-                   "ar_answer", "ar_stats", "chart", "session")
+                   "ar_answer", "ar_stats", "chart", "session", "facts", "ar_facts")
     AFTER_OUT = outs("replay", "visibility", "plan_table", "trace_file", "notices", "timeline", "why")
     VIEW_OUT = outs("plan", "spans", "answer", "notices", "stats")
     knobs = [steps_ratio, threshold, threshold_rule, unmask, temperature, top_p, seed,
@@ -279,7 +290,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
     event = baseline_btn.click(
         streamed(APP.baseline, GPU_BASELINE),
         [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
-        outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session"),
+        outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session", "ar_facts"),
         api_name="baseline", **model_run)
     run_events += [event, event.then(called(APP.timeline), [session], outs("timeline", "why"),
                                      api_visibility="private")]
@@ -288,11 +299,11 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
                               length_scale, attention, use_cache, max_new_tokens, relative, session],
         outs("notices", "chart", "stats_json", "session"), api_name="sweep", **model_run))
     event = trace_in.upload(called(APP.replay_trace), [trace_in, session],
-                            [*VIEW_OUT, stats_json, session], api_name="replay_trace")
+                            [*VIEW_OUT, stats_json, session, facts], api_name="replay_trace")
     run_events += [event, event.then(**after)]
-    run_events.append(play_btn.click(streamed(APP.play), [session, play_speed], [*VIEW_OUT, replay],
+    run_events.append(play_btn.click(streamed(APP.play), [session, play_speed], [*VIEW_OUT, replay, facts],
                                      api_visibility="private"))
-    replay.input(called(APP.replay_step), [replay, session], VIEW_OUT, trigger_mode="always_last",
+    replay.input(called(APP.replay_step), [replay, session], [*VIEW_OUT, facts], trigger_mode="always_last",
                  api_visibility="private", concurrency_limit=None)
     stop_btn.click(None, cancels=run_events)
     relative.change(called(APP.rechart), [relative, session], [chart_out],

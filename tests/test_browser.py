@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pdiff.loader import BUNDLED
-from pdiff.notes.checker import score
+from pdiff.notes.checker import fact_results, parse_facts, score
 from tests import apphelpers as H
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,6 +59,13 @@ def browser():
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     return H.shared_server(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundled_server(tmp_path_factory):
+    server = H.start_server("bundled", tmp_path_factory.mktemp("bundled"))  # PDIFF_MODEL's default
+    yield server
+    server.stop()
 
 
 def open_page(browser, server, width: int, height: int):
@@ -147,48 +154,79 @@ def test_phone_layout_and_enter_key(browser, server):
         page.close()
 
 
-def test_bundled_model_in_browser(browser, tmp_path):
+def marks_on_page(page, box: str) -> list[str]:
+    return [c.split("pd-fact-")[1] for c in page.locator(f"{box} .pd-fact").evaluate_all(
+        "els => els.map(e => e.className)")]
+
+
+def test_bundled_model_in_browser(browser, bundled_server):
     """The app as a user first sees it: the bundled model, its first example, its default
-    schedule, Generate. The plan has >= 2 spans, every span card fills, and both answers state
-    some of the prompt's facts. The reference schedule is one click away."""
-    server = H.start_server("bundled", tmp_path)  # what PDIFF_MODEL defaults to
+    schedule, Generate. The scope line says what the model does; the plan has >= 2 spans, every
+    span card fills, both answers state some of the prompt's facts, and beside each answer every
+    fact of the prompt is marked as the checker marks that answer. The stats show the checker
+    score. The reference schedule is one click away."""
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    scope = page.locator("#scope").inner_text()
+    assert "made-up cities, products, people and animals" in scope and "GPU" in scope
+    prompt = page.locator("#prompt textarea").input_value()
+    assert "Facts:" in prompt  # the first bundled example is in the box
+    decoding = json.loads((BUNDLED / "config.json").read_text())["pdiff"]["decoding"]
+    ratio = float(page.locator("#steps_ratio input[type=number]").input_value())
+    assert ratio == decoding["steps_ratio"]  # the controls start at the checkpoint's default
+    rule = page.locator("#threshold_rule input:checked").get_attribute("value")
+    assert rule == decoding.get("threshold_rule", "off")
+    assert "Default schedule" in page.locator("#schedule_note").inner_text()
+    page.check("#compare input[type=checkbox]")  # with the bundled AR baseline after it
+    page.click("#generate")
+    page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#chart .scatterlayer .point", timeout=TIMEOUT_MS)
+    assert page.locator("#span-lanes .pd-span").count() >= 2
+    assert page.locator("#span-lanes .pd-masked").count() == 0
+    answer = page.locator("#answer textarea").input_value()
+    result = score(prompt, answer)
+    # The v2 models state 0.41 (PD) and 0.72 (AR) of the facts on average (model card); one
+    # prompt at temperature 0.2 varies, so the floors only tell a working model from a broken one.
+    assert result.fact_accuracy >= 0.15, (answer, result)
+    page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
+    ar_answer = page.locator("#ar-answer textarea").input_value()
+    assert score(prompt, ar_answer).fact_accuracy >= 0.3, ar_answer
+    n = len(parse_facts(prompt))
+    page.wait_for_selector("#ar-facts .pd-fact", timeout=TIMEOUT_MS)
+    for box, text in (("#facts", answer), ("#ar-facts", ar_answer)):
+        marks = marks_on_page(page, box)
+        assert len(marks) == n and marks == [r.mark for r in fact_results(prompt, text)]
+    stats = page.locator("#stats").inner_text()
+    assert "quality · checker score" in stats and f"{score(prompt, answer).value:.2f}" in stats
+    assert "likely invented" not in page.locator("#notices").inner_text()
+    page.wait_for_timeout(300)  # let the chart finish drawing
+    shot = artifacts() / "app-bundled.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("PDIFF_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, H.ROOT / "docs" / "screenshot.png")
+    page.click("#schedule_reference")
+    page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
+                           timeout=TIMEOUT_MS)
+    assert float(page.locator("#steps_ratio input[type=number]").input_value()) == 1.0
+    assert not problems, "\n".join(problems)
+    page.close()
+
+
+def test_bundled_model_says_an_off_topic_answer_is_likely_invented(browser, bundled_server):
+    """A prompt without facts still runs on the bundled model, and the notices say the answer is
+    likely invented and why; no fact is marked."""
+    page, problems = open_page(browser, bundled_server, 1280, 900)
     try:
-        page, problems = open_page(browser, server, 1280, 900)
-        prompt = page.locator("#prompt textarea").input_value()
-        assert "Facts:" in prompt  # the first bundled example is in the box
-        decoding = json.loads((BUNDLED / "config.json").read_text())["pdiff"]["decoding"]
-        ratio = float(page.locator("#steps_ratio input[type=number]").input_value())
-        assert ratio == decoding["steps_ratio"]  # the controls start at the checkpoint's default
-        rule = page.locator("#threshold_rule input:checked").get_attribute("value")
-        assert rule == decoding.get("threshold_rule", "off")
-        assert "Default schedule" in page.locator("#schedule_note").inner_text()
-        page.check("#compare input[type=checkbox]")  # with the bundled AR baseline after it
+        page.fill("#prompt textarea", "Explain how tides work.")
         page.click("#generate")
         page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
-        page.wait_for_selector("#chart .scatterlayer .point", timeout=TIMEOUT_MS)
-        assert page.locator("#span-lanes .pd-span").count() >= 2
-        assert page.locator("#span-lanes .pd-masked").count() == 0
-        answer = page.locator("#answer textarea").input_value()
-        result = score(prompt, answer)
-        # The v2 models state 0.41 (PD) and 0.72 (AR) of the facts on average (model card); one
-        # prompt at temperature 0.2 varies, so the floors only tell a working model from a broken one.
-        assert result.fact_accuracy >= 0.15, (answer, result)
-        page.wait_for_selector("#stats :text('speedup vs AR')", timeout=TIMEOUT_MS)
-        ar_answer = page.locator("#ar-answer textarea").input_value()
-        assert score(prompt, ar_answer).fact_accuracy >= 0.3, ar_answer
-        page.wait_for_timeout(300)  # let the chart finish drawing
-        shot = artifacts() / "app-bundled.png"
-        page.screenshot(path=str(shot), full_page=True)
-        if os.environ.get("PDIFF_UPDATE_SCREENSHOT") == "1":
-            shutil.copyfile(shot, H.ROOT / "docs" / "screenshot.png")
-        page.click("#schedule_reference")
-        page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
-                               timeout=TIMEOUT_MS)
-        assert float(page.locator("#steps_ratio input[type=number]").input_value()) == 1.0
+        notices = page.locator("#notices").inner_text()
+        assert "likely invented" in notices and "no facts could be read" in notices
+        assert page.locator("#answer textarea").input_value().strip()
+        assert page.locator("#facts .pd-fact").count() == 0
+        page.screenshot(path=str(artifacts() / "app-off-topic.png"), full_page=True)
         assert not problems, "\n".join(problems)
-        page.close()
     finally:
-        server.stop()
+        page.close()
 
 
 def _forward_passes(page, panel: str) -> int:
@@ -265,6 +303,33 @@ def test_token_inspector_hover_click_and_replay(browser, server):
         wait_until(lambda: page.locator("#span-lanes .pd-inspect").count() == full, "Play to the end")
         wait_until(lambda: page.locator("#replay input[type=range]").input_value() == str(n),
                    "the scrubber at the last frame")
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bundled_server):
+    """At 390 px: the plan table's last column ends inside its frame (no clipping, no sideways
+    scroll), and after a compared run the AR answer starts right after the planned answer's fact
+    marks (within 40 px), not below every span card."""
+    page, problems = open_page(browser, bundled_server, 390, 844)
+    try:
+        page.check("#compare input[type=checkbox]")
+        page.click("#generate")
+        page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#facts .pd-fact", timeout=TIMEOUT_MS)
+        box = {sel: page.locator(sel).first.bounding_box() for sel in ("#answer", "#facts", "#ar-answer")}
+        facts_end = box["#facts"]["y"] + box["#facts"]["height"]
+        assert box["#answer"]["y"] < box["#facts"]["y"] < box["#ar-answer"]["y"] <= facts_end + 40, box
+        table = page.evaluate("""() => {
+          const t = document.querySelector('#plan-table table'), frame = t.parentElement;
+          const last = [...t.querySelectorAll('thead th')].pop().getBoundingClientRect();
+          return {last: last.right, frame: frame.getBoundingClientRect().right,
+                  scroll: frame.scrollWidth, client: frame.clientWidth};
+        }""")
+        assert table["last"] <= table["frame"] + 1 and table["scroll"] <= table["client"] + 1, table
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(artifacts() / "app-phone-bundled.png"), full_page=True)
         assert not problems, "\n".join(problems)
     finally:
         page.close()

@@ -12,8 +12,17 @@ import re
 
 import pytest
 
-from pdiff.notes.checker import Score, fact_stated, format_problems, parse_facts, score
-from pdiff.notes.data import SPLITS, Example, Fact, make_split
+from pdiff.notes.checker import (
+    FactResult,
+    Score,
+    fact_results,
+    fact_stated,
+    format_problems,
+    parse_facts,
+    score,
+)
+from pdiff.notes.data import FORMS, SPLITS, Example, Fact, make_split
+from pdiff.notes.lexicon import ATTRS, PRODUCTS, Attr
 from pdiff.tags import CONTROL_TAGS
 
 
@@ -274,3 +283,120 @@ def test_value_halves_fact_accuracy_when_format_is_bad(format_ok: bool) -> None:
         s = score(ex.prompt, answer)
         assert s.format_ok is format_ok and 0.0 < s.fact_accuracy < 1.0
         assert s.value == (s.fact_accuracy if format_ok else s.fact_accuracy / 2)
+
+
+# --- per-fact marks: correct, wrong, missing -----------------------------------------------------
+
+
+def _attr_of(ex: Example, fact: Fact) -> Attr | None:
+    fits = lambda a: not isinstance(a.values, tuple) or fact.value in a.values
+    return next((a for a in ATTRS[ex.kind] if fact.key in a.keys and fits(a)), None)
+
+
+def _other_value(ex: Example, fact: Fact) -> str | None:
+    """Another value of the fact's own kind (another list word, number or name), not in the answer."""
+    attr = _attr_of(ex, fact)
+    pool = attr.values if attr is not None and isinstance(attr.values, tuple) else ()
+    if attr is not None and attr.values == "use":
+        pool = tuple(u for uses in PRODUCTS.values() for u in uses)
+    if pool:
+        return next((v for v in pool if v.lower() not in ex.answer.lower()), None)
+    if re.match(r"\d", fact.value):
+        return _with_number(fact, str(int(re.match(r"\d+", fact.value).group(0)) + 1))
+    if re.fullmatch(r"(the )?[A-Z][a-z]+", fact.value):
+        return re.sub(r"[A-Z][a-z]+$", "Quorbel", fact.value)
+    return None
+
+
+def _forms(split: str = "heldout", n: int = 600) -> dict[str, list[Example]]:
+    out: dict[str, list[Example]] = {form: [] for form in FORMS}
+    for ex in make_split(split, n, seed=5):
+        out[ex.form].append(ex)
+    return out
+
+
+FORM_EXAMPLES = _forms()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_reference_answer_marks_every_fact_correct(form: str) -> None:
+    """In every fact form, the reference answer states each fact: every mark is "correct"."""
+    for ex in FORM_EXAMPLES[form]:
+        results = fact_results(ex.prompt, ex.answer)
+        assert [r.fact for r in results] == list(parse_facts(ex.prompt))
+        assert len(results) == len(ex.facts)
+        assert all(r.mark == "correct" for r in results), results
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_another_value_of_the_same_kind_is_marked_wrong(form: str) -> None:
+    """Replacing one fact's value in the answer with another value of its kind marks that fact
+    "wrong", names the value said, and leaves the other facts' marks as they were."""
+    checked = 0
+    for ex in FORM_EXAMPLES[form]:
+        for i, fact in enumerate(parse_facts(ex.prompt)):
+            other = _other_value(ex, fact)
+            hits = len(re.findall(rf"(?<!\w){re.escape(fact.value)}(?!\w)", ex.answer))
+            if other is None or hits != 1:
+                continue
+            answer = re.sub(rf"(?<!\w){re.escape(fact.value)}(?!\w)", other, ex.answer)
+            results = fact_results(ex.prompt, answer)
+            assert results[i].mark == "wrong", (fact, answer)
+            assert results[i].said.lower() == other.lower()
+            before = fact_results(ex.prompt, ex.answer)
+            assert [r.mark for j, r in enumerate(results) if j != i] == [
+                r.mark for j, r in enumerate(before) if j != i]
+            checked += 1
+    assert checked >= 50, checked
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_dropped_section_marks_its_facts_missing(form: str) -> None:
+    """Without a section, a fact whose value and attribute it alone stated is "missing"."""
+    checked = 0
+    for ex in FORM_EXAMPLES[form][:40]:
+        if len(ex.rounds) > 1:  # a summary may restate a fact
+            continue
+        for i, section in enumerate(ex.rounds[0]):
+            answer = " ".join(s.text for j, s in enumerate(ex.rounds[0]) if j != i)
+            for r in fact_results(ex.prompt, answer):
+                if fact_stated(r.fact, section.text) and not fact_stated(r.fact, answer):
+                    assert r.mark == "missing", (r, answer)
+                    checked += 1
+    assert checked >= 20, checked
+
+
+@pytest.mark.parametrize(("answer", "marks"), [
+    ("It has a population of 4200.", ["correct", "missing"]),
+    ("It has a population of many.", ["missing", "missing"]),  # not a number: not said
+    ("It is known for its hot weather.", ["missing", "missing"]),  # not a "known for" value
+    ("It was founded by a group of monks.", ["missing", "missing"]),  # not a name
+    ("It was founded by Kran.", ["missing", "wrong"]),
+    ("Its founder is Kran. It has a population of 900.", ["wrong", "wrong"]),
+])
+def test_wrong_means_the_attribute_said_with_another_value_of_its_kind(answer, marks) -> None:
+    """A value of another kind, or a phrase of another attribute, is not a wrong statement."""
+    prompt = "Tell me about the city Lagil. Facts: population: 4200; founder: Stel."
+    assert [r.mark for r in fact_results(prompt, answer)] == marks
+
+
+def test_an_unknown_key_is_wrong_when_said_with_another_value() -> None:
+    """A key the data does not know ("Its shoe size is 44.") is judged by "<key> is <value>"."""
+    prompt = "Write about a person named Aro. Facts: shoe size: 42."
+    assert fact_results(prompt, "Aro's shoe size is 44.")[0] == FactResult(Fact("shoe size", "42"),
+                                                                           "wrong", "44")
+    assert fact_results(prompt, "Aro's shoe size is 42.")[0].mark == "correct"
+
+
+@pytest.mark.parametrize("prompt", ["", "Explain how tides work.", None, 7])
+def test_no_facts_no_marks(prompt) -> None:
+    """A prompt without facts (or not a string) has no marks, and never raises."""
+    assert fact_results(prompt, "Some answer.") == ()
+
+
+def test_marks_agree_with_the_score(examples: list[Example]) -> None:
+    """The facts marked "correct" are the ones `score` counts as stated."""
+    for ex in examples[:200]:
+        answer = " ".join(s.text for s in ex.rounds[0][1:])
+        marks = fact_results(ex.prompt, answer)
+        assert sum(r.mark == "correct" for r in marks) == score(ex.prompt, answer).facts_correct

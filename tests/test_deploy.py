@@ -97,4 +97,14 @@ def test_space_front_matter():
                  "dmisrael/planned-diffusion-dream7b-sft-full-attention-16ep",
                  "dmisrael/ar-dream7b-sft-16ep"):
         assert f"- {ckpt}" in meta
-    assert "preload_from_hub" in meta
+
+
+def test_cpu_space_preloads_no_checkpoint_and_the_gpu_switch_is_documented():
+    """The front matter preloads nothing (a CPU Space builds light); the README gives the
+    preload_from_hub lines that a GPU Space adds, for the model PDIFF_MODEL names there."""
+    readme = (ROOT / "README.md").read_text()
+    meta, body = readme.split("---")[1], readme.split("---", 2)[2]
+    assert "preload_from_hub" not in meta
+    switch = re.search(r"```yaml\n(preload_from_hub:\n(?:- \S+\n)+)```", body)
+    assert switch and "- dmisrael/planned-diffusion-dream7b-sft-16ep" in switch.group(1)
+    assert "PDIFF_MODEL=dmisrael/planned-diffusion-dream7b-sft-16ep" in body

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pdiff.app.chart import chart_figure, visibility_figure
+from pdiff.app.facts import Judge
 from pdiff.app.inputs import MAX_SPAN_UNITS, check_prompt, plan_rows, rows_to_plan, run_config, sweep_grid
 from pdiff.app.playback import PlaybackError, play_schedule
 from pdiff.app.session import FRAME_INTERVAL, Session, live_frames, quality_of
@@ -54,7 +55,7 @@ RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError
 # Output names a handler may set; app.py has one component (or the session state) per name.
 OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
            "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
-           "timeline", "why")
+           "facts", "ar_facts", "timeline", "why")
 WARNING = "warning"  # not an output: a message app.py shows as a toast
 SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
 
@@ -78,17 +79,25 @@ def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> dict:
     return {**out, "notices": notices_list_html(notices), **outputs}
 
 
-def run_lanes(view: RunView, ar_seconds: float | None = None) -> dict:
-    """A run's plan, spans, answer and stats (with its speedup over an AR time)."""
+def run_lanes(view: RunView, ar_seconds: float | None = None, judge: Judge | None = None,
+              prompt: str = "") -> dict:
+    """A run's plan, spans, answer and stats (with its speedup over an AR time); with a judge,
+    the answer's fact marks and the stats' quality row."""
+    quality = judge.quality_row(prompt, view) if judge else None
     return {"plan": plan_html(view), "spans": spans_html(view), "answer": answer_text(view),
-            "stats": stats_html(view, ar_seconds)}
+            "stats": stats_html(view, ar_seconds, quality),
+            **({"facts": judge.marks_html(prompt, view)} if judge else {})}
 
 
-def ar_lanes(view: RunView | None) -> dict:
-    """The AR baseline's lane, answer and stats; blank without a baseline run."""
+def ar_lanes(view: RunView | None, judge: Judge | None = None, prompt: str = "") -> dict:
+    """The AR baseline's lane, answer and stats (and, with a judge, marks and quality); blank
+    without a baseline run."""
+    marks = {"ar_facts": judge.marks_html(prompt, view)} if judge else {}
     if view is None:
-        return {"ar_lane": "", "ar_answer": "", "ar_stats": ""}
-    return {"ar_lane": spans_html(view), "ar_answer": answer_text(view), "ar_stats": stats_html(view)}
+        return {"ar_lane": "", "ar_answer": "", "ar_stats": "", **marks}
+    quality = judge.quality_row(prompt, view) if judge else None
+    return {"ar_lane": spans_html(view), "ar_answer": answer_text(view),
+            "ar_stats": stats_html(view, quality=quality), **marks}
 
 
 def status(view: RunView) -> dict:
@@ -150,6 +159,7 @@ class DemoApp:
         self.traces = traces or TraceStore()
         self.interval, self.clock, self.sleep = interval, clock, sleep
         self.examples, self.example_plan = load_examples(models.kind)
+        self.judge = Judge(models.quality_kind, models.quality_label)
 
     @property
     def label(self) -> str:
@@ -287,10 +297,12 @@ class DemoApp:
             yield error_frame(err, session)
             return
         view = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
+        judge, scope = self.judge, self.judge.notices(prompt)
 
         def draw(err=None, notes=(), result=None, chart=SKIP):
-            out = frame(run_lanes(view, session.ar_seconds.get(prompt)),
-                        ar_lanes(session.ar_view_for(prompt)), notices=[*view.notices, *notes],
+            out = frame(run_lanes(view, session.ar_seconds.get(prompt), judge, prompt),
+                        ar_lanes(session.ar_view_for(prompt), judge, prompt),
+                        notices=[*scope, *view.notices, *notes],
                         stats_json=status(view) if result is None else result, chart=chart,
                         session=session)
             return out if err is None else {**out, **error_frame(err, session)}
@@ -331,9 +343,10 @@ class DemoApp:
             return
         view = session.start_ar(prompt)
         notes = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
+        notes = [*self.judge.notices(prompt), *notes]
 
         def draw(err=None, result=None, chart=SKIP, extra=()):
-            out = frame(ar_lanes(view), notices=[*notes, *view.notices, *extra],
+            out = frame(ar_lanes(view, self.judge, prompt), notices=[*notes, *view.notices, *extra],
                         stats_json=result or status(view), chart=chart, session=session)
             return out if err is None else {**out, **error_frame(err, session)}
 
@@ -361,7 +374,8 @@ class DemoApp:
             runs = {"runs": results}
             if err is not None:
                 return error_frame(err, session, stats_json={"error": str(err), **runs})
-            return frame(notices=[Notice("sweep", line)], chart=chart, session=session,
+            return frame(notices=[*self.judge.notices(prompt), Notice("sweep", line)], chart=chart,
+                         session=session,
                          stats_json={"status": "running", **runs})
 
         for i, ((ratio, thr, rule), config) in enumerate(zip(grid, configs, strict=True), start=1):
@@ -445,9 +459,8 @@ class DemoApp:
         return [Notice("chart", "this run committed no span tokens, so it has no "
                                 f"{self.label} and is not on the chart")]
 
-    @staticmethod
-    def _replay(state: Session, k: int, **outputs) -> dict:
+    def _replay(self, state: Session, k: int, **outputs) -> dict:
         """Replay frame k of the session's last run (and other outputs by name)."""
         view = state.view_at(k)
-        return frame(run_lanes(view, state.ar_seconds.get(state.prompt)), notices=view.notices,
-                     **outputs)
+        return frame(run_lanes(view, state.ar_seconds.get(state.prompt), self.judge, state.prompt),
+                     notices=view.notices, **outputs)

@@ -322,17 +322,19 @@ def speedup(stats: Stats, ar_seconds: float | None) -> float | None:
     return ar_seconds / stats.total_seconds
 
 
-def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
-    """Stats panel of a finished run; a placeholder before it finishes."""
+def stats_html(view: RunView, ar_seconds: float | None = None,
+               quality: tuple[str, str] | None = None) -> str:
+    """Stats panel of a finished run (with its quality row, if given); a placeholder before."""
     if view.finished is None:
         return '<div class="pd pd-stats pd-empty">stats appear when the run finishes</div>'
     s = view.finished.stats
+    first = [quality] if quality is not None else []
     if s.mode == "autoregressive":  # no plan, no spans: every token is its own forward
         rows = [("mode", s.mode), ("decode time", f"{_f(s.plan_seconds)} s"),
                 ("total", f"{_f(s.total_seconds)} s"), ("forward passes", str(s.forward_passes)),
                 ("tokens / forward", _f(s.tokens_per_forward)), ("critical path", str(s.critical_path)),
                 ("generated tokens", str(s.generated_tokens)), ("mean confidence", _f(s.mean_confidence))]
-        return _stats_list(rows)
+        return _stats_list(first + rows)
     rows = [("mode", s.mode), ("plan time", f"{_f(s.plan_seconds)} s"),
             ("denoise time", f"{_f(s.denoise_seconds)} s"), ("total", f"{_f(s.total_seconds)} s"),
             ("forward passes", str(s.forward_passes)),
@@ -343,7 +345,7 @@ def stats_html(view: RunView, ar_seconds: float | None = None) -> str:
     ratio = speedup(s, ar_seconds)
     if ratio is not None:
         rows.append(("speedup vs AR", f"{ratio:.2f}×"))
-    return _stats_list(rows)
+    return _stats_list(first + rows)
 
 
 def _stats_list(rows: list[tuple[str, str]]) -> str:

@@ -16,6 +16,15 @@ Choices, stated once:
   sides ("4,200" matches "4200"); a leading article of the value is optional ("the Osk" also
   matches "Osk"); runs of whitespace match any whitespace.
 
+`fact_results` marks each fact of the prompt as "correct" (its value is stated, as `score`
+counts it), "wrong" (not stated, but the answer says the fact's attribute with another value of
+the same kind) or "missing" (neither). The answer says an attribute when it uses one of the
+data's phrasings for that key (`pdiff.notes.lexicon` predicates: "has a population of {v}") or
+"<key> is {v}" (every key, the extra ones too: "Its motto is Dovra."), and the value there has
+the attribute's kind: another word of its closed list ("rainy" for a climate), or the shape of
+its open rule (a number for a population, a capitalised name for a founder, "N dollars" for a
+price; any text for a key the data does not know). Anything else counts as not said.
+
 It deliberately does not know whether a fact is stated *truthfully* (a value that appears in a
 negated or wrong context still counts), nor anything about fluency, tokenizers or models.
 """
@@ -26,7 +35,7 @@ import re
 from dataclasses import dataclass
 
 from pdiff.notes.data import Fact
-from pdiff.notes.lexicon import KNOWN_KEYS, SENTENCE_KEYS
+from pdiff.notes.lexicon import ATTRS, KNOWN_KEYS, PRODUCTS, SENTENCE_KEYS, Attr
 from pdiff.tags import CONTROL_TAGS
 
 # "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
@@ -205,3 +214,73 @@ def score(prompt: str, answer: str) -> Score:
     problems.extend(fmt)
     accuracy = correct / len(facts) if facts else 0.0
     return Score(len(facts), correct, accuracy, not fmt, tuple(problems))
+
+
+# --- per-fact marks ------------------------------------------------------------------------------
+
+# The shape of a value per open rule of `pdiff.notes.lexicon` (`Attr.values` names the rule).
+_NAME = r"(?-i:[A-Z][a-z]+)"  # capitalised, whatever the phrase's case
+_SHAPES = {
+    "name": _NAME, "the name": r"(?-i:[Tt]he )" + _NAME, "year": r"\d{3,4}", "launch": r"\d{4}",
+    "population": r"\d[\d,]*", "price": r"\d+ dollars", "warranty": r"\d+ years?",
+    "weight": r"\d+ grams", "rating": r"\d+ out of 10", "years": r"\d+ years?", "age": r"\d+",
+    "count": r"\d+", "size": r"\d+ cm", "animal weight": r"\d+ kg",
+    "use": "|".join(re.escape(u) for uses in PRODUCTS.values() for u in uses),
+}
+_FREE = r"[^.;,\n]{1,60}?"  # any value, for a key the data does not know
+MARKS = ("correct", "wrong", "missing")
+
+
+@dataclass(frozen=True)
+class FactResult:
+    fact: Fact
+    mark: str  # one of MARKS
+    said: str | None = None  # for "wrong": the other value the answer gave
+
+
+def _shape(attr: Attr) -> str:
+    if isinstance(attr.values, tuple):
+        return "|".join(re.escape(v) for v in attr.values)
+    return _SHAPES[attr.values]
+
+
+def _said_patterns(fact: Fact) -> list[re.Pattern[str]]:
+    """Where an answer says the fact's attribute, the value in group "v". The attributes are those
+    of its key whose kind its own value has ("lives in: large flocks" is no habitat)."""
+    key = fact.key
+    attrs = [a for kind in ATTRS.values() for a in kind if key in a.keys
+             and re.fullmatch(_shape(a), fact.value, re.IGNORECASE)]
+    out = []
+    for attr in attrs:
+        shape = _shape(attr)
+        for pred in attr.preds:
+            before, after = (re.escape(p) for p in pred.split("{v}"))
+            before = re.sub(r"(?<!\w)a\\ ", r"an?\\ ", before)  # "has a {v} finish": "an orange"
+            out.append(re.compile(rf"(?<!\w){before}(?P<v>{shape})(?!\w){after}", re.IGNORECASE))
+    shape = "|".join(_shape(a) for a in attrs) or _FREE
+    out.append(re.compile(rf"(?<!\w){re.escape(key)}\s+is\s+(?P<v>{shape})(?=[.;,\n]|$)",
+                          re.IGNORECASE))
+    return out
+
+
+def _said_otherwise(fact: Fact, plain_answer: str) -> str | None:
+    """Another value the answer gives for the fact's attribute, or None."""
+    for pattern in _said_patterns(fact):
+        for m in pattern.finditer(plain_answer):
+            if not _stated(fact, m["v"]):
+                return m["v"]
+    return None
+
+
+def fact_results(prompt: str, answer: str) -> tuple[FactResult, ...]:
+    """Each fact of the prompt, in order, marked correct, wrong or missing (see the docstring)."""
+    prompt = prompt if isinstance(prompt, str) else ""
+    plain = _THOUSANDS.sub("", answer if isinstance(answer, str) else "")
+    out = []
+    for fact in parse_facts(prompt):
+        if _stated(fact, plain):
+            out.append(FactResult(fact, "correct"))
+            continue
+        said = _said_otherwise(fact, plain)
+        out.append(FactResult(fact, "missing") if said is None else FactResult(fact, "wrong", said))
+    return tuple(out)
