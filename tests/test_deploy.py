@@ -53,8 +53,11 @@ def test_dockerfile_lints_clean():
 
 
 def test_image_installs_the_pinned_requirements_and_torch_exactly():
-    """The image installs requirements.txt, whose torch pin is exact (a range pulls CUDA wheels)."""
-    assert "pip install --no-cache-dir --user -r requirements.txt" in DOCKERFILE
+    """The image installs requirements.txt, whose torch pin is exact (a range pulls CUDA wheels);
+    TORCH_INDEX adds an index (PyTorch's CPU one) only when the build names it."""
+    assert ('pip install --no-cache-dir --user ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} '
+            "-r requirements.txt") in DOCKERFILE
+    assert re.search(r"^ARG TORCH_INDEX=$", DOCKERFILE, re.M)  # empty by default: PyPI alone
     pins = (ROOT / "requirements.txt").read_text()
     assert re.search(r"^torch==\d+\.\d+\.\d+$", pins, re.M)
     for line in pins.splitlines():
