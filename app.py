@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
+import sys
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -261,7 +263,7 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
 
     def after(ref):
         """The after-run step of one trigger: it shows the run that trigger started (`ref`)."""
-        return dict(fn=called(APP.after_run), inputs=[session, ref], outputs=AFTER_OUT,
+        return dict(fn=called(APP.after_run, ref), inputs=[session, ref], outputs=[*AFTER_OUT, ref],
                     api_visibility="private")
 
     run_events = []
@@ -311,6 +313,9 @@ demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.que
            api_open=False)
 
 if __name__ == "__main__":
+    # SIGTERM (docker stop, a supervisor) exits through Python, so the exit clean-up runs: the
+    # trace folder goes (a SIGKILLed server's is removed at the next start).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo.launch(server_name=SETTINGS.server_name, server_port=SETTINGS.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
                 state_session_capacity=256)

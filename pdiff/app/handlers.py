@@ -209,7 +209,7 @@ class DemoApp:
         record = session.current if run is LATEST else run
         if not isinstance(record, RunRecord) or not record.events:
             return {name: SKIP for name in ("replay", "visibility", "plan_table", "trace_file")}
-        session.show(record)
+        session.show(record)  # from now on the session holds it (the run's own ref lets go)
         events, view = record.events, record.view
         out = {"replay": Update(dict(maximum=max(1, len(events)), value=len(events),
                                      interactive=bool(events))),
@@ -228,7 +228,7 @@ class DemoApp:
                        stats_json=partial)
         if record.loaded:
             out.update(restored_controls(record.settings))
-        return out
+        return {**out, "run": None}
 
     def replay_step(self, step, session=None) -> dict:
         """Frame `step` of the run shown: the view after its first `step` events."""
