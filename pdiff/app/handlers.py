@@ -216,16 +216,18 @@ class DemoApp:
                "visibility": self.visibility(view, record.settings)}
         rows = plan_rows(view)
         out["plan_table"] = rows if rows else SKIP
-        out["trace_file"] = None
+        out["trace_file"], notes = None, []
+        if record.state == "stopped" and not record.loaded:
+            line, partial = record.progress()
+            notes = [*view.notices, Notice("stopped", line)]
+            out.update(stats=stats_rows_html((k.replace("_", " "), str(v)) for k, v in partial.items()),
+                       stats_json=partial)
         try:
             out["trace_file"] = self.traces.write(trace_to_json(record.settings, events), record.id)
         except (TraceError, OSError) as err:
-            out.update(notices=error_html(f"the trace could not be saved: {public_error(err)}"))
-        if record.state == "stopped" and not record.loaded:
-            line, partial = record.progress()
-            out.update(notices=notices_list_html([*view.notices, Notice("stopped", line)]),
-                       stats=stats_rows_html((k.replace("_", " "), str(v)) for k, v in partial.items()),
-                       stats_json=partial)
+            notes.append(Notice("error", f"the trace could not be saved: {public_error(err)}"))
+        if notes:
+            out["notices"] = notices_list_html(notes)
         if record.loaded:
             out.update(restored_controls(record.settings))
         return {**out, "run": None}
@@ -306,7 +308,10 @@ class DemoApp:
                         ar_lanes(session.ar_view_for(prompt)), notices=[*view.notices, *notes],
                         stats_json=status(view) if result is None else result, chart=chart,
                         session=session, run=record)
-            return out if err is None else {**out, **error_frame(err, session)}
+            if err is None:
+                return out
+            record.failed = True  # refused mid-run: not a stop
+            return {**out, **error_frame(err, session)}
 
         finished = yield from self._follow(stream, view, record.events, draw)
         if finished is None:

@@ -38,12 +38,15 @@ class RunRecord:
     view: RunView = field(default_factory=RunView)  # fold(events), kept as they arrive
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])  # names its trace file
     loaded: bool = False  # a replayed trace, not a run of this server
+    failed: bool = False  # refused part-way (its error frame said why)
 
     @property
     def state(self) -> str:
-        """finished | stopped (ended before its Finished event) | empty (no event yet)."""
+        """finished | failed | stopped (closed before its Finished event) | empty (no event)."""
         if self.view.finished is not None:
             return "finished"
+        if self.failed:
+            return "failed"
         return "stopped" if self.events else "empty"
 
     def view_at(self, k: int) -> RunView:
