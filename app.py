@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
+import sys
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -39,6 +41,8 @@ from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
 from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
 
 gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
+gradio_compat.exact_cancels()  # else a Stop also kills a run started as it was pressed
+gradio_compat.strict_inputs()  # else a raw value of the wrong type gets a blank "Error"
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 try:
     SETTINGS = settings_from_env(os.environ)
@@ -89,13 +93,16 @@ def _value(v):
     return v
 
 
-def _to_gradio(out: dict) -> dict:
+def _to_gradio(out: dict, ref=None) -> dict:
+    """A handler's frame by component; "run" goes to the event's own run state `ref`."""
     if out.get(WARNING):
         gr.Warning(out[WARNING])
-    return {C[name]: _value(v) for name, v in out.items() if name != WARNING}
+    names = {**C, "run": ref}
+    return {names[name]: _value(v) for name, v in out.items()
+            if name != WARNING and names.get(name) is not None}
 
 
-def streamed(method, gpu_seconds=None):
+def streamed(method, gpu_seconds=None, ref=None):
     """A DemoApp generator handler as a gradio streaming handler (same parameter names).
 
     With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
@@ -107,7 +114,7 @@ def streamed(method, gpu_seconds=None):
         frames = run(*args)
         try:
             for out in frames:
-                yield _to_gradio(out)
+                yield _to_gradio(out, ref)
         except Exception as err:
             friendly = zerogpu.friendly_error(err)
             if friendly is None:
@@ -118,10 +125,10 @@ def streamed(method, gpu_seconds=None):
     return handler
 
 
-def called(method):
+def called(method, ref=None):
     @functools.wraps(method)
     def handler(*args):
-        return _to_gradio(method(*args))
+        return _to_gradio(method(*args), ref)
     return handler
 
 
@@ -260,7 +267,11 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
         gr.Markdown(HOW_IT_WORKS)
         visibility = gr.Plot(show_label=False, elem_id="visibility")
 
-    C = {"plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
+    CONTROLS = {"prompt": prompt, "steps_ratio": steps_ratio, "threshold": threshold,
+                "threshold_rule": threshold_rule, "unmask": unmask, "temperature": temperature,
+                "top_p": top_p, "seed": seed, "length_scale": length_scale, "attention": attention,
+                "use_cache": use_cache, "max_new_tokens": max_new_tokens}
+    C = {**CONTROLS, "plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
          "notices": notices, "stats_json": stats_json, "ar_lane": ar_lane, "ar_answer": ar_answer,
          "ar_stats": ar_stats, "chart": chart_out, "replay": replay, "plan_table": plan_table,
          "trace_file": trace_out, "visibility": visibility, "session": session, "facts": facts,
@@ -271,22 +282,28 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
 
     RUN_OUT = outs("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane",
                    "ar_answer", "ar_stats", "chart", "session", "facts", "ar_facts")
-    AFTER_OUT = outs("replay", "visibility", "plan_table", "trace_file", "notices", "timeline", "why")
+    AFTER_OUT = [*outs("replay", "visibility", "plan_table", "trace_file", "notices", "stats",
+                       "stats_json", "timeline", "why"), *CONTROLS.values()]
     VIEW_OUT = outs("plan", "spans", "answer", "notices", "stats")
     knobs = [steps_ratio, threshold, threshold_rule, unmask, temperature, top_p, seed,
              length_scale, attention, use_cache, max_new_tokens, compare, relative, session]
     model_run = dict(concurrency_id="model")  # every model run shares PDIFF_CONCURRENCY slots
-    after = dict(fn=called(APP.after_run), inputs=[session], outputs=AFTER_OUT,
-                 api_visibility="private")
+
+    def after(ref):
+        """The after-run step of one trigger: it shows the run that trigger started (`ref`)."""
+        return dict(fn=called(APP.after_run, ref), inputs=[session, ref], outputs=[*AFTER_OUT, ref],
+                    api_visibility="private")
 
     run_events = []
     for trigger, name in ((generate_btn.click, "generate"), (prompt.submit, None)):
-        event = trigger(streamed(APP.generate, GPU_GENERATE), [prompt, *knobs], RUN_OUT, api_name=name,
-                        api_visibility="public" if name else "private", **model_run)
-        run_events += [event, event.then(**after)]
-    event = rerun_btn.click(streamed(APP.rerun_plan, GPU_RERUN), [prompt, plan_table, *knobs], RUN_OUT,
-                            api_name="rerun_plan", **model_run)
-    run_events += [event, event.then(**after)]
+        ref = gr.State(None)  # this trigger's run: its after-run step shows that run alone
+        event = trigger(streamed(APP.generate, GPU_GENERATE, ref), [prompt, *knobs], [*RUN_OUT, ref],
+                        api_name=name, api_visibility="public" if name else "private", **model_run)
+        run_events += [event, event.then(**after(ref))]
+    ref = gr.State(None)
+    event = rerun_btn.click(streamed(APP.rerun_plan, GPU_RERUN, ref), [prompt, plan_table, *knobs],
+                            [*RUN_OUT, ref], api_name="rerun_plan", **model_run)
+    run_events += [event, event.then(**after(ref))]
     event = baseline_btn.click(
         streamed(APP.baseline, GPU_BASELINE),
         [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
@@ -298,13 +315,17 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
         streamed(APP.sweep, GPU_SWEEP), [prompt, threshold_rule, unmask, temperature, top_p, seed,
                               length_scale, attention, use_cache, max_new_tokens, relative, session],
         outs("notices", "chart", "stats_json", "session"), api_name="sweep", **model_run))
-    event = trace_in.upload(called(APP.replay_trace), [trace_in, session],
-                            [*VIEW_OUT, stats_json, session, facts], api_name="replay_trace")
-    run_events += [event, event.then(**after)]
+    ref = gr.State(None)
+    event = trace_in.upload(called(APP.replay_trace, ref), [trace_in, session],
+                            [*VIEW_OUT, stats_json, session, facts, ref], api_name="replay_trace",
+                            concurrency_id="replay")
+    run_events += [event, event.then(**after(ref))]
+    # Replays fold a bounded trace (pdiff.app.guard) and share their own slots, apart from runs.
+    replay_slots = dict(concurrency_id="replay", concurrency_limit=SETTINGS.concurrency)
     run_events.append(play_btn.click(streamed(APP.play), [session, play_speed], [*VIEW_OUT, replay, facts],
-                                     api_visibility="private"))
+                                     api_visibility="private", **replay_slots))
     replay.input(called(APP.replay_step), [replay, session], [*VIEW_OUT, facts], trigger_mode="always_last",
-                 api_visibility="private", concurrency_limit=None)
+                 api_visibility="private", **replay_slots)
     stop_btn.click(None, cancels=run_events)
     relative.change(called(APP.rechart), [relative, session], [chart_out],
                     api_visibility="private", concurrency_limit=None)
@@ -314,9 +335,17 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
         button.click(lambda s=schedule: (s["steps_ratio"], s["threshold"], s["threshold_rule"]), None,
                      [steps_ratio, threshold, threshold_rule], api_visibility="private", queue=False)
 
-demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
+# One policy for every endpoint: through the queue, under its size and concurrency limits. The
+# direct REST routes (/gradio_api/run/..., which skip the queue) are closed for every queued
+# event; only the page's own instant control updates (queue=False, no model, no file) are not
+# queued.
+demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size,
+           api_open=False)
 
 if __name__ == "__main__":
+    # SIGTERM (docker stop, a supervisor) exits through Python, so the exit clean-up runs: the
+    # trace folder goes (a SIGKILLed server's is removed at the next start).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo.launch(server_name=SETTINGS.server_name, server_port=SETTINGS.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
                 state_session_capacity=256)

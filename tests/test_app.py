@@ -373,6 +373,9 @@ def test_replay_and_traces(app, tmp_path):
     assert played[0]["replay"] == 0 and played[-1]["replay"] == n
     assert len(played) <= MAX_REPLAY_FRAMES + 2
     assert WARNING in next(app.play(Session()))
+    assert app.after_run(session)["trace_file"] == app.after_run(session)["trace_file"]  # one per run
+    for _ in range(2):
+        list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], **KNOBS, session=session))
     paths = [app.after_run(session)["trace_file"] for _ in range(3)]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2  # the store keeps the newest
     fresh = Session()

@@ -525,8 +525,8 @@ def test_prompt_over_the_context_is_refused(client, engine):
     ("max_new_tokens", 10**12, f"Value 1000000000000 is greater than maximum value {CAP}"),
     ("seed", -5, "Value -5 is less than minimum value 0"),
     ("attention", "psychic", "is not in the list of choices"),
-    ("steps_ratio", "fast", "has raised an exception"),  # wrong type: gradio refuses, no details
-    ("temperature", [1, 2], "has raised an exception"),
+    ("steps_ratio", "fast", "Step ratio must be a number; got 'fast'"),  # wrong type, by name
+    ("temperature", [1, 2], "Temperature must be a number; got '[1, 2]'"),
     ("use_cache", {"x": 1}, None),  # anything gradio lets through, the app refuses by name
 ])
 def test_bad_knobs_are_refused(client, knob, value, message):
@@ -646,7 +646,7 @@ def test_nan_logits_give_a_finished_run(tiny_ckpt, tmp_path, poison):
      "event 1 is not a pdiff event"),
     (b'{"format": "pdiff-trace", "version": 1, "settings": {}, "events": '
      b'[{"type": "DenoiseStep", "round": 0, "step": 0, "tokens": [], "token_ids": [], '
-     b'"committed": [], "confidence": []}]}', "event 1 does not follow the ones before"),
+     b'"committed": [], "confidence": []}]}', "event 1 (DenoiseStep): a trace starts with one Started event"),
 ])
 def test_bad_trace_files_are_messages(client, tmp_path, content, message):
     """A trace that is not JSON, or not a trace, or events out of order, gets one line."""

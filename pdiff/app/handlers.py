@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,13 +26,22 @@ from dataclasses import dataclass
 
 from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.facts import Judge
-from pdiff.app.inputs import MAX_SPAN_UNITS, check_prompt, plan_rows, rows_to_plan, run_config, sweep_grid
+from pdiff.app.inputs import (
+    MAX_SPAN_UNITS,
+    MAX_STEPS_RATIO,
+    check_flag,
+    check_prompt,
+    plan_rows,
+    rows_to_plan,
+    run_config,
+    sweep_grid,
+)
 from pdiff.app.playback import PlaybackError, play_schedule
-from pdiff.app.session import FRAME_INTERVAL, Session, live_frames, quality_of
+from pdiff.app.session import FRAME_INTERVAL, RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html, why_line
 from pdiff.app.timeline import timeline_figure
-from pdiff.app.trace import TraceError, TraceStore, read_trace, settings_for_trace, trace_to_json
+from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, settings_for_trace, trace_to_json
 from pdiff.app.view import (
     RunView,
     answer_text,
@@ -41,6 +51,7 @@ from pdiff.app.view import (
     spans_html,
     speedup,
     stats_html,
+    stats_rows_html,
 )
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
@@ -55,9 +66,14 @@ RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError
 # Output names a handler may set; app.py has one component (or the session state) per name.
 OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
            "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
-           "facts", "ar_facts", "timeline", "why")
+           "facts", "ar_facts", "timeline", "why",
+           "run")  # run: the RunRecord a run's (or a trace's) after-run step shows
+# The controls a loaded trace restores (its prompt and settings), by output name.
+CONTROLS = ("prompt", "steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p",
+            "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
 WARNING = "warning"  # not an output: a message app.py shows as a toast
 SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
+LATEST = object()  # after_run's default: the session's latest run
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,7 @@ class DemoApp:
         self.interval, self.clock, self.sleep = interval, clock, sleep
         self.examples, self.example_plan = load_examples(models.kind)
         self.judge = Judge(models.quality_kind, models.quality_label)
+        self.limits = TraceLimits.of(models.pd, settings.max_new_tokens)  # what an upload may hold
 
     @property
     def label(self) -> str:
@@ -198,53 +215,73 @@ class DemoApp:
         knobs = Knobs.named(locals())
         yield from self._guarded(self._sweep(prompt, knobs, Session.of(session), relative_view))
 
-    def after_run(self, session=None) -> dict:
-        """Replay slider, plan editor, trace download and attention picture of the last run."""
+    def after_run(self, session=None, run=LATEST) -> dict:
+        """Replay slider, plan editor, trace download and attention picture of `run` (the run
+        whose step this is: None after a refused click; the session's latest by default), and
+        where a stopped run stood. A loaded trace's step also restores its prompt and settings
+        into the controls."""
         session = Session.of(session)
-        events, view = session.events, session.view
+        record = session.current if run is LATEST else run
+        if not isinstance(record, RunRecord) or not record.events:
+            return {name: SKIP for name in ("replay", "visibility", "plan_table", "trace_file")}
+        session.show(record)  # from now on the session holds it (the run's own ref lets go)
+        events, view = record.events, record.view
         out = {"replay": Update(dict(maximum=max(1, len(events)), value=len(events),
                                      interactive=bool(events))),
-               "visibility": self.visibility(view, session.settings)}
-        out.update(self.timeline(session))
+               "visibility": self.visibility(view, record.settings)}
+        out.update(self._timeline(record, session))
         rows = plan_rows(view)
         out["plan_table"] = rows if rows else SKIP
-        out["trace_file"] = None
-        if events:
-            try:
-                out["trace_file"] = self.traces.write(trace_to_json(session.settings, events))
-            except (TraceError, OSError) as err:
-                out.update(notices=error_html(f"the trace could not be saved: {public_error(err)}"))
-        return out
+        out["trace_file"], notes = None, []
+        if record.state == "stopped" and not record.loaded:
+            line, partial = record.progress()
+            notes = [*view.notices, Notice("stopped", line)]
+            out.update(stats=stats_rows_html((k.replace("_", " "), str(v)) for k, v in partial.items()),
+                       stats_json=partial)
+        try:
+            out["trace_file"] = self.traces.write(trace_to_json(record.settings, events), record.id)
+        except (TraceError, OSError) as err:
+            notes.append(Notice("error", f"the trace could not be saved: {public_error(err)}"))
+        if notes:
+            out["notices"] = notices_list_html(notes)
+        if record.loaded:
+            out.update(restored_controls(record.settings))
+        return {**out, "run": None}
 
     def timeline(self, session=None) -> dict:
-        """The last run's critical-path timeline (with the AR lane of its prompt) and its "why"."""
+        """The shown run's critical-path timeline (with the AR lane of its prompt) and its "why"."""
         session = Session.of(session)
-        ar_view = session.ar_view_for(session.prompt)
-        return {"timeline": timeline_figure(session.view, ar_view), "why": why_html(self._why(session))}
+        return self._timeline(session.replayed, session)
 
-    def _why(self, session: Session) -> str:
-        """The last run's one-line speed explanation (plain text)."""
-        settings = session.settings
-        return why_line(session.view, session.ar_view_for(session.prompt), self.device,
-                        dense=settings.get("attention") == "dense",
-                        cached=settings.get("use_cache", True) is not False)
+    def _timeline(self, record: RunRecord, session: Session) -> dict:
+        ar_view = session.ar_view_for(record.prompt)
+        return {"timeline": timeline_figure(record.view, ar_view),
+                "why": why_html(self._why(record, session))}
+
+    def _why(self, record: RunRecord, session: Session) -> str:
+        """A run's one-line speed explanation (plain text), against its prompt's AR run."""
+        return why_line(record.view, session.ar_view_for(record.prompt), self.device,
+                        dense=record.settings.get("attention") == "dense",
+                        cached=record.settings.get("use_cache", True) is not False)
 
     def replay_step(self, step, session=None) -> dict:
-        """Frame `step` of the last run: the view after its first `step` events."""
+        """Frame `step` of the run shown: the view after its first `step` events."""
         session = Session.of(session)
-        try:
-            k = int(step)
-        except (TypeError, ValueError):
-            k = len(session.events)
-        return self._replay(session, min(max(k, 0), len(session.events)))
+        record = session.replayed
+        if not record.events:
+            return _nothing_to_replay()
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
+            return error_frame(ConfigError(f"the replay step must be a whole number; got {str(step)[:20]!r}"))
+        return self._replay(record, session, min(max(int(step), 0), len(record.events)))
 
     def play(self, session=None, speed=1.0):
-        """Replay the last run from the start at `speed` (one of playback.SPEEDS; 1 is about
+        """Replay the run shown from the start at `speed` (one of playback.SPEEDS; 1 is about
         15 frames a second, at most MAX_REPLAY_FRAMES frames)."""
         session = Session.of(session)
-        n = len(session.events)
+        record = session.replayed
+        n = len(record.events)
         if not n:
-            yield {WARNING: "nothing to replay yet: generate or load a trace first"}
+            yield _nothing_to_replay()
             return
         try:
             frames, pause = play_schedule(n, speed, MAX_REPLAY_FRAMES)
@@ -252,24 +289,26 @@ class DemoApp:
             yield {WARNING: str(err)}
             return
         for k in frames:
-            yield self._replay(session, k, replay=k)
+            yield self._replay(record, session, k, replay=k)
             if k < n:
                 self.sleep(pause)
 
     def replay_trace(self, trace_file, session=None) -> dict:
-        """Load a saved trace and show its last frame; no model is run."""
+        """Load a saved trace and show its last frame; no model is run. The trace is held to
+        what a real run of this server's model could produce (`self.limits`)."""
         session = Session.of(session)
         view = RunView(vocab_size=self.models.pd.model.config.vocab_size)
         try:
-            settings, events = read_trace(trace_file, view)
+            settings, events = read_trace(trace_file, view, self.limits)
         except TraceError as err:
-            return error_frame(err, session)
-        session.load(settings, events, view)
+            return error_frame(err, session, run=None)
+        record = session.load(settings, events, view)
         summary = {"status": "replayed", "events": len(events),
                    "settings": {k: settings[k] for k in list(settings)[:40]}}
         if view.finished is not None:
             summary.update(dataclasses.asdict(view.finished.stats), text=view.finished.text)
-        return self._replay(session, len(events), stats_json=summary, session=session)
+        return self._replay(record, session, len(events), stats_json=summary, session=session,
+                            run=record)
 
     def rechart(self, relative_view=False, session=None) -> dict:
         return {"chart": self.chart(Session.of(session), relative_view)}
@@ -289,14 +328,17 @@ class DemoApp:
         pd = self.models.pd
         try:
             check_prompt(prompt)
+            check_flag(compare_ar, "compare_ar")
+            check_flag(relative, "relative_view")
             plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
             config = run_config(dataclasses.replace(knobs, plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
             stream = self._started(pd, prompt, config)  # the engine's own checks run here
         except RUN_ERRORS as err:
-            yield error_frame(err, session)
+            yield error_frame(err, session, run=None)
             return
-        view = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
+        record = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
+        view = record.view
         judge, scope = self.judge, self.judge.notices(prompt)
 
         def draw(err=None, notes=(), result=None, chart=SKIP):
@@ -304,16 +346,19 @@ class DemoApp:
                         ar_lanes(session.ar_view_for(prompt), judge, prompt),
                         notices=[*scope, *view.notices, *notes],
                         stats_json=status(view) if result is None else result, chart=chart,
-                        session=session)
-            return out if err is None else {**out, **error_frame(err, session)}
+                        session=session, run=record)
+            if err is None:
+                return out
+            record.failed = True  # refused mid-run: not a stop
+            return {**out, **error_frame(err, session)}
 
-        finished = yield from self._follow(stream, view, session.events, draw)
+        finished = yield from self._follow(stream, view, record.events, draw)
         if finished is None:
             return
-        quality = self._record(session, prompt, finished, session.settings)
+        quality = self._record(session, prompt, finished, record.settings)
         notes = self._chart_note(quality)
         result = stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt))
-        result["why"] = self._why(session)
+        result["why"] = self._why(record, session)
         yield draw(notes=notes, result=result, chart=self.chart(session, relative))
         if baseline is None:
             return
@@ -330,7 +375,7 @@ class DemoApp:
         ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
             prompt, ar_config, self.models.ar_name or self.models.name))
         result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
-                  "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self._why(session)}
+                  "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self._why(record, session)}
         yield draw(notes=[*notes, *ar_view.notices], result=result, chart=self.chart(session, relative))
 
     def _baseline(self, prompt: str, knobs: Knobs, session: Session, relative: bool):
@@ -406,7 +451,7 @@ class DemoApp:
         try:
             yield from frames
         except Exception as err:  # noqa: BLE001 - shown as a message, logged with its traceback
-            yield error_frame(err, expected=False)
+            yield error_frame(err, expected=False, run=None)
 
     def _ar_config(self, knobs: Knobs) -> tuple[object, GenerationConfig]:
         """The AR baseline's engine and config: the click's sampling, seed and budget."""
@@ -459,8 +504,27 @@ class DemoApp:
         return [Notice("chart", "this run committed no span tokens, so it has no "
                                 f"{self.label} and is not on the chart")]
 
-    def _replay(self, state: Session, k: int, **outputs) -> dict:
-        """Replay frame k of the session's last run (and other outputs by name)."""
-        view = state.view_at(k)
-        return frame(run_lanes(view, state.ar_seconds.get(state.prompt), self.judge, state.prompt),
+    def _replay(self, record: RunRecord, state: Session, k: int, **outputs) -> dict:
+        """Replay frame k of a run (and other outputs by name)."""
+        view = record.view_at(k)
+        return frame(run_lanes(view, state.ar_seconds.get(record.prompt), self.judge, record.prompt),
                      notices=view.notices, **outputs)
+
+
+def _nothing_to_replay() -> dict:
+    message = "nothing to replay yet: generate, or load a trace, first"
+    return frame(notices=[Notice("replay", message)], **{WARNING: message})
+
+
+def restored_controls(settings: dict) -> dict:
+    """The control values of a loaded trace's settings, by output name (SKIP: not in the trace).
+    A threshold of None is the reference schedule: the rule control shows "off"."""
+    out = {name: settings.get(name, SKIP) for name in CONTROLS}
+    if "threshold" in settings:
+        if settings["threshold"] is None:
+            out.update(threshold=SKIP, threshold_rule="off")
+    else:
+        out["threshold_rule"] = SKIP
+    if isinstance(out["steps_ratio"], (int, float)):
+        out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
+    return out

@@ -15,11 +15,11 @@ import itertools
 import math
 from dataclasses import replace
 
+from pdiff.app.guard import MAX_PROMPT_CHARS, check_text  # the page's cap on a prompt
 from pdiff.app.view import RunView
 from pdiff.config import THRESHOLD_RULES, ConfigError, GenerationConfig, Knobs, schedule_knobs
 from pdiff.plan import PlanError, PlanRound
 
-MAX_PROMPT_CHARS = 20_000  # a page's cap: the engine's own limit is the model's context
 DEFAULT_MAX_NEW_TOKENS = 512  # or the server's cap, whichever is smaller
 MAX_SPAN_UNITS = GenerationConfig.max_span_units  # the editor's lengths are checked against it
 PLAN_HEADERS = ["round", "topic", "length units", "ends with"]
@@ -31,9 +31,17 @@ SWEEP_THRESHOLD = 0.9
 
 
 def check_prompt(prompt) -> None:
-    """Refuse a prompt over the page's size cap at once, before any tokenizing."""
+    """Refuse a prompt over the page's size cap, or one that is not valid text, at once, before
+    any tokenizing."""
     if isinstance(prompt, str) and len(prompt) > MAX_PROMPT_CHARS:
         raise ConfigError(f"the prompt is {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are read")
+    check_text(prompt, "prompt")
+
+
+def check_flag(value, name: str) -> None:
+    """A true/false knob must be a boolean: the text "false" is not false."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false; got {str(value)[:20]!r}")
 
 
 def run_config(knobs: Knobs, engine, max_new_tokens_cap: int) -> GenerationConfig:
@@ -134,6 +142,10 @@ def _read_row(row: list, r: int, max_units: int) -> tuple[int, str, int, str | N
     topic = "" if _blank(row[1]) else str(row[1]).strip()
     if not topic:
         raise PlanError(f"row {r}: the topic is empty")
+    try:
+        check_text(topic, f"topic of row {r}")
+    except ConfigError as err:
+        raise PlanError(str(err)) from None
     if _blank(row[2]):
         raise PlanError(f"row {r}: give a length in units (1..{max_units})")
     units = _whole_cell(row[2], "length units", r)

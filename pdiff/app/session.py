@@ -1,16 +1,19 @@
-"""One visitor's state: the chart's points, the AR times per prompt, and the last run, folded.
+"""One visitor's state: the chart's points, the AR times per prompt, and their runs, folded.
 
-A `Session` lives in the page's state. Its last run is kept as its events (for the trace and the
-replay) and as the view they fold into, filled while the run streams, so nothing is folded
-twice. `live_frames` is that streaming: it folds a run's events as the engine yields them and
-lets a frame out at most every `FRAME_INTERVAL` seconds (at once on the events in `URGENT`, and
-always for the end), with nothing computed ahead and replayed. `quality_of` is a run's quality
-on the chart. This module knows nothing of gradio, models or HTML.
+A `Session` lives in the page's state. Each run is a `RunRecord` of its own: its id, prompt,
+settings, events (for the trace and the replay) and the view they fold into, filled while the
+run streams, so nothing is folded twice. A run's handler keeps its own record, so two runs of
+one session never see each other's results; `shown` is the run the replay slider and Play show
+(set when a run's after-run step shows it). `live_frames` is that streaming: it folds a run's
+events as the engine yields them and lets a frame out at most every `FRAME_INTERVAL` seconds
+(at once on the events in `URGENT`, and always for the end), with nothing computed ahead and
+replayed. `quality_of` is a run's quality on the chart. This module knows nothing of gradio, models or HTML.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -26,33 +29,96 @@ MAX_AR_PROMPTS = 32  # prompts whose last AR time a session remembers
 
 
 @dataclass
-class Session:
-    """One visitor's runs: chart points, AR times per prompt, and the last run for replay."""
+class RunRecord:
+    """One run (or loaded trace) of a session: what its after-run step, trace and replay show."""
 
-    points: list[ChartPoint] = field(default_factory=list)
-    ar_seconds: dict[str, float] = field(default_factory=dict)
     prompt: str = ""
     settings: dict = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     view: RunView = field(default_factory=RunView)  # fold(events), kept as they arrive
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])  # names its trace file
+    loaded: bool = False  # a replayed trace, not a run of this server
+    failed: bool = False  # refused part-way (its error frame said why)
+
+    @property
+    def state(self) -> str:
+        """finished | failed | stopped (closed before its Finished event) | empty (no event)."""
+        if self.view.finished is not None:
+            return "finished"
+        if self.failed:
+            return "failed"
+        return "stopped" if self.events else "empty"
+
+    def view_at(self, k: int) -> RunView:
+        """The run after its first k events: the replay frame k."""
+        return self.view if k >= len(self.events) else fold(self.events[:k])
+
+    def progress(self) -> tuple[str, dict]:
+        """Where a run that ended early stood: one line ("stopped at step k of n ...") and its
+        partial stats, counted from the events it got to."""
+        view = self.view
+        opened = [r for r in view.ordered_rounds() if r.opened]
+        plan_tokens = sum(len(r.plan) for r in view.rounds.values()) + len(view.text_tokens)
+        steps = sum(r.step + 1 for r in opened)
+        committed = sum(s.filled for r in opened for s in r.spans)
+        slots = sum(s.length for r in opened for s in r.spans)
+        stats = {"status": "stopped", "events": len(self.events), "rounds": len(view.rounds),
+                 "spans": sum(len(r.spans) for r in opened), "plan_tokens": plan_tokens,
+                 "denoise_steps": steps, "committed_tokens": committed, "span_tokens": slots}
+        if opened and opened[-1].step >= 0 and opened[-1].texts is None:
+            rnd = opened[-1]
+            where = (f"stopped at denoise step {rnd.step + 1} of {rnd.steps} (round "
+                     f"{len(opened)}): {committed} of {slots} span tokens written")
+        elif opened and opened[-1].texts is None:
+            where = f"stopped before the first denoise step of round {len(opened)}"
+        else:
+            where = f"stopped while planning round {len(opened) + 1}, after {plan_tokens} plan tokens"
+        return where, stats
+
+
+@dataclass
+class Session:
+    """One visitor's runs: chart points, AR times per prompt, and the run shown for replay."""
+
+    points: list[ChartPoint] = field(default_factory=list)
+    ar_seconds: dict[str, float] = field(default_factory=dict)
+    current: RunRecord = field(default_factory=RunRecord)  # the latest started or loaded run
+    shown: RunRecord = field(default_factory=RunRecord)  # the run the replay controls show
     ar_prompt: str = ""
     ar_view: RunView | None = None
     runs: int = 0
+
+    # The latest run, as before runs had records of their own (its handler holds its record).
+    prompt = property(lambda self: self.current.prompt)
+    settings = property(lambda self: self.current.settings)
+    events = property(lambda self: self.current.events)
+    view = property(lambda self: self.current.view)
 
     @classmethod
     def of(cls, value) -> Session:
         """`value` itself when it is a Session; a fresh one for a new visitor or an API call."""
         return value if isinstance(value, cls) else cls()
 
-    def start(self, prompt: str, settings: dict) -> RunView:
-        """Make a new run the last one; its events and view fill as it streams."""
-        self.prompt, self.settings, self.events, self.view = prompt, settings, [], RunView()
-        return self.view
+    def start(self, prompt: str, settings: dict) -> RunRecord:
+        """A new run's record (the latest); its events and view fill as it streams."""
+        self.current = RunRecord(prompt, settings)
+        return self.current
 
-    def load(self, settings: dict, events: list[Event], view: RunView) -> None:
-        """Make a replayed trace the last run (`view` is fold(events))."""
-        self.settings, self.events, self.view = settings, events, view
-        self.prompt = str(settings.get("prompt", ""))
+    def load(self, settings: dict, events: list[Event], view: RunView) -> RunRecord:
+        """A replayed trace's record (`view` is fold(events)), the latest run."""
+        self.current = RunRecord(str(settings.get("prompt", "")), settings, events, view, loaded=True)
+        return self.current
+
+    @property
+    def replayed(self) -> RunRecord:
+        """The run the replay controls show; the latest before any after-run step showed one."""
+        return self.shown if self.shown.events else self.current
+
+    def show(self, record: RunRecord | None) -> RunRecord:
+        """Make `record` the run the replay controls show (None: keep the one shown)."""
+        if record is not None:
+            self.shown = record
+        return self.shown
 
     def start_ar(self, prompt: str) -> RunView:
         """A new AR baseline run of `prompt`; its lane shows beside that prompt's runs."""
@@ -61,10 +127,6 @@ class Session:
 
     def ar_view_for(self, prompt: str) -> RunView | None:
         return self.ar_view if self.ar_prompt == prompt else None
-
-    def view_at(self, k: int) -> RunView:
-        """The last run after its first k events: the replay frame k."""
-        return self.view if k >= len(self.events) else fold(self.events[:k])
 
     def record(self, prompt: str, finished: Finished, quality: float | None, settings: dict) -> None:
         """Count a finished run: a point on the chart (if it has a quality), and an AR time."""

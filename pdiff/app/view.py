@@ -391,3 +391,8 @@ def legend_html() -> str:
             '<span class="pd-chip">topic<b class="pd-len">N</b></span> plan item '
             '<span class="pd-chip pd-forced">topic<b class="pd-len">N</b></span> your plan'
             '</div>')
+
+
+def stats_rows_html(rows: Iterable[tuple[str, str]]) -> str:
+    """A stats panel of (name, value) rows, e.g. a stopped run's partial stats."""
+    return _stats_list(list(rows))
