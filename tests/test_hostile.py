@@ -313,7 +313,7 @@ def test_every_handler_answers_in_a_fresh_session(server):
 def test_play_before_any_run_says_what_to_do(server):
     """Play in a fresh session answers "nothing to replay yet" (it gave six Error badges)."""
     play = next(d for d in dependencies(server) if d.get("api_name") == "play")
-    final = queue_call(server, play["id"], [None])[-1]
+    final = queue_call(server, play["id"], [None, 1.0])[-1]  # a fresh session, speed 1×
     assert final["success"], final
     assert "nothing to replay yet" in json.dumps(final["output"]["data"])
 
@@ -322,6 +322,7 @@ def test_play_before_any_run_says_what_to_do(server):
     (1, "abc", "Step ratio must be a number; got 'abc'"),
     (7, True, "Seed must be a number; got 'True'"),
     (12, "false", "Compare with AR must be true or false; got 'false'"),
+    (3, True, "Threshold rule must be one of off, paper, adaptive; got 'True'"),
     (0, "hi \ud800 there", "lone surrogate"),
     (None, None, "this endpoint takes 15 values; got 5"),
 ])

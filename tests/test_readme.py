@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,10 +96,14 @@ def _wait_port_free(port: int, limit: float = 60.0) -> None:
 
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory) -> Path:
-    """The repository's top level as symlinks, with `.venv` the running virtual environment."""
+    """The repository's top level as symlinks, with `.venv` the running virtual environment;
+    `docs` is a copy, so a README command that writes results there (the benchmark's
+    `--out docs/bench`) never touches the repository's own."""
     root = tmp_path_factory.mktemp("readme")
     for entry in ROOT.iterdir():
-        if entry.name not in (".venv", "runs", "my-model"):
+        if entry.name == "docs":
+            shutil.copytree(entry, root / entry.name)
+        elif entry.name not in (".venv", "runs", "my-model"):
             (root / entry.name).symlink_to(entry)
     (root / ".venv").symlink_to(Path(sys.prefix))
     return root
