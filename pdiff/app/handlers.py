@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ from pdiff.app.session import FRAME_INTERVAL, RunRecord, Session, live_frames, q
 from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html, why_line
 from pdiff.app.timeline import timeline_figure
+from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, settings_for_trace, trace_to_json
 from pdiff.app.view import (
     RunView,
@@ -177,6 +179,18 @@ class DemoApp:
         self.examples, self.example_plan = load_examples(models.kind)
         self.judge = Judge(models.quality_kind, models.quality_label)
         self.limits = TraceLimits.of(models.pd, settings.max_new_tokens)  # what an upload may hold
+        self.cache = CacheCap((self.traces.folder,), settings.cache_mb * 2**20)
+
+    def cap_cache(self, *folders) -> None:
+        """Hold `folders` (Gradio's cache of uploads and served files) and the trace folder
+        under PDIFF_CACHE_MB together, trimming now and after each upload and export."""
+        shared = [f for f in folders if shared_folder(f)]
+        if shared:
+            log.warning("cache cap: %s is shared with other programs; set GRADIO_TEMP_DIR to a "
+                        "folder of the app's own to cap it", ", ".join(map(str, shared)))
+        kept = tuple(Path(f) for f in folders if f not in shared)
+        self.cache = CacheCap((*kept, self.traces.folder), self.cache.max_bytes)
+        self.cache.trim()
 
     @property
     def label(self) -> str:
@@ -240,6 +254,7 @@ class DemoApp:
                        stats_json=partial)
         try:
             out["trace_file"] = self.traces.write(trace_to_json(record.settings, events), record.id)
+            self.cache.trim()
         except (TraceError, OSError) as err:
             notes.append(Notice("error", f"the trace could not be saved: {public_error(err)}"))
         if notes:
@@ -297,6 +312,7 @@ class DemoApp:
         """Load a saved trace and show its last frame; no model is run. The trace is held to
         what a real run of this server's model could produce (`self.limits`)."""
         session = Session.of(session)
+        self.cache.trim()  # the upload itself is young: it stays
         view = RunView(vocab_size=self.models.pd.model.config.vocab_size)
         try:
             settings, events = read_trace(trace_file, view, self.limits)
