@@ -3,13 +3,17 @@ everything outside the folders stay, links are not followed."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from pdiff.app.cache import CacheCap, shared_folder, trim_folders
+from pdiff.app.cache import YOUNG_SECONDS, CacheCap, shared_folder, trim_folders
 
 NOW = 1_000_000.0
 
@@ -96,3 +100,57 @@ def test_the_system_temp_folder_is_never_capped():
 def test_a_missing_folder_is_nothing_to_trim(tmp_path):
     """Gradio's folder does not exist before the first upload: start-up trims nothing."""
     assert trim_folders([tmp_path / "absent"], 0, now=NOW) == []
+
+
+# --- against the real server ---------------------------------------------------------------------
+
+CAP_MB = 1  # PDIFF_CACHE_MB of the test server
+UPLOAD = 300_000  # bytes per uploaded trace: six of them are well over the cap
+
+
+@pytest.fixture(scope="module")
+def capped_server(tiny_ckpt, tmp_path_factory):
+    from tests import apphelpers as H
+
+    tmp = tmp_path_factory.mktemp("capped")
+    port = H.free_port()
+    env = H.app_env(tiny_ckpt, port, tmp, PDIFF_CACHE_MB=str(CAP_MB), TMPDIR=str(tmp))
+    srv = H.start_command([sys.executable, "app.py"], env, port, tmp)
+    yield srv, tmp
+    srv.stop()
+
+
+def _app_files(tmp: Path) -> int:
+    """Bytes in the server's Gradio folder and its trace folders."""
+    folders = [tmp / "gradio", *tmp.glob("pdiff-traces-*")]
+    return sum(_total(f) for f in folders if f.is_dir())
+
+
+def test_uploads_beyond_the_cap_leave_the_cache_under_it(capped_server, tmp_path):
+    """Traces uploaded to the real server past PDIFF_CACHE_MB pile up only while they are young
+    (under 5 s); the next upload brings Gradio's folder and the trace folder together back under
+    the cap, oldest first."""
+    from gradio_client import Client, handle_file
+
+    server, tmp = capped_server
+    cap = CAP_MB * 2**20
+
+    def send(i: int) -> None:
+        path = tmp_path / f"trace-{i}.json"
+        path.write_text(json.dumps({"note": uuid.uuid4().hex}) + " " * UPLOAD)  # each one new
+        client.predict(handle_file(str(path)), api_name="/replay_trace")
+
+    client = Client(server.url, verbose=False)
+    try:
+        for i in range(6):
+            send(i)
+        piled = _app_files(tmp)
+        time.sleep(YOUNG_SECONDS + 1)  # every upload so far is now old enough to go
+        send(6)
+    finally:
+        client.close()
+    after = _app_files(tmp)
+    print(f"\nCACHE cap {cap} B: {piled} B after six quick uploads, {after} B after the next")
+    assert piled > cap  # the cap had something to do
+    assert after <= cap
+    assert "Traceback" not in server.log()
