@@ -21,10 +21,11 @@ import logging
 import math
 import re
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.facts import Judge
 from pdiff.app.inputs import (
@@ -42,7 +43,6 @@ from pdiff.app.session import FRAME_INTERVAL, RunRecord, Session, live_frames, q
 from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html, why_line
 from pdiff.app.timeline import timeline_figure
-from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, settings_for_trace, trace_to_json
 from pdiff.app.view import (
     RunView,
@@ -55,6 +55,7 @@ from pdiff.app.view import (
     stats_html,
     stats_rows_html,
 )
+from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
 from pdiff.plan import PlanError
@@ -350,6 +351,7 @@ class DemoApp:
             config = run_config(dataclasses.replace(knobs, plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
             stream = self._started(pd, prompt, config)  # the engine's own checks run here
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
         except RUN_ERRORS as err:
             yield error_frame(err, session, run=None)
             return
@@ -443,6 +445,7 @@ class DemoApp:
             what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, threshold "
                     f"{'off' if thr is None else f'{thr:g} ({rule})'}")
             stream = stream if i == 1 else pd.generate(prompt, config)
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
             fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
             if fin is None:
                 return
