@@ -356,6 +356,20 @@ def test_a_surrogate_in_a_plan_topic_is_refused(server):
     assert tracebacks(server) == logged
 
 
+def test_the_slowest_request_the_sliders_allow_is_refused_at_once(server):
+    """Length scale 200 (the slider's top), step ratio 1, threshold off, max new tokens at the
+    server's cap, through the real queue: one line saying what to lower, no traceback. It took
+    211 s on the bundled model before the bound (docs/reliability.md)."""
+    rerun = next(d for d in dependencies(server) if d.get("api_name") == "rerun_plan")
+    table = {"headers": ["round", "topic", "length units", "ends with"], "data": [[1, "intro", 3, "end"]]}
+    data = [LONG, table, 1.0, 0.9, "off", "entropy", 0.2, 0.95, 0, 200, "sparse", True, CAP,
+            False, False, None]
+    logged = tracebacks(server)
+    text = json.dumps(queue_call(server, rerun["id"], data))
+    assert "one request may use" in text and "lower the length scale or the step ratio" in text, text[-500:]
+    assert tracebacks(server) == logged
+
+
 # --- 3. races ------------------------------------------------------------------------------------------
 
 
