@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pdiff.app.cache import YOUNG_SECONDS, CacheCap, shared_folder, trim_folders
+from pdiff.app.settings import SettingsError, settings_from_env
 
 NOW = 1_000_000.0
 
@@ -100,6 +101,19 @@ def test_the_system_temp_folder_is_never_capped():
 def test_a_missing_folder_is_nothing_to_trim(tmp_path):
     """Gradio's folder does not exist before the first upload: start-up trims nothing."""
     assert trim_folders([tmp_path / "absent"], 0, now=NOW) == []
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "abc", "1.5", "2000000"])
+def test_a_bad_cache_size_stops_start_up_naming_the_variable(raw):
+    """PDIFF_CACHE_MB is a whole number of megabytes in [1, 1000000], like the other PDIFF_ values."""
+    with pytest.raises(SettingsError, match="PDIFF_CACHE_MB"):
+        settings_from_env({"PDIFF_CACHE_MB": raw}, cuda_available=False)
+
+
+def test_the_cache_size_defaults_to_500_mb():
+    """Unset, the cap is 500 MB; set, it is the operator's value."""
+    assert settings_from_env({}, cuda_available=False).cache_mb == 500
+    assert settings_from_env({"PDIFF_CACHE_MB": " 64 "}, cuda_available=False).cache_mb == 64
 
 
 # --- against the real server ---------------------------------------------------------------------
