@@ -313,7 +313,7 @@ def test_every_handler_answers_in_a_fresh_session(server):
 def test_play_before_any_run_says_what_to_do(server):
     """Play in a fresh session answers "nothing to replay yet" (it gave six Error badges)."""
     play = next(d for d in dependencies(server) if d.get("api_name") == "play")
-    final = queue_call(server, play["id"], [None])[-1]
+    final = queue_call(server, play["id"], [None, 1.0])[-1]  # session, speed
     assert final["success"], final
     assert "nothing to replay yet" in json.dumps(final["output"]["data"])
 
