@@ -313,9 +313,17 @@ def test_every_handler_answers_in_a_fresh_session(server):
 def test_play_before_any_run_says_what_to_do(server):
     """Play in a fresh session answers "nothing to replay yet" (it gave six Error badges)."""
     play = next(d for d in dependencies(server) if d.get("api_name") == "play")
-    final = queue_call(server, play["id"], [None, 1.0])[-1]  # session, speed
+    final = queue_call(server, play["id"], [None, 1])[-1]  # session, speed (1.0 as the page sends it)
     assert final["success"], final
     assert "nothing to replay yet" in json.dumps(final["output"]["data"])
+
+
+def test_a_play_speed_off_its_choices_is_one_line(server):
+    """A number that is not one of Play speed's choices is refused naming the control; a
+    choice sent as the page sends it (1 for 1.0) is not (the test above)."""
+    play = next(d for d in dependencies(server) if d.get("api_name") == "play")
+    final = queue_call(server, play["id"], [None, 7])[-1]
+    assert "Play speed must be one of its choices; got '7'" in json.dumps(final), final
 
 
 @pytest.mark.parametrize("position, value, message", [

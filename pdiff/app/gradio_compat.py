@@ -94,8 +94,10 @@ def _checked(block, value) -> None:
         if not isinstance(value, bool):
             raise _refuse(f"{name} must be true or false; got {shown!r}")
     elif isinstance(block, Radio) and value is not None and not isinstance(value, str):
-        if not any(value == v and type(value) is type(v) for _, v in block.choices or ()):
-            raise _refuse(f"{name} must be one of its choices; got {shown!r}")  # e.g. Play speed 1.0
+        # a number choice (Play speed 1.0) comes from the page as JSON: 1 for 1.0, never true
+        if not any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                   for _, v in block.choices or ()):
+            raise _refuse(f"{name} must be one of its choices; got {shown!r}")
     elif isinstance(block, Textbox) and value is not None and not isinstance(value, str):
         raise _refuse(f"{name} must be text; got {shown!r}")
 
