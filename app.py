@@ -3,7 +3,7 @@
 Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set by the operator:
 PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
-PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, PDIFF_THREADS, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
+PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, PDIFF_THREADS, PDIFF_CACHE_MB, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
 
 This is the only module that imports gradio. It computes nothing: every value it shows comes
 from `pdiff.app.handlers.DemoApp`, whose endpoints it wires by name.
@@ -52,6 +52,9 @@ try:
     MACHINE = start_machine([e for e in (MODELS.pd, MODELS.ar) if e is not None], SETTINGS.device,
                             SETTINGS.concurrency, SETTINGS.threads)
     APP = DemoApp(MODELS, SETTINGS, device=MACHINE.cost.device)
+    # Gradio keeps uploads and served files in one folder (GRADIO_TEMP_DIR, else <temp>/gradio):
+    # it and the trace folder stay under PDIFF_CACHE_MB together, oldest files going first.
+    APP.cap_cache(gr.utils.get_upload_folder())
 except SettingsError as err:
     raise SystemExit(f"pdiff app: {err}") from None
 logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s; threads: %s; %s", SETTINGS.model,

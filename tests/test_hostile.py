@@ -313,16 +313,24 @@ def test_every_handler_answers_in_a_fresh_session(server):
 def test_play_before_any_run_says_what_to_do(server):
     """Play in a fresh session answers "nothing to replay yet" (it gave six Error badges)."""
     play = next(d for d in dependencies(server) if d.get("api_name") == "play")
-    final = queue_call(server, play["id"], [None, 1.0])[-1]  # a fresh session, speed 1×
+    final = queue_call(server, play["id"], [None, 1])[-1]  # session, speed (1.0 as the page sends it)
     assert final["success"], final
     assert "nothing to replay yet" in json.dumps(final["output"]["data"])
+
+
+def test_a_play_speed_off_its_choices_is_one_line(server):
+    """A number that is not one of Play speed's choices is refused naming the control; a
+    choice sent as the page sends it (1 for 1.0) is not (the test above)."""
+    play = next(d for d in dependencies(server) if d.get("api_name") == "play")
+    final = queue_call(server, play["id"], [None, 7])[-1]
+    assert "Play speed must be one of its choices; got '7'" in json.dumps(final), final
 
 
 @pytest.mark.parametrize("position, value, message", [
     (1, "abc", "Step ratio must be a number; got 'abc'"),
     (7, True, "Seed must be a number; got 'True'"),
     (12, "false", "Compare with AR must be true or false; got 'false'"),
-    (3, True, "Threshold rule must be one of off, paper, adaptive; got 'True'"),
+    (3, True, "Threshold rule must be one of its choices; got 'True'"),
     (0, "hi \ud800 there", "lone surrogate"),
     (None, None, "this endpoint takes 15 values; got 5"),
 ])
@@ -354,6 +362,20 @@ def test_a_surrogate_in_a_plan_topic_is_refused(server):
     logged = tracebacks(server)
     text = json.dumps(queue_call(server, rerun["id"], data))
     assert "topic of row 1 holds a character that is not valid text" in text, text[-500:]
+    assert tracebacks(server) == logged
+
+
+def test_the_slowest_request_the_sliders_allow_is_refused_at_once(server):
+    """Length scale 200 (the slider's top), step ratio 1, threshold off, max new tokens at the
+    server's cap, through the real queue: one line saying what to lower, no traceback. It took
+    211 s on the bundled model before the bound (docs/reliability.md)."""
+    rerun = next(d for d in dependencies(server) if d.get("api_name") == "rerun_plan")
+    table = {"headers": ["round", "topic", "length units", "ends with"], "data": [[1, "intro", 3, "end"]]}
+    data = [LONG, table, 1.0, 0.9, "off", "entropy", 0.2, 0.95, 0, 200, "sparse", True, CAP,
+            False, False, None]
+    logged = tracebacks(server)
+    text = json.dumps(queue_call(server, rerun["id"], data))
+    assert "one request may use" in text and "lower the length scale or the step ratio" in text, text[-500:]
     assert tracebacks(server) == logged
 
 

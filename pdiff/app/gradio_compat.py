@@ -93,10 +93,11 @@ def _checked(block, value) -> None:
     elif isinstance(block, Checkbox):
         if not isinstance(value, bool):
             raise _refuse(f"{name} must be true or false; got {shown!r}")
-    elif isinstance(block, Radio) and value is not None:
-        allowed = [choice for _, choice in block.choices]
-        if isinstance(value, bool) or value not in allowed:  # (True == 1.0 in Python)
-            raise _refuse(f"{name} must be one of {', '.join(map(str, allowed))}; got {shown!r}")
+    elif isinstance(block, Radio) and value is not None and not isinstance(value, str):
+        # a number choice (Play speed 1.0) comes from the page as JSON: 1 for 1.0, never true
+        if not any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                   for _, v in block.choices or ()):
+            raise _refuse(f"{name} must be one of its choices; got {shown!r}")
     elif isinstance(block, Textbox) and value is not None and not isinstance(value, str):
         raise _refuse(f"{name} must be text; got {shown!r}")
 

@@ -23,7 +23,9 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.facts import Judge
 from pdiff.app.inputs import (
@@ -53,6 +55,7 @@ from pdiff.app.view import (
     stats_html,
     stats_rows_html,
 )
+from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
 from pdiff.plan import PlanError
@@ -177,6 +180,18 @@ class DemoApp:
         self.examples, self.example_plan = load_examples(models.kind)
         self.judge = Judge(models.quality_kind, models.quality_label)
         self.limits = TraceLimits.of(models.pd, settings.max_new_tokens)  # what an upload may hold
+        self.cache = CacheCap((self.traces.folder,), settings.cache_mb * 2**20)
+
+    def cap_cache(self, *folders) -> None:
+        """Hold `folders` (Gradio's cache of uploads and served files) and the trace folder
+        under PDIFF_CACHE_MB together, trimming now and after each upload and export."""
+        shared = [f for f in folders if shared_folder(f)]
+        if shared:
+            log.warning("cache cap: %s is shared with other programs; set GRADIO_TEMP_DIR to a "
+                        "folder of the app's own to cap it", ", ".join(map(str, shared)))
+        kept = tuple(Path(f) for f in folders if f not in shared)
+        self.cache = CacheCap((*kept, self.traces.folder), self.cache.max_bytes)
+        self.cache.trim()
 
     @property
     def label(self) -> str:
@@ -240,6 +255,7 @@ class DemoApp:
                        stats_json=partial)
         try:
             out["trace_file"] = self.traces.write(trace_to_json(record.settings, events), record.id)
+            self.cache.trim()
         except (TraceError, OSError) as err:
             notes.append(Notice("error", f"the trace could not be saved: {public_error(err)}"))
         if notes:
@@ -297,6 +313,7 @@ class DemoApp:
         """Load a saved trace and show its last frame; no model is run. The trace is held to
         what a real run of this server's model could produce (`self.limits`)."""
         session = Session.of(session)
+        self.cache.trim()  # the upload itself is young: it stays
         view = RunView(vocab_size=self.models.pd.model.config.vocab_size)
         try:
             settings, events = read_trace(trace_file, view, self.limits)
@@ -334,6 +351,7 @@ class DemoApp:
             config = run_config(dataclasses.replace(knobs, plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
             stream = self._started(pd, prompt, config)  # the engine's own checks run here
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
         except RUN_ERRORS as err:
             yield error_frame(err, session, run=None)
             return
@@ -427,6 +445,7 @@ class DemoApp:
             what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, threshold "
                     f"{'off' if thr is None else f'{thr:g} ({rule})'}")
             stream = stream if i == 1 else pd.generate(prompt, config)
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
             fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
             if fin is None:
                 return

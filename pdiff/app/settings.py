@@ -49,6 +49,7 @@ class AppSettings:
     server_name: str
     server_port: int
     threads: str = "auto"  # PDIFF_THREADS: auto = pdiff.threads' policy (CPU); torch = torch's default
+    cache_mb: int = 500  # PDIFF_CACHE_MB: uploads, served files and traces together, at most this
 
     @property
     def kind(self) -> str:
@@ -149,6 +150,7 @@ def settings_from_env(env: Mapping[str, str], cuda_available: bool | None = None
         server_name=server_name,
         server_port=_env_int(env, "GRADIO_SERVER_PORT", 7860, 1, 65_535),
         threads=_threads_from_env(env),
+        cache_mb=_env_int(env, "PDIFF_CACHE_MB", 500, 1, 1_000_000),
     )
 
 
