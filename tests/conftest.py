@@ -37,3 +37,13 @@ def tiny_ckpt(tmp_path_factory):
 @pytest.fixture(scope="session")
 def engine(tiny_ckpt):
     return load_engine(tiny_ckpt)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A gradio_client Client of the module's own `server` fixture (a real app on 127.0.0.1)."""
+    from gradio_client import Client
+
+    c = Client(server.url, verbose=False)
+    yield c
+    c.close()

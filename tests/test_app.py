@@ -407,13 +407,6 @@ def server(request, tmp_path_factory):
     return H.shared_server(request, tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server.url, verbose=False)
-
-
 def consistent(stats: dict) -> bool:
     return stats["forward_passes"] == (
         stats["plan_tokens"] + stats["denoise_steps"] + stats["prefill_forwards"])

@@ -55,15 +55,6 @@ def server(tiny_ckpt, tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    c = Client(server.url, verbose=False)
-    yield c
-    c.close()
-
-
 @pytest.fixture()
 def app(engine, tiny_ckpt, tmp_path):
     settings = settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)

@@ -172,15 +172,6 @@ def server(tiny_ckpt, tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    c = Client(server.url, verbose=False)
-    yield c
-    c.close()
-
-
 @pytest.fixture()
 def app(engine, tiny_ckpt, tmp_path):
     """DemoApp in-process, named as load_models names an operator's checkpoint folder."""
