@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from pdiff.app.handlers import MAX_REPLAY_FRAMES, OUTPUTS, SKIP, WARNING, DemoApp, error_html, stats_dict
+from pdiff.app.frames import OUTPUTS, SKIP, WARNING, error_html, stats_dict
+from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
 from pdiff.app.session import URGENT, Session, live_frames, quality_of
 from pdiff.app.settings import (

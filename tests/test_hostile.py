@@ -25,8 +25,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pdiff.app.frames import WARNING
 from pdiff.app.guard import TraceLimits
-from pdiff.app.handlers import MAX_REPLAY_FRAMES, WARNING, DemoApp
+from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore, trace_from_json

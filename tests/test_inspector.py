@@ -10,7 +10,8 @@ from html import unescape
 import pytest
 
 from pdiff import events as E
-from pdiff.app.handlers import MAX_REPLAY_FRAMES, WARNING, DemoApp
+from pdiff.app.frames import WARNING
+from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inspector import shown
 from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule
 from pdiff.app.session import Session

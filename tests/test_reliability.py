@@ -36,7 +36,8 @@ import psutil
 import pytest
 import torch
 
-from pdiff.app.handlers import WARNING, DemoApp
+from pdiff.app.frames import WARNING
+from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import MAX_PROMPT_CHARS, PLAN_HEADERS, run_config
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env

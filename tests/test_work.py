@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pdiff.app.handlers import WARNING, DemoApp
+from pdiff.app.frames import WARNING
+from pdiff.app.handlers import DemoApp
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore

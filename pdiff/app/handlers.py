@@ -3,10 +3,9 @@
 `DemoApp` holds the loaded models and serves every session. Its public methods are the page's
 endpoints, and their names and parameter names are the gradio_client API. On their first line
 the named knobs become one `Knobs` value and the state one `Session`; below that nothing passes
-a knob by position. Each yields (or returns) frames: dicts from output names (`OUTPUTS`) to
-values, all built by `frame`; `error_frame` turns every error into one line. app.py maps the
-names to components, turns `Update` into gr.update and `SKIP` into gr.skip(), and shows the
-`WARNING` entry as a toast.
+a knob by position. Each yields (or returns) frames, dicts from output names to values, all
+built by `pdiff.app.frames` (which says how app.py reads them); `error_frame` turns every error
+into one line.
 
 Live means live: a run's frames go out as the engine yields its events (`session.live_frames`).
 Errors a user can cause (a bad knob, an empty prompt, a malformed plan or trace) come back as
@@ -19,18 +18,29 @@ import dataclasses
 import functools
 import logging
 import math
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.chart import chart_figure, visibility_figure
 from pdiff.app.facts import Judge
+from pdiff.app.frames import (
+    SKIP,
+    WARNING,
+    Update,
+    ar_lanes,
+    error_frame,
+    frame,
+    nothing_to_replay,
+    public_error,
+    restored_controls,
+    run_lanes,
+    stats_dict,
+    status,
+)
 from pdiff.app.inputs import (
     MAX_SPAN_UNITS,
-    MAX_STEPS_RATIO,
     check_flag,
     check_prompt,
     plan_rows,
@@ -46,13 +56,8 @@ from pdiff.app.timeline import timeline_figure
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, settings_for_trace, trace_to_json
 from pdiff.app.view import (
     RunView,
-    answer_text,
     last_round_layout,
     notices_list_html,
-    plan_html,
-    spans_html,
-    speedup,
-    stats_html,
     stats_rows_html,
 )
 from pdiff.app.work import bounded
@@ -66,102 +71,7 @@ log = logging.getLogger("pdiff.app")
 MAX_REPLAY_FRAMES = 150  # the play button shows at most this many frames
 RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError is a ValueError
 
-# Output names a handler may set; app.py has one component (or the session state) per name.
-OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
-           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
-           "facts", "ar_facts", "timeline", "why",
-           "run")  # run: the RunRecord a run's (or a trace's) after-run step shows
-# The controls a loaded trace restores (its prompt and settings), by output name.
-CONTROLS = ("prompt", "steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p",
-            "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
-WARNING = "warning"  # not an output: a message app.py shows as a toast
-SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
 LATEST = object()  # after_run's default: the session's latest run
-
-
-@dataclass(frozen=True)
-class Update:
-    """Change properties of an output component (app.py turns it into gr.update)."""
-
-    props: dict
-
-
-# --- frames -------------------------------------------------------------------------------------
-
-
-def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> dict:
-    """One output frame: the lanes given (`run_lanes`, `ar_lanes`), the notices, and any other
-    outputs by name. Every handler's frames are built here."""
-    out: dict = {}
-    for lane in lanes:
-        out.update(lane)
-    return {**out, "notices": notices_list_html(notices), **outputs}
-
-
-def run_lanes(view: RunView, ar_seconds: float | None = None, judge: Judge | None = None,
-              prompt: str = "") -> dict:
-    """A run's plan, spans, answer and stats (with its speedup over an AR time); with a judge,
-    the answer's fact marks and the stats' quality row."""
-    quality = judge.quality_row(prompt, view) if judge else None
-    return {"plan": plan_html(view), "spans": spans_html(view), "answer": answer_text(view),
-            "stats": stats_html(view, ar_seconds, quality),
-            **({"facts": judge.marks_html(prompt, view)} if judge else {})}
-
-
-def ar_lanes(view: RunView | None, judge: Judge | None = None, prompt: str = "") -> dict:
-    """The AR baseline's lane, answer and stats (and, with a judge, marks and quality); blank
-    without a baseline run."""
-    marks = {"ar_facts": judge.marks_html(prompt, view)} if judge else {}
-    if view is None:
-        return {"ar_lane": "", "ar_answer": "", "ar_stats": "", **marks}
-    quality = judge.quality_row(prompt, view) if judge else None
-    return {"ar_lane": spans_html(view), "ar_answer": answer_text(view),
-            "ar_stats": stats_html(view, quality=quality), **marks}
-
-
-def status(view: RunView) -> dict:
-    return {"status": "finished" if view.finished is not None else "running", "events": view.count}
-
-
-def stats_dict(finished: Finished, quality: float | None, label: str,
-               ar_seconds: float | None = None) -> dict:
-    """A finished run's result as JSON: its stats, quality, speedup over AR, and answer."""
-    out = dataclasses.asdict(finished.stats)
-    out.update(quality=quality, quality_label=label,
-               speedup_vs_ar=speedup(finished.stats, ar_seconds), text=finished.text)
-    return out
-
-
-def error_html(message: str) -> str:
-    return notices_list_html([Notice("error", message)])
-
-
-# An absolute path of two or more parts ("/srv/models/x", "C:\\m\\x"); "<sync/>" is not one.
-_SERVER_PATH = re.compile(r"(?<![\w.<])(?:[A-Za-z]:)?[/\\](?:[\w.~+@-]+[/\\])+[\w.~+@-]*")
-
-
-def public_error(err: BaseException, limit: int = 200) -> str:
-    """An unexpected exception as a user may see it: no server path (an OSError by its reason)."""
-    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-    return _SERVER_PATH.sub("<path>", text)[:limit]
-
-
-def error_frame(err: BaseException, session: Session | None = None, *, expected: bool = True,
-                **outputs) -> dict:
-    """An error as one line in the notices, the JSON and a toast.
-
-    Expected errors (RUN_ERRORS: a refused input) say their own message; anything else (a bug,
-    the device) is logged with its traceback and named without server paths.
-    """
-    if expected:
-        message = str(err) or type(err).__name__
-        log.info("refused: %s", message)
-    else:
-        log.error("run failed", exc_info=err)
-        message = (f"the run failed ({type(err).__name__}: {public_error(err)}); "
-                   "the server log has the details")
-    out = frame(notices=[Notice("error", message)], stats_json={"error": message}, **{WARNING: message})
-    return {**out, **({} if session is None else {"session": session}), **outputs}
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -285,7 +195,7 @@ class DemoApp:
         session = Session.of(session)
         record = session.replayed
         if not record.events:
-            return _nothing_to_replay()
+            return nothing_to_replay()
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
             return error_frame(ConfigError(f"the replay step must be a whole number; got {str(step)[:20]!r}"))
         return self._replay(record, session, min(max(int(step), 0), len(record.events)))
@@ -297,7 +207,7 @@ class DemoApp:
         record = session.replayed
         n = len(record.events)
         if not n:
-            yield _nothing_to_replay()
+            yield nothing_to_replay()
             return
         try:
             frames, pause = play_schedule(n, speed, MAX_REPLAY_FRAMES)
@@ -529,21 +439,3 @@ class DemoApp:
         return frame(run_lanes(view, state.ar_seconds.get(record.prompt), self.judge, record.prompt),
                      notices=view.notices, **outputs)
 
-
-def _nothing_to_replay() -> dict:
-    message = "nothing to replay yet: generate, or load a trace, first"
-    return frame(notices=[Notice("replay", message)], **{WARNING: message})
-
-
-def restored_controls(settings: dict) -> dict:
-    """The control values of a loaded trace's settings, by output name (SKIP: not in the trace).
-    A threshold of None is the reference schedule: the rule control shows "off"."""
-    out = {name: settings.get(name, SKIP) for name in CONTROLS}
-    if "threshold" in settings:
-        if settings["threshold"] is None:
-            out.update(threshold=SKIP, threshold_rule="off")
-    else:
-        out["threshold_rule"] = SKIP
-    if isinstance(out["steps_ratio"], (int, float)):
-        out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
-    return out

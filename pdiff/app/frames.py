@@ -1,0 +1,139 @@
+"""The app's output frames: dicts from output names to display values, and the one-line errors.
+
+Every handler's frames are built here (`frame`, the lanes of a run and of its AR baseline, the
+stats JSON), and every refusal becomes one line (`error_frame`): no traceback, no server path.
+app.py maps the names (`OUTPUTS`) to components, turns `Update` into gr.update and `SKIP` into
+gr.skip(), and shows the `WARNING` entry as a toast. This module imports no gradio and runs no
+model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pdiff.app.facts import Judge
+from pdiff.app.inputs import MAX_STEPS_RATIO
+from pdiff.app.session import Session
+from pdiff.app.view import RunView, answer_text, notices_list_html, plan_html, spans_html, speedup, stats_html
+from pdiff.events import Finished, Notice
+
+log = logging.getLogger("pdiff.app")
+
+# Output names a handler may set; app.py has one component (or the session state) per name.
+OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
+           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
+           "facts", "ar_facts", "timeline", "why",
+           "run")  # run: the RunRecord a run's (or a trace's) after-run step shows
+# The controls a loaded trace restores (its prompt and settings), by output name.
+CONTROLS = ("prompt", "steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p",
+            "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
+WARNING = "warning"  # not an output: a message app.py shows as a toast
+SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
+
+
+@dataclass(frozen=True)
+class Update:
+    """Change properties of an output component (app.py turns it into gr.update)."""
+
+    props: dict
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> dict:
+    """One output frame: the lanes given (`run_lanes`, `ar_lanes`), the notices, and any other
+    outputs by name. Every handler's frames are built here."""
+    out: dict = {}
+    for lane in lanes:
+        out.update(lane)
+    return {**out, "notices": notices_list_html(notices), **outputs}
+
+
+def run_lanes(view: RunView, ar_seconds: float | None = None, judge: Judge | None = None,
+              prompt: str = "") -> dict:
+    """A run's plan, spans, answer and stats (with its speedup over an AR time); with a judge,
+    the answer's fact marks and the stats' quality row."""
+    quality = judge.quality_row(prompt, view) if judge else None
+    return {"plan": plan_html(view), "spans": spans_html(view), "answer": answer_text(view),
+            "stats": stats_html(view, ar_seconds, quality),
+            **({"facts": judge.marks_html(prompt, view)} if judge else {})}
+
+
+def ar_lanes(view: RunView | None, judge: Judge | None = None, prompt: str = "") -> dict:
+    """The AR baseline's lane, answer and stats (and, with a judge, marks and quality); blank
+    without a baseline run."""
+    marks = {"ar_facts": judge.marks_html(prompt, view)} if judge else {}
+    if view is None:
+        return {"ar_lane": "", "ar_answer": "", "ar_stats": "", **marks}
+    quality = judge.quality_row(prompt, view) if judge else None
+    return {"ar_lane": spans_html(view), "ar_answer": answer_text(view),
+            "ar_stats": stats_html(view, quality=quality), **marks}
+
+
+def status(view: RunView) -> dict:
+    return {"status": "finished" if view.finished is not None else "running", "events": view.count}
+
+
+def stats_dict(finished: Finished, quality: float | None, label: str,
+               ar_seconds: float | None = None) -> dict:
+    """A finished run's result as JSON: its stats, quality, speedup over AR, and answer."""
+    out = dataclasses.asdict(finished.stats)
+    out.update(quality=quality, quality_label=label,
+               speedup_vs_ar=speedup(finished.stats, ar_seconds), text=finished.text)
+    return out
+
+
+def error_html(message: str) -> str:
+    return notices_list_html([Notice("error", message)])
+
+
+# An absolute path of two or more parts ("/srv/models/x", "C:\\m\\x"); "<sync/>" is not one.
+_SERVER_PATH = re.compile(r"(?<![\w.<])(?:[A-Za-z]:)?[/\\](?:[\w.~+@-]+[/\\])+[\w.~+@-]*")
+
+
+def public_error(err: BaseException, limit: int = 200) -> str:
+    """An unexpected exception as a user may see it: no server path (an OSError by its reason)."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return _SERVER_PATH.sub("<path>", text)[:limit]
+
+
+def error_frame(err: BaseException, session: Session | None = None, *, expected: bool = True,
+                **outputs) -> dict:
+    """An error as one line in the notices, the JSON and a toast.
+
+    Expected errors (RUN_ERRORS: a refused input) say their own message; anything else (a bug,
+    the device) is logged with its traceback and named without server paths.
+    """
+    if expected:
+        message = str(err) or type(err).__name__
+        log.info("refused: %s", message)
+    else:
+        log.error("run failed", exc_info=err)
+        message = (f"the run failed ({type(err).__name__}: {public_error(err)}); "
+                   "the server log has the details")
+    out = frame(notices=[Notice("error", message)], stats_json={"error": message}, **{WARNING: message})
+    return {**out, **({} if session is None else {"session": session}), **outputs}
+
+
+def nothing_to_replay() -> dict:
+    message = "nothing to replay yet: generate, or load a trace, first"
+    return frame(notices=[Notice("replay", message)], **{WARNING: message})
+
+
+def restored_controls(settings: dict) -> dict:
+    """The control values of a loaded trace's settings, by output name (SKIP: not in the trace).
+    A threshold of None is the reference schedule: the rule control shows "off"."""
+    out = {name: settings.get(name, SKIP) for name in CONTROLS}
+    if "threshold" in settings:
+        if settings["threshold"] is None:
+            out.update(threshold=SKIP, threshold_rule="off")
+    else:
+        out["threshold_rule"] = SKIP
+    if isinstance(out["steps_ratio"], (int, float)):
+        out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
+    return out
