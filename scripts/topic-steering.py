@@ -22,7 +22,7 @@ from pdiff.notes.data import make_split
 def span_facts(engine, prompt: str, items: list[tuple[str, int]]) -> list[frozenset]:
     """The facts each span states when the engine fills the plan `items` (topic, units)."""
     markup = "".join(f"<promise>-<topic>{t} {u}</topic>" for t, u in items) + "<|im_end|>"
-    config = engine.config(reference=True, temperature=0.0, plan=markup)
+    config = engine.config(temperature=0.0, plan=markup)
     texts = next(e.span_texts for e in engine.generate(prompt, config) if isinstance(e, RoundEnd))
     facts = parse_facts(prompt)
     return [frozenset(f for f in facts if fact_stated(f, t)) for t in texts]
@@ -32,7 +32,7 @@ def main(n_prompts: int = 24) -> None:
     engine = load_engine()
     counts = {"compared": 0, "stay with the position": 0, "follow the topic": 0, "neither": 0}
     for ex in make_split("heldout", n_prompts, seed=9):
-        plan = engine.generate_text(ex.prompt, engine.config(reference=True, temperature=0.0)).plan
+        plan = engine.generate_text(ex.prompt, engine.config(temperature=0.0)).plan
         if len(plan) != 1 or len(plan[0]) < 2:
             continue
         items = [(i.topic, i.units) for i in plan[0]]
