@@ -1,5 +1,6 @@
 """The bound on one request's denoise work (pdiff.app.work): a plan whose spans would cost more
-than WORK_PER_TOKEN x max_new_tokens block-token steps is refused before it is denoised."""
+than work_cap (WORK_PER_TOKEN x max_new_tokens, at least x the default budget) block-token steps
+is refused before it is denoised."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from pdiff.app.frames import WARNING
 from pdiff.app.handlers import DemoApp
+from pdiff.app.inputs import DEFAULT_MAX_NEW_TOKENS
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore
@@ -46,18 +48,25 @@ def test_the_round_that_crosses_the_cap_is_refused_before_it_opens():
     def source():
         try:
             yield _opened([20], steps=20)
-            yield _opened([40], steps=40, rnd=1)
+            yield _opened([150], steps=150, rnd=1)  # 20 x 22 + 150 x 152 > work_cap(64)
             yield "never"
         finally:
             closed.append(True)
 
-    cap_tokens = (20 * 22 + 40 * 42) // WORK_PER_TOKEN  # the second round crosses it
     passed = []
     with pytest.raises(WorkError, match="lower the length scale or the step ratio") as err:
-        passed.extend(bounded(source(), cap_tokens))
+        passed.extend(bounded(source(), 64))
     assert passed == [_opened([20], steps=20)]
     assert "round 2" in str(err.value) and "\n" not in str(err.value)
     assert closed == [True]
+
+
+def test_a_lower_budget_keeps_the_default_budgets_allowance():
+    """Lowering max_new_tokens never shrinks the cap below the default budget's: a normal plan
+    at 160 tokens (4 spans, the longest 44, 44 steps) runs; above the default the cap grows."""
+    assert work_cap(64) == work_cap(160) == WORK_PER_TOKEN * DEFAULT_MAX_NEW_TOKENS
+    assert round_work(_opened([44, 40, 30, 20], steps=44)) <= work_cap(160)
+    assert work_cap(2 * DEFAULT_MAX_NEW_TOKENS) == 2 * work_cap(DEFAULT_MAX_NEW_TOKENS)
 
 
 @pytest.fixture()

@@ -4,13 +4,15 @@ A round's spans are denoised together for `steps` steps, and each step recompute
 blocks, so a round costs about steps x (the blocks' tokens): quadratic in the longest span. The
 largest length scale with the reference schedule makes one span of the whole budget, which cost
 ~100x a normal run. `bounded` follows a run's events and refuses it, as each round's spans open
-and before any is denoised, once its total passes WORK_PER_TOKEN x the run's max_new_tokens.
+and before any is denoised, once its total passes `work_cap`: WORK_PER_TOKEN x the run's
+max_new_tokens, or x the default budget where that is larger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from pdiff.app.inputs import DEFAULT_MAX_NEW_TOKENS
 from pdiff.events import Event, SpansOpened
 
 WORK_PER_TOKEN = 32  # block-token steps per token of max_new_tokens; the reference plans use < 16
@@ -31,7 +33,10 @@ def round_work(ev: SpansOpened, paper: bool = False) -> int:
 
 
 def work_cap(max_new_tokens: int) -> int:
-    return WORK_PER_TOKEN * int(max_new_tokens)
+    """The work one request may use: WORK_PER_TOKEN x its budget, never less than the default
+    budget's (a visitor who lowers max_new_tokens makes a run cheaper, and a normal plan at 160
+    tokens -- 4 spans, the longest 44 -- needs more than 32 x 160)."""
+    return WORK_PER_TOKEN * max(int(max_new_tokens), DEFAULT_MAX_NEW_TOKENS)
 
 
 def bounded(events: Iterable[Event], max_new_tokens: int, paper: bool = False) -> Iterator[Event]:
@@ -55,5 +60,5 @@ def _refusal(ev: SpansOpened, total: int, cap: int) -> str:
     longest = max(it.length for it in ev.items)
     return (f"this plan needs {total:,} denoise token-steps (round {ev.round + 1}: "
             f"{len(ev.items)} span(s), the longest {longest} tokens, {ev.steps} steps), over the "
-            f"{cap:,} one request may use ({WORK_PER_TOKEN} x max new tokens); lower the length "
+            f"{cap:,} one request may use; lower the length "
             "scale or the step ratio")
