@@ -101,7 +101,7 @@ class RMSNorm(nn.Module):
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype) -> tuple:
     """cos/sin for absolute positions, in the rotate-half layout of Qwen2."""
     inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
-    angles = positions.float()[:, None] * inv[None, :]  # (T, D/2)
+    angles = positions.float()[..., None] * inv  # (T, D/2) or (B, T, D/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, D)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
@@ -192,7 +192,7 @@ class DreamModel(nn.Module):
     def forward(
         self,
         ids: torch.Tensor,  # (B, T)
-        positions: torch.Tensor,  # (T,) absolute positions for RoPE
+        positions: torch.Tensor,  # (T,) or (B, T) absolute positions for RoPE
         visibility: torch.Tensor,  # (T, S) or (B, 1, T, S) bool; S = start + T with a cache
         cache: KVCache | None = None,
         start: int = 0,  # where these T tokens sit in the cache
@@ -202,6 +202,8 @@ class DreamModel(nn.Module):
             raise ValueError(f"cache holds {cache.max_len} positions, asked for {start + ids.shape[1]}")
         x = self.model.embed_tokens(ids)  # (B, T, d)
         cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
+        if positions.dim() == 2:  # per row: broadcast over the heads
+            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D)
         mask = visibility if visibility.dim() == 4 else visibility[None, None]  # (B|1, 1, T, S)
         for i, layer in enumerate(self.model.layers):
             kv = None if cache is None else (cache.k[i], cache.v[i])

@@ -313,3 +313,113 @@ def test_jsonl_round_trip(tmp_path: Path, examples: list[Example]) -> None:
     assert [[s["topic"] for s in r] for r in first["rounds"]] == [
         [s.topic for s in r] for r in examples[0].rounds
     ]
+
+
+# ---- the canonical style (v3): the reference answer is a function of the prompt ----------
+
+
+def test_prompts_do_not_depend_on_the_style() -> None:
+    """Both styles draw the same prompts: only the reference answers differ."""
+    canonical, varied = make_split("heldout", 200, seed=7), make_split("heldout", 200, seed=7, style="varied")
+    assert [ex.prompt for ex in canonical] == [ex.prompt for ex in varied]
+    assert [ex.facts for ex in canonical] == [ex.facts for ex in varied]
+    assert sum(a.answer != b.answer for a, b in zip(canonical, varied)) > 150
+
+
+def test_unknown_style_is_refused() -> None:
+    with pytest.raises(ValueError, match="style must be one of"):
+        make_split("train", 1, style="poetic")
+
+
+def _attr_of(ex: Example, fact):
+    from pdiff.notes.lexicon import ATTRS
+
+    return next((a for a in ATTRS[ex.kind] if fact.key in a.keys), None)
+
+
+def _facts_by_attr(ex: Example) -> dict:
+    return {a: f for f in ex.facts if (a := _attr_of(ex, f)) is not None}
+
+
+def test_the_same_facts_give_the_same_answer() -> None:
+    """The canonical answer depends on the facts and the entity only, not on the order, the
+    form or the key words the prompt gives them in: re-drawn with the facts in another order,
+    under other key synonyms, the answer is unchanged."""
+    from pdiff.notes import data
+
+    changed = 0
+    for ex in make_split("train", 300, seed=5):
+        by_attr = _facts_by_attr(ex)
+        chosen = list(by_attr)
+        values = {a: f.value for a, f in by_attr.items()}
+        extras = [f for f in ex.facts if f not in by_attr.values()]
+        summary = len(ex.rounds) == 2
+        subject = _first_subject(ex)
+        possessive = f"{ex.name}'s" if ex.kind == "person" else "Its"
+        random.Random(len(chosen)).shuffle(chosen)
+        again = data._canonical_rounds(ex.kind, chosen, values, extras, summary, subject, possessive)
+        changed += chosen != list(by_attr)
+        assert again == ex.rounds, ex.prompt
+    assert changed > 250
+
+
+def _first_subject(ex: Example) -> str:
+    """The entity as the answer names it first: "Velora", "The Velora lamp", "The Velora"."""
+    text = ex.rounds[0][0].text
+    if ex.kind in ("city", "person"):
+        return ex.name
+    words = text.split()
+    return " ".join(words[:3] if ex.kind == "product" else words[:2])
+
+
+def test_each_attribute_is_stated_one_way(big_splits: dict[str, list[Example]]) -> None:
+    """Every fact is said with its attribute's first predicate, and never with another one."""
+    for ex in big_splits["train"][:1000]:
+        for attr, fact in _facts_by_attr(ex).items():
+            assert attr.preds[0].format(v=fact.value) in ex.rounds[0][0].text + " " + ex.answer
+            assert not any(p.format(v=fact.value) in ex.answer for p in attr.preds[1:]
+                           if p.format(v=fact.value) not in attr.preds[0].format(v=fact.value))
+
+
+def test_sections_follow_the_lexicon_order_with_fixed_topics(big_splits: dict[str, list[Example]]) -> None:
+    """Sections come in the kind's group order, each under its group's first topic, and facts
+    inside a section in the lexicon's order."""
+    from pdiff.notes.lexicon import ATTRS, TOPICS
+
+    for ex in big_splits["train"][:1000]:
+        by_attr = _facts_by_attr(ex)
+        groups = list(dict.fromkeys(a.group for a in ATTRS[ex.kind] if a in by_attr))
+        sections = [s for s in ex.rounds[0] if s.topic != TOPICS["extra"][0]]
+        assert [s.topic for s in sections] == [TOPICS[g][0] for g in groups]
+        for group, section in zip(groups, sections):
+            members = [a for a in ATTRS[ex.kind] if a in by_attr and a.group == group]
+            at = [section.text.index(a.preds[0].format(v=by_attr[a].value)) for a in members]
+            assert at == sorted(at), section.text
+
+
+def test_subject_rule_is_fixed(big_splits: dict[str, list[Example]]) -> None:
+    """The entity's name opens every section; later sentences of a section open with "It" (a
+    person is always named); summaries open with "In short,"."""
+    for ex in big_splits["train"][:1000]:
+        first = _first_subject(ex)
+        for s in ex.rounds[0]:
+            sentences = re.split(r"(?<=\.) ", s.text)
+            if s.topic == "other details":
+                continue
+            assert sentences[0].startswith(first + " "), s.text
+            again = first if ex.kind == "person" else "It"
+            assert all(x.startswith(again + " ") for x in sentences[1:]), s.text
+        for (summary,) in ex.rounds[1:]:
+            assert summary.text.startswith("In short, ")
+
+
+def test_extra_details_follow_the_prompt_order(big_splits: dict[str, list[Example]]) -> None:
+    """Extra details are stated in the order the prompt gives them."""
+    seen = 0
+    for ex in big_splits["train"]:
+        extras = [f for f in ex.facts if f.key in EXTRA_KEYS]
+        if len(extras) == 2:
+            seen += 1
+            assert ex.answer.index(f"{extras[0].key} is {extras[0].value}.") < ex.answer.index(
+                f"{extras[1].key} is {extras[1].value}.")
+    assert seen > 50

@@ -132,3 +132,116 @@ def test_training_from_a_checkpoint_starts_from_its_weights_and_tokenizer(tmp_pa
     assert tokenizers[0] == tokenizers[1]
     assert record["init"]["folder"] == "ar" and record["init"]["kind"] == "ar"
     assert record["steps_done"] == 4 and record["kind"] == "pd"
+
+
+def _plain_collate(seqs, mask_id, pad_id, generator):
+    """The objective with one mask draw per sequence, written out plainly: the reference that
+    `collate` with one copy and no stratification must equal exactly."""
+    B, T = len(seqs), max(len(s.ids) for s in seqs)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    labels = torch.full((B, T), IGNORE, dtype=torch.long)
+    weights = torch.zeros(B, T)
+    for b, s in enumerate(seqs):
+        n = len(s.ids)
+        ids[b, :n] = torch.tensor(s.ids)
+        ar = torch.tensor(s.ar_label)
+        labels[b, :n], weights[b, :n] = ar, (ar != IGNORE).float()
+        t = objective.EPS + (1 - objective.EPS) * torch.rand((), generator=generator)
+        masked = torch.tensor(s.span_slot) & (torch.rand(n, generator=generator) < t)
+        where = masked.nonzero().squeeze(-1)
+        labels[b, where - 1] = ids[b, where]
+        weights[b, where - 1] = 1.0 / t
+        ids[b, :n][masked] = mask_id
+    return ids, labels, weights
+
+
+def _two_sequences(engine):
+    rng = random.Random(3)
+    return [objective.planned_sequence(engine.tok, p, ROUNDS, rng, length_scale=4, max_pad=2)
+            for p in ("Describe Velora.", "Write about the city Osk, please.")]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_copy_is_exactly_the_plain_objective(engine, seed):
+    """With one mask copy and no stratification, collate gives the plain objective's batch, draw
+    for draw: the same ids, labels and weights, and positions 0..T-1 in every row."""
+    seqs = _two_sequences(engine)
+    batch = objective.collate(seqs, engine.tags.mask, 0, torch.Generator().manual_seed(seed))
+    ids, labels, weights = _plain_collate(seqs, engine.tags.mask, 0, torch.Generator().manual_seed(seed))
+    assert torch.equal(batch.ids, ids) and torch.equal(batch.labels, labels)
+    assert torch.allclose(batch.weights, weights)
+    assert torch.equal(batch.positions, torch.arange(ids.shape[1]).expand_as(ids))
+
+
+def test_no_copy_sees_another(engine, seq):
+    """With 3 mask copies, an added copy's tokens see the prefix of their round (the sequence
+    itself, as one copy would) and their own block, never another added copy; no token of the
+    sequence sees an added copy; each copy repeats its blocks' ids and positions."""
+    batch = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(0), copies=3)
+    copied, positions, copy = objective.with_copies(seq, 3)
+    vis, n = batch.visibility[0, 0], len(seq.ids)
+    copy = torch.tensor(copy)
+    blocks = torch.tensor([h > 0 for h in copied.hi])
+    assert (copy == 1).sum() == (copy == 2).sum() == sum(h > 0 for h in seq.hi) > 0
+    for a, b in ((1, 2), (2, 1)):
+        assert not vis[(copy == a) & blocks][:, (copy == b) & blocks].any()
+    assert not vis[:n, n:len(copy)].any()
+    for q in range(n, len(copy)):
+        p = positions[q]
+        assert copied.ids[q] == seq.ids[p] and batch.positions[0, q] == p
+        assert vis[q, :seq.pre[p]].all() and vis[q, :n].sum() == seq.pre[p]  # the same prefix
+        own = vis[q, n:len(copy)].nonzero().squeeze(-1) + n  # and exactly its own block's copy
+        assert [positions[k] for k in own] == list(range(seq.lo[p], seq.hi[p]))
+
+
+def test_a_copy_is_predicted_as_if_it_stood_in_place(engine, seq):
+    """The logits at a copy of round 1's blocks equal the logits at the blocks of a one-copy
+    sequence that holds that copy's masked ids in place: same positions, same view."""
+    model = engine.model.eval()
+    batch = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(1), copies=2)
+    copied, positions, copy = objective.with_copies(seq, 2)
+    first_round = [q for q in range(len(seq.ids)) if seq.hi[q] > 0 and seq.pre[q] == min(
+        seq.pre[p] for p in range(len(seq.ids)) if seq.hi[p] > 0)]
+    copy_of = {positions[q]: q for q in range(len(seq.ids), len(copy))}
+    alone = batch.ids[:, :len(seq.ids)].clone()
+    for p in first_round:
+        alone[0, p] = batch.ids[0, copy_of[p]]
+    single = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        both = model(batch.ids, batch.positions, batch.visibility)
+        ref = model(alone, torch.arange(len(seq.ids)), single.visibility)
+    for p in first_round:
+        assert torch.allclose(both[0, copy_of[p]], ref[0, p], atol=1e-4)
+
+
+def test_copies_weigh_their_targets_by_one_over_t_copies(engine, seq):
+    """Each copy's masked slots are labelled with the slot's own token, from the position before
+    it in that copy, at weight 1 / (t copies); the denominator is that of one copy."""
+    for s in range(5):
+        one = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(s))
+        batch = objective.collate([seq], engine.tags.mask, 0, torch.Generator().manual_seed(s), copies=2)
+        copied, _, copy = objective.with_copies(seq, 2)
+        assert batch.denominator == one.denominator
+        for c in (0, 1):
+            masked = [p for p in range(len(copy)) if copy[p] == c and batch.ids[0, p] == engine.tags.mask]
+            assert all(batch.labels[0, p - 1] == copied.ids[p] for p in masked)
+            ws = {round(float(batch.weights[0, p - 1]), 4) for p in masked}
+            assert len(ws) <= 1 and all(w >= 0.5 for w in ws)
+
+
+def test_stratified_levels_fall_one_in_each_slice():
+    """Stratified t: n levels in (EPS, 1), exactly one in each n-th of the interval."""
+    for n in (1, 4, 16):
+        t = objective.mask_levels(n, torch.Generator().manual_seed(n), stratified=True)
+        u = (t - objective.EPS) / (1 - objective.EPS)
+        assert sorted((u * n).floor().long().tolist()) == list(range(n))
+
+
+def test_stratified_batch_masks_at_spread_ratios(engine):
+    """A stratified batch of 16 copies of one sequence masks from nearly none to nearly all slots."""
+    one = objective.planned_sequence(engine.tok, "Describe Velora.", ROUNDS, random.Random(0), 4, max_pad=0)
+    seqs = [one] * 16
+    batch = objective.collate(seqs, engine.tags.mask, 0, torch.Generator().manual_seed(0), stratified=True)
+    slots = sum(seqs[0].span_slot)
+    ratios = sorted(float((batch.ids[b] == engine.tags.mask).sum()) / slots for b in range(16))
+    assert ratios[0] < 0.25 and ratios[-1] > 0.75

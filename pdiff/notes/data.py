@@ -1,4 +1,4 @@
-"""Notes to text, v2: a deterministic generator of instruction/answer pairs for training and evaluation.
+"""Notes to text, v3: a deterministic generator of instruction/answer pairs for training and evaluation.
 
 A prompt gives 8 to 16 facts about one made-up entity (a city, a product, a person or an animal)
 the way people type them (`FORMS`): a "Facts: key: value; ..." tail, "from these notes: ...",
@@ -7,6 +7,14 @@ Key names vary ("founded" / "established in", "known for" / "famous for", "maker
 "job" / "works as"), and the instruction comes before or after the facts. Some prompts carry one
 or two keys from an open pool of extra details ("motto", "mascot"): the answer states them as
 "Its motto is ...", so a key the model has never seen is copied, not replaced by an invention.
+
+The reference answer is canonical (v3): a function of the prompt's facts, not of how they are
+typed. Each attribute is said with its first predicate; sections follow the kind's group order
+under the group's first topic, facts follow the lexicon's order, sentences pair facts (2 -> 1+1,
+3 -> 2+1, 4 -> 2+2), the name opens each section and "It" the later sentences. Parallel decoding
+fills positions independently, so a many-valued answer would mix its modes ("The city has
+Kravask as its ma."); the v2 style, with random predicates, subjects and orders, stays as
+`style="varied"`, and both styles draw exactly the same prompts.
 
 The reference answer is shaped for Planned Diffusion: round 1 holds 4 to 6 sections, one per
 group of facts (each with a short topic), of 2 to 3 sentences stating 2 to 4 facts, about 25 to
@@ -49,6 +57,9 @@ from pdiff.notes.lexicon import (
 SPLITS = ("train", "heldout")
 KINDS = ("city", "product", "person", "animal")
 FORMS = ("facts", "notes", "bullets", "equals", "commas", "sentences")
+# canonical: the answer is a function of the prompt (v3, what the bundled models learn);
+# varied: v2's random predicates, subjects, orders and groupings (many answers per prompt).
+STYLES = ("canonical", "varied")
 
 
 @dataclass(frozen=True)
@@ -205,8 +216,11 @@ def _render_prompt(form: str, instruction: str, facts: list[Fact], subject: str,
     return f"{instruction}. {head} {body}." if first else f"{head} {body}. {instruction}."
 
 
-def make_example(rng: random.Random, split: str = "train") -> Example:
-    """One example; every random choice comes from `rng`, every made-up name from `split`."""
+def make_example(rng: random.Random, split: str = "train", style: str = "canonical") -> Example:
+    """One example; every random choice comes from `rng`, every made-up name from `split`; the
+    answer in `style` (one of STYLES)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     kind = rng.choice(KINDS)
     attrs = ATTRS[kind]
     groups = list(dict.fromkeys(a.group for a in attrs))
@@ -241,6 +255,22 @@ def make_example(rng: random.Random, split: str = "train") -> Example:
     subject = "It" if kind != "person" else name
     prompt = _render_prompt(form, instruction, facts, subject, possessive, rng)
 
+    # The varied answer is always drawn, so the random stream (and so every later prompt) is the
+    # same in both styles: the canonical style's prompts are exactly v2's.
+    varied = _varied_rounds(rng, groups, chosen, values, extras, summary, (first, later, possessive))
+    if style == "varied":
+        rounds = varied
+    else:
+        in_prompt = [f for f in facts if f in extras]  # extra details in the order the prompt gives them
+        rounds = _canonical_rounds(kind, chosen, values, in_prompt, summary, first, possessive)
+    return Example(prompt, tuple(facts), rounds, kind, name, form)
+
+
+def _varied_rounds(rng: random.Random, groups: list[str], chosen: list[Attr], values: dict,
+                   extras: list[Fact], summary: bool, refs: tuple) -> tuple[tuple[Section, ...], ...]:
+    """v2's answer: random fact order, predicate, subject, sentence grouping, topic and opener;
+    `refs` is (first subject, later subjects, possessive)."""
+    first, later, possessive = refs
     sections = []
     for group in groups:
         members = [a for a in chosen if a.group == group]
@@ -264,18 +294,53 @@ def make_example(rng: random.Random, split: str = "train") -> Example:
         subj = "the" + first[3:] if first.startswith("The ") else first
         text = _fix(f"{opener} {subj} {rng.choice(a.preds).format(v=values[a])}.")
         rounds.append((Section(rng.choice(SUMMARY_TOPICS), text),))
-    return Example(prompt, tuple(facts), tuple(rounds), kind, name, form)
+    return tuple(rounds)
 
 
-def make_split(split: str, n: int, seed: int = 0) -> list[Example]:
-    """`n` examples with distinct prompts, deterministic given (split, seed)."""
+# Canonical sentence grouping of a section's n facts (2-4): pairs first, as in "A and B. C."
+_CANONICAL_SIZES = {1: [1], 2: [1, 1], 3: [2, 1], 4: [2, 2]}
+
+
+def _canonical_rounds(kind: str, chosen: list[Attr], values: dict, extras: list[Fact], summary: bool,
+                      first: str, possessive: str) -> tuple[tuple[Section, ...], ...]:
+    """The answer as a function of the prompt's facts: sections in the kind's group order, facts in
+    the lexicon's order inside a section, each attribute's first predicate, the section's first
+    topic, a fixed sentence grouping, and the subject rule "the name opens every section, then
+    It" (a person is always named). Extra details follow in the prompt's order; the summary,
+    when asked, restates the first fact."""
+    order = {a: i for i, a in enumerate(ATTRS[kind])}
+    ranked = sorted(chosen, key=order.__getitem__)
+    again = first if kind == "person" else "It"
+    sections = []
+    for group in dict.fromkeys(a.group for a in ranked):
+        members = [a for a in ranked if a.group == group]
+        sentences, at = [], 0
+        for size in _CANONICAL_SIZES[len(members)]:
+            preds = [a.preds[0].format(v=values[a]) for a in members[at:at + size]]
+            sentences.append(_sentence(first if not sentences else again, preds))
+            at += size
+        sections.append(Section(TOPICS[group][0], " ".join(sentences)))
+    if extras:
+        text = " ".join(_fix(f"{possessive} {f.key} is {f.value}.") for f in extras)
+        sections.append(Section(TOPICS["extra"][0], text))
+    rounds: list[tuple[Section, ...]] = [tuple(sections)]
+    if summary:
+        subj = "the" + first[3:] if first.startswith("The ") else first
+        text = _fix(f"{SUMMARY_OPENERS[0]} {subj} {ranked[0].preds[0].format(v=values[ranked[0]])}.")
+        rounds.append((Section(SUMMARY_TOPICS[0], text),))
+    return tuple(rounds)
+
+
+def make_split(split: str, n: int, seed: int = 0, style: str = "canonical") -> list[Example]:
+    """`n` examples with distinct prompts, deterministic given (split, seed); the prompts do not
+    depend on `style`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"pdiff-notes-v2:{split}:{seed}")
     out: list[Example] = []
     seen: set[str] = set()
     while len(out) < n:
-        ex = make_example(rng, split)
+        ex = make_example(rng, split, style)
         if ex.prompt not in seen:
             seen.add(ex.prompt)
             out.append(ex)

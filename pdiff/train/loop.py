@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from pdiff.loader import load_model, save_checkpoint
 from pdiff.model import PRESETS, DreamModel
-from pdiff.notes.data import make_split
+from pdiff.notes.data import STYLES, make_split
 from pdiff.tokenizer import Tokenizer, build_tokenizer
 from pdiff.train import objective
 
@@ -53,12 +53,19 @@ class TrainConfig:
     max_pad: int = 2  # a span is planned for its text plus 0..max_pad [PAD], rounded up to a unit
     attention: str = "sparse"
     seed: int = 0
+    style: str = "canonical"  # the answers' style (pdiff.notes.data.STYLES)
+    mask_copies: int = 1  # independent mask draws of the span blocks per sequence (objective.collate)
+    stratified: bool = False  # spread the batch's mask ratios t over (0, 1) (objective.mask_levels)
 
     def __post_init__(self) -> None:
         if self.kind not in ("pd", "ar"):
             raise ValueError(f"kind must be pd or ar; got {self.kind!r}")
         if self.shape not in PRESETS:
             raise ValueError(f"shape must be one of {', '.join(PRESETS)}; got {self.shape!r}")
+        if self.mask_copies < 1:
+            raise ValueError(f"mask_copies must be at least 1; got {self.mask_copies}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}; got {self.style!r}")
 
 
 PRESETS_TRAIN = {
@@ -136,10 +143,10 @@ def _optimizer(cfg: TrainConfig, model) -> torch.optim.AdamW:
 def _step_loss(model, batch: objective.Batch, rows: slice, device: str) -> torch.Tensor:
     """This process's share of the step's loss: its rows, over the global denominator."""
     ids, vis = batch.ids[rows].to(device), batch.visibility[rows].to(device)
-    T = ids.shape[1]
-    logits = model(ids, torch.arange(T, device=device), vis)  # (b, T, V)
+    positions = batch.positions[rows].to(device)
+    logits = model(ids, positions, vis)  # (b, T, V)
     share = objective.Batch(ids, vis, batch.labels[rows].to(device), batch.weights[rows].to(device),
-                            batch.denominator)
+                            batch.denominator, positions)
     return objective.loss(logits, share)
 
 
@@ -164,7 +171,9 @@ def _begin(cfg: TrainConfig, examples, out: Path, init: Path | None, resume: boo
     if state.init_record:  # the shape and vocabulary are the checkpoint's
         cfg = dataclasses.replace(cfg, vocab_size=len(hf_tok), shape=state.init_record.get(
             "train_config", {}).get("shape", cfg.shape))
-    if saved and {**saved["train_config"], "steps": cfg.steps} != dataclasses.asdict(cfg):
+    # A field added to TrainConfig since the run started counts at its default.
+    if saved and {**dataclasses.asdict(TrainConfig()), **saved["train_config"], "steps": cfg.steps} != \
+            dataclasses.asdict(cfg):
         raise SystemExit(f"--resume: {out} was trained with other settings: {saved['train_config']}"
                          " (only --steps may change: the schedule then decays to the new end)")
     return model, hf_tok, cfg, state, saved
@@ -182,7 +191,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     acc = Accelerator(cpu=device == "cpu")
     device = str(acc.device)
     started = time.time()
-    examples = make_split("train", cfg.examples, seed=cfg.seed)
+    examples = make_split("train", cfg.examples, seed=cfg.seed, style=cfg.style)
     model, hf_tok, cfg, state, saved = _begin(cfg, examples, out, init, resume, device)
     state.started = started
     tok = Tokenizer(hf_tok)
@@ -205,7 +214,8 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         idx, state.order = state.order[: cfg.batch_size], state.order[cfg.batch_size:]
         # Every process builds the whole global batch (same random draws), then trains its rows.
         seqs = [make_sequence(cfg, tok, examples[i], state.rng) for i in idx]
-        batch = objective.collate(seqs, tok.tags.mask, hf_tok.pad_token_id, state.generator)
+        batch = objective.collate(seqs, tok.tags.mask, hf_tok.pad_token_id, state.generator,
+                                  cfg.mask_copies, cfg.stratified)
         # DDP averages gradients over processes; the shares add up, so scale by their number.
         value = _step_loss(model, batch, rows, device) * acc.num_processes
         for group in opt.param_groups:
@@ -269,6 +279,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="continue the run saved in --out (same settings) from its last save")
     p.add_argument("--max-pad", type=int, help="override the preset's [PAD] slack per span")
     p.add_argument("--length-scale", type=int, help="override the preset's tokens per plan unit")
+    p.add_argument("--style", choices=STYLES, help="the answers' style (default canonical)")
+    p.add_argument("--mask-copies", type=int, help="mask draws of the span blocks per sequence (default 1)")
+    p.add_argument("--stratified", action="store_true", default=None,
+                   help="stratify the batch's mask ratios t over (0, 1)")
+    p.add_argument("--stop-after", type=int,
+                   help="end this session after N steps in all (the schedule still runs to --steps)")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items()
                  if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
@@ -276,6 +292,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     record = train(cfg, args.out, args.device, init=args.init, save_every=args.save_every,
-                   resume=args.resume)
+                   resume=args.resume, stop_after=args.stop_after)
     record.pop("losses")
     print(json.dumps(record, indent=2))
