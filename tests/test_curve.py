@@ -1,0 +1,67 @@
+"""`python -m pdiff curve`: a learning-curve point is the checker's score of a real checkpoint on
+the fixed curve prompts, the log keeps one row per run and step, and the chart draws every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import statistics
+
+import pytest
+
+from pdiff.loader import load_engine
+from pdiff.notes.checker import score
+from pdiff.notes.data import make_split
+from pdiff.train import curve
+from pdiff.train.loop import PRESETS_TRAIN, train
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A real (smoke-sized) training run's checkpoint folder, with its record."""
+    out = tmp_path_factory.mktemp("curve") / "pd"
+    train(dataclasses.replace(PRESETS_TRAIN["smoke"], steps=4, warmup=2), out, progress=False)
+    return out
+
+
+def test_a_point_is_the_checker_score_on_the_curve_prompts(smoke_run):
+    """The point's score is the mean checker score of the checkpoint's greedy answers to the
+    first n curve prompts, at the reference schedule, and its step is the run's."""
+    point = curve.evaluate(smoke_run, n=2)
+    engine = load_engine(smoke_run)
+    config = engine.config(temperature=0.0)
+    prompts = [ex.prompt for ex in make_split("heldout", 2, seed=curve.CURVE_SEED)]
+    expected = statistics.mean(score(p, engine.generate_text(p, config).text).value for p in prompts)
+    assert point["score"] == round(expected, 4)
+    assert (point["kind"], point["step"], point["prompts"]) == ("pd", 4, 2)
+
+
+def test_the_curve_prompts_are_not_the_bench_prompts():
+    """The curve's fixed prompts are drawn with their own seed: none is a bench prompt (seed 0)."""
+    bench = {ex.prompt for ex in make_split("heldout", 200)}
+    assert not bench & {ex.prompt for ex in make_split("heldout", 50, seed=curve.CURVE_SEED)}
+
+
+def test_the_log_keeps_one_row_per_run_and_step(tmp_path):
+    """Appending a point of a (label, step) already in the log replaces it; other rows stay,
+    sorted by label and step."""
+    log = tmp_path / "curve.json"
+    curve.append(log, {"step": 200, "score": 0.5}, "PD")
+    curve.append(log, {"step": 100, "score": 0.4}, "PD")
+    curve.append(log, {"step": 100, "score": 0.9}, "AR")
+    rows = curve.append(log, {"step": 200, "score": 0.6}, "PD")
+    assert rows == json.loads(log.read_text())
+    assert [(r["label"], r["step"], r["score"]) for r in rows] == [
+        ("AR", 100, 0.9), ("PD", 100, 0.4), ("PD", 200, 0.6)]
+
+
+def test_the_chart_draws_each_run_through_its_points():
+    """One polyline per label, through one circle per row; a higher score sits higher."""
+    rows = [{"label": "PD", "step": 100, "score": 0.2}, {"label": "PD", "step": 300, "score": 0.8},
+            {"label": "AR", "step": 200, "score": 0.5}]
+    svg = curve.svg(rows)
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 3
+    pd = re.findall(r'points="([^"]+)"', svg)[0].split()
+    (x1, y1), (x2, y2) = (map(float, p.split(",")) for p in pd)
+    assert x2 > x1 and y2 < y1  # later step to the right, higher score higher up (SVG y grows down)
