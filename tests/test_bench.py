@@ -137,6 +137,31 @@ def test_speedups_quality_changes_and_headline_are_computed_against_ar():
     assert head["within_5_percent"]["setting"] == "pd:a"  # pd:b is 25% worse, pd:c 100%
 
 
+def test_the_checker_marks_each_settings_share_of_clean_answers():
+    """Under the checker, a setting's "clean format" is the share of its answers with no repeated
+    sentence (the checker's format_ok), and its quality is halved for those; other signals have none."""
+    from pdiff.notes.checker import score
+
+    S = bench.Setting
+    settings = [S("pd:a", "planned"), S("ar", "autoregressive")]
+    prompt = "Write about the city Velora. Facts: country: Dramen; river: the Osk."
+    clean = "Velora lies in Dramen. It sits on the Osk."
+    stutter = clean + " It sits on the Osk."
+    texts = {("pd:a", 0): clean, ("pd:a", 1): stutter, ("ar", 0): clean, ("ar", 1): clean}
+    def rows():
+        return [dict(setting=k, prompt=p, seed=0, latency=1.0, text=texts[k, p], confidence=0.5,
+                     forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
+                     rounds=1, generated_tokens=4) for k, p in texts]
+
+    got = {e["setting"]: e for e in summarise(rows(), settings, [prompt, prompt], "checker")["settings"]}
+    flags = [score(prompt, texts["pd:a", p]).format_ok for p in (0, 1)]
+    assert flags == [True, False]  # the premise: the checker reads the second as a stutter
+    assert got["pd:a"]["format_ok"] == pytest.approx(0.5) and got["ar"]["format_ok"] == 1.0
+    assert got["pd:a"]["quality"] < got["ar"]["quality"]
+    other = summarise(rows(), settings, [prompt, prompt], "confidence")["settings"]
+    assert all(e["format_ok"] is None for e in other)
+
+
 def test_an_existing_run_is_not_overwritten_without_resume(done, tmp_path):
     """Pointing a new benchmark at a folder with runs exits with status 2 and changes nothing."""
     out, args = done

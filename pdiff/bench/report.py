@@ -45,10 +45,15 @@ def token_f1(text: str, reference: str) -> float:
 
 
 def qualities(rows: list[dict], prompts: list[str], signal: str) -> list[float | None]:
+    """Each row's quality under `signal`; the checker also marks the row's `format_ok` (no
+    leftover tag, repeated sentence or stuttered phrase)."""
     if signal == "checker":
         from pdiff.notes.checker import score
 
-        return [score(prompts[r["prompt"]], r["text"]).value for r in rows]
+        scores = [score(prompts[r["prompt"]], r["text"]) for r in rows]
+        for row, s in zip(rows, scores):
+            row["format_ok"] = float(s.format_ok)
+        return [s.value for s in scores]
     if signal == "confidence":
         return [r["confidence"] for r in rows]
     ar_text = {(r["prompt"], r["seed"]): r["text"] for r in rows if r["setting"] == AR}
@@ -83,7 +88,7 @@ def summarise(rows: list[dict], settings, prompts: list[str], signal: str) -> di
                      speedup_per_prompt_median=float(np.median(ratios)) if ratios else None,
                      quality=_mean(r["quality"] for r in group))
         for name in ("forward_passes", "critical_path", "tokens_per_forward", "plan_tokens", "spans",
-                     "rounds", "generated_tokens", "pad_share"):
+                     "rounds", "generated_tokens", "pad_share", "format_ok"):
             entry[name] = _mean(r.get(name) for r in group)
         table.append(entry)
     ar = next((e for e in table if e["setting"] == AR), None)
@@ -163,8 +168,8 @@ def summary_markdown(meta: dict, summary: dict) -> str:
         "## Settings", "",
         "| setting | runs | median s | p90 s | speedup (medians) | speedup (per-prompt) | forwards "
         "| critical path | tokens/forward | plan tokens | spans | rounds | [PAD] share | quality "
-        "| Δ points | Δ % | frontier |",
-        "|" + "---|" * 17,
+        "| clean format | Δ points | Δ % | frontier |",
+        "|" + "---|" * 18,
     ]
     for e in summary["settings"]:
         lines.append("| " + " | ".join([
@@ -173,7 +178,8 @@ def summary_markdown(meta: dict, summary: dict) -> str:
             _fmt(e["speedup_per_prompt_median"], ".2f"), _fmt(e["forward_passes"], ".1f"),
             _fmt(e["critical_path"], ".1f"), _fmt(e["tokens_per_forward"], ".2f"),
             _fmt(e["plan_tokens"], ".1f"), _fmt(e["spans"], ".1f"), _fmt(e["rounds"], ".1f"),
-            _fmt(e["pad_share"], ".3f"), _fmt(e["quality"], ".3f"), _fmt(e["quality_change_points"], "+.2f"),
+            _fmt(e["pad_share"], ".3f"), _fmt(e["quality"], ".3f"), _fmt(e["format_ok"], ".1%"),
+            _fmt(e["quality_change_points"], "+.2f"),
             _fmt(e["quality_change_percent"], "+.2f"), "✓" if e["frontier"] else ""]) + " |")
     return "\n".join(lines) + "\n"
 
