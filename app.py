@@ -17,6 +17,7 @@ from the DemoApp.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -45,7 +46,7 @@ from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.speed import speed_note  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
-from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
+from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES, GenerationConfig  # noqa: E402
 
 log = logging.getLogger("pdiff.app")
 
@@ -66,10 +67,6 @@ timeline under the spans draws each one.
 Fewer calls are faster only if a call over many tokens is not much slower than a call over one.
 """
 
-# The knobs of a planned run, after the prompt (and the plan table), in the endpoints' order.
-RUN_KNOBS = ("steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p", "seed",
-             "length_scale", "attention", "use_cache", "max_new_tokens", "compare", "relative",
-             "session")
 RUN_OUT = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
            "ar_stats", "chart", "session", "facts", "ar_facts")
 AFTER_OUT = ("replay", "visibility", "plan_table", "trace_file", "notices", "stats", "stats_json",
@@ -177,7 +174,7 @@ def _controls(app: DemoApp) -> dict:
             with gr.Row():
                 c["generate_btn"] = gr.Button("Generate", variant="primary", elem_id="generate")
                 c["stop_btn"] = gr.Button("Stop", variant="stop", elem_id="stop")
-                c["compare"] = gr.Checkbox(label="Compare with AR", elem_id="compare",
+                c["compare_ar"] = gr.Checkbox(label="Compare with AR", elem_id="compare",
                                            info="Also run the autoregressive baseline on this prompt")
             if app.examples:
                 gr.Examples([[p] for p in app.examples], inputs=[c["prompt"]], label="Examples")
@@ -214,23 +211,24 @@ def _schedule(app: DemoApp) -> dict:
 
 
 def _advanced(app: DemoApp) -> dict:
-    scale, cap = app.models.pd.length_scale, app.settings.max_new_tokens
+    """The other knobs, at GenerationConfig's defaults (length scale: the checkpoint's own)."""
+    d, scale, cap = GenerationConfig(), app.models.pd.length_scale, app.settings.max_new_tokens
     return {
-        "unmask": gr.Radio(list(UNMASK_SCORES), value="entropy", label="Unmasking score",
+        "unmask": gr.Radio(list(UNMASK_SCORES), value=d.unmask, label="Unmasking score",
                            info="How masked slots are ranked for committing"),
-        "temperature": gr.Slider(*LIMITS["temperature"], value=0.2, step=0.05, label="Temperature",
+        "temperature": gr.Slider(*LIMITS["temperature"], value=d.temperature, step=0.05, label="Temperature",
                                  info="0 is greedy; higher is more varied"),
-        "top_p": gr.Slider(*LIMITS["top_p"], value=0.95, step=0.01, label="Top-p",
+        "top_p": gr.Slider(*LIMITS["top_p"], value=d.top_p, step=0.01, label="Top-p",
                            info="Nucleus mass sampled from; 1 turns it off"),
-        "seed": gr.Number(0, precision=0, minimum=0, maximum=LIMITS["seed"][1], label="Seed",
+        "seed": gr.Number(d.seed, precision=0, minimum=0, maximum=LIMITS["seed"][1], label="Seed",
                           info="Same seed, same settings: same answer"),
         "length_scale": gr.Slider(*LIMITS["length_scale"], value=scale, step=1, label="Length scale",
                                   info=f"Tokens per plan length unit; this model was trained with {scale}"),
-        "attention": gr.Radio(["sparse", "dense"], value="sparse", label="Span attention",
+        "attention": gr.Radio(["sparse", "dense"], value=d.attention, label="Span attention",
                               info="sparse: spans ignore each other (faster); dense: they see each other"),
-        "use_cache": gr.Checkbox(True, label="KV cache",
+        "use_cache": gr.Checkbox(d.use_cache, label="KV cache",
                                  info="Reuse the prefix's keys and values: same result, faster"),
-        "max_new_tokens": gr.Slider(1, cap, value=min(512, cap), step=1, label="Max new tokens",
+        "max_new_tokens": gr.Slider(1, cap, value=min(d.max_new_tokens, cap), step=1, label="Max new tokens",
                                     info="Bound on plan, tags and spans: caps time and length"),
     }
 
@@ -285,7 +283,7 @@ def _chart(app: DemoApp) -> dict:
             c["chart"] = gr.Plot(chart_figure([], app.label), label="chart", show_label=False,
                                  elem_id="chart")
         with gr.Column(scale=1, min_width=200):
-            c["relative"] = gr.Checkbox(label="Relative view", elem_id="relative",
+            c["relative_view"] = gr.Checkbox(label="Relative view", elem_id="relative",
                                         info="Speedup and quality change vs the AR runs, with the "
                                              "paper's points")
             c["sweep_btn"] = gr.Button("Sweep", elem_id="sweep")
@@ -321,18 +319,22 @@ def _tools(app: DemoApp, speed: str) -> dict:
 # --- the events ----------------------------------------------------------------------------------
 
 
+def _inputs(method, c: dict, **named) -> list:
+    """The components of `method`'s parameters in its order: an endpoint's signature is its
+    input list. `named` gives a component whose name differs from the parameter's."""
+    return [named[p] if p in named else c[p] for p in inspect.signature(method).parameters]
+
+
 def _wire_runs(app: DemoApp, c: dict) -> list:
     """The model runs, each followed by its after-run step; returns the events a Stop cancels."""
-    controls = [c[n] for n in CONTROLS]
-    knobs = [c[n] for n in RUN_KNOBS]
     model_run = dict(concurrency_id="model")  # every model run shares PDIFF_CONCURRENCY slots
     gpu = zerogpu.duration_from  # ZeroGPU durations, read by name from each handler's own arguments
 
     def then_after(event, ref):
         """The after-run step of one trigger: it shows the run that trigger started (`ref`)."""
         names = {**c, "run": ref}
-        return [event, event.then(called(app.after_run, names), [c["session"], ref],
-                                  [*(names[n] for n in AFTER_OUT), *controls, ref],
+        return [event, event.then(called(app.after_run, names), _inputs(app.after_run, c, run=ref),
+                                  [*(names[n] for n in (*AFTER_OUT, *CONTROLS)), ref],
                                   api_visibility="private")]
 
     def run_out(ref):
@@ -342,29 +344,26 @@ def _wire_runs(app: DemoApp, c: dict) -> list:
     for trigger, name in ((c["generate_btn"].click, "generate"), (c["prompt"].submit, None)):
         ref = gr.State(None)  # this trigger's run: its after-run step shows that run alone
         event = trigger(streamed(app.generate, {**c, "run": ref}, gpu(app.generate)),
-                        [c["prompt"], *knobs], run_out(ref), api_name=name,
+                        _inputs(app.generate, c), run_out(ref), api_name=name,
                         api_visibility="public" if name else "private", **model_run)
         events += then_after(event, ref)
     ref = gr.State(None)
     event = c["rerun_btn"].click(streamed(app.rerun_plan, {**c, "run": ref}, gpu(app.rerun_plan)),
-                                 [c["prompt"], c["plan_table"], *knobs], run_out(ref),
-                                 api_name="rerun_plan", **model_run)
+                                 _inputs(app.rerun_plan, c), run_out(ref), api_name="rerun_plan", **model_run)
     events += then_after(event, ref)
     event = c["baseline_btn"].click(
-        streamed(app.baseline, c, gpu(app.baseline)),
-        [c[n] for n in ("prompt", "temperature", "top_p", "seed", "max_new_tokens", "relative", "session")],
+        streamed(app.baseline, c, gpu(app.baseline)), _inputs(app.baseline, c),
         [c[n] for n in ("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session",
                         "ar_facts")],
         api_name="baseline", **model_run)
-    events += [event, event.then(called(app.timeline, c), [c["session"]], [c["timeline"], c["why"]],
+    events += [event, event.then(called(app.timeline, c), _inputs(app.timeline, c), [c["timeline"], c["why"]],
                                  api_visibility="private")]
     events.append(c["sweep_btn"].click(
-        streamed(app.sweep, c, zerogpu.duration_from(app.sweep, runs=app.settings.sweep_limit)),
-        [c[n] for n in ("prompt", "threshold_rule", "unmask", "temperature", "top_p", "seed",
-                        "length_scale", "attention", "use_cache", "max_new_tokens", "relative", "session")],
+        streamed(app.sweep, c, gpu(app.sweep, runs=app.settings.sweep_limit)), _inputs(app.sweep, c),
         [c[n] for n in ("notices", "chart", "stats_json", "session")], api_name="sweep", **model_run))
     ref = gr.State(None)
-    event = c["trace_in"].upload(called(app.replay_trace, {**c, "run": ref}), [c["trace_in"], c["session"]],
+    event = c["trace_in"].upload(called(app.replay_trace, {**c, "run": ref}),
+                                 _inputs(app.replay_trace, c, trace_file=c["trace_in"]),
                                  [*(c[n] for n in VIEW_OUT), c["stats_json"], c["session"], c["facts"], ref],
                                  api_name="replay_trace", concurrency_id="replay")
     return events + then_after(event, ref)
@@ -375,14 +374,15 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     # Replays fold a bounded trace (pdiff.app.guard) and share their own slots, apart from runs.
     replay_slots = dict(concurrency_id="replay", concurrency_limit=app.settings.concurrency)
     view = [c[n] for n in VIEW_OUT]
-    runs.append(c["play_btn"].click(streamed(app.play, c), [c["session"], c["play_speed"]],
+    runs.append(c["play_btn"].click(streamed(app.play, c), _inputs(app.play, c, speed=c["play_speed"]),
                                     [*view, c["replay"], c["facts"]], api_visibility="private",
                                     **replay_slots))
-    c["replay"].input(called(app.replay_step, c), [c["replay"], c["session"]], [*view, c["facts"]],
-                      trigger_mode="always_last", api_visibility="private", **replay_slots)
+    c["replay"].input(called(app.replay_step, c), _inputs(app.replay_step, c, step=c["replay"]),
+                      [*view, c["facts"]], trigger_mode="always_last", api_visibility="private",
+                      **replay_slots)
     c["stop_btn"].click(None, cancels=runs)
-    c["relative"].change(called(app.rechart, c), [c["relative"], c["session"]], [c["chart"]],
-                         api_visibility="private", concurrency_limit=None)
+    c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
+                              api_visibility="private", concurrency_limit=None)
     c["threshold_rule"].change(lambda rule: gr.update(interactive=rule != "off"), [c["threshold_rule"]],
                                [c["threshold"]], api_visibility="private", queue=False)
     schedule = [c["steps_ratio"], c["threshold"], c["threshold_rule"]]
