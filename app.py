@@ -5,18 +5,25 @@ PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local chec
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
 PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, PDIFF_THREADS, PDIFF_CACHE_MB, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
 
+`build_demo(app)` lays out the page for a `pdiff.app.handlers.DemoApp` and wires its endpoints by
+name; `load_app()` reads the settings, loads the models and times the machine. Nothing loads at
+import: `python app.py` (a Space's entry too) does both under `__main__`, and tests build the
+page in-process from a tiny model.
+
 This is the only module that imports gradio. It computes nothing: every value it shows comes
-from `pdiff.app.handlers.DemoApp`, whose endpoints it wires by name.
+from the DemoApp.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -25,7 +32,7 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
-from pdiff.app.frames import SKIP, WARNING, Update  # noqa: E402
+from pdiff.app.frames import CONTROLS, OUTPUTS, SKIP, WARNING, Update  # noqa: E402
 from pdiff.app.handlers import DemoApp  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
@@ -39,37 +46,9 @@ from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.speed import speed_note  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
-from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES  # noqa: E402
+from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES, GenerationConfig  # noqa: E402
 
-gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
-gradio_compat.exact_cancels()  # else a Stop also kills a run started as it was pressed
-gradio_compat.strict_inputs()  # else a raw value of the wrong type gets a blank "Error"
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-try:
-    SETTINGS = settings_from_env(os.environ)
-    _t0 = time.perf_counter()
-    MODELS = load_models(SETTINGS)
-    # threads and the forward cost factor, measured once on this machine (a few seconds at most)
-    MACHINE = start_machine([e for e in (MODELS.pd, MODELS.ar) if e is not None], SETTINGS.device,
-                            SETTINGS.concurrency, SETTINGS.threads)
-    APP = DemoApp(MODELS, SETTINGS, device=MACHINE.cost.device)
-    # Gradio keeps uploads and served files in one folder (GRADIO_TEMP_DIR, else <temp>/gradio):
-    # it and the trace folder stay under PDIFF_CACHE_MB together, oldest files going first.
-    APP.cap_cache(gr.utils.get_upload_folder())
-except SettingsError as err:
-    raise SystemExit(f"pdiff app: {err}") from None
-logging.getLogger("pdiff.app").info("model %s loaded on %s in %.1f s; threads: %s; %s", SETTINGS.model,
-                                    SETTINGS.device, time.perf_counter() - _t0,
-                                    MACHINE.policy.describe() if MACHINE.policy else "torch default",
-                                    speed_note(MACHINE.cost))
-PD = APP.models.pd
-CAP = SETTINGS.max_new_tokens
-DEFAULT = default_schedule(PD)  # the checkpoint's measured best point: the controls start there
-# ZeroGPU durations, read by name from each handler's own arguments.
-GPU_GENERATE = zerogpu.duration_from(APP.generate)
-GPU_RERUN = zerogpu.duration_from(APP.rerun_plan)
-GPU_BASELINE = zerogpu.duration_from(APP.baseline)
-GPU_SWEEP = zerogpu.duration_from(APP.sweep, runs=SETTINGS.sweep_limit)
+log = logging.getLogger("pdiff.app")
 
 HOW_IT_WORKS = """
 **Planned Diffusion** answers in rounds. First the model writes a short **plan** autoregressively,
@@ -86,7 +65,40 @@ spans of a round see each other. The **critical path** counts the sequential mod
 timeline under the spans draws each one.
 
 Fewer calls are faster only if a call over many tokens is not much slower than a call over one.
-""" + speed_note(MACHINE.cost)
+"""
+
+RUN_OUT = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
+           "ar_stats", "chart", "session", "facts", "ar_facts")
+AFTER_OUT = ("replay", "visibility", "plan_table", "trace_file", "notices", "stats", "stats_json",
+             "timeline", "why")
+VIEW_OUT = ("plan", "spans", "answer", "notices", "stats")
+
+
+# --- start-up: settings, models, machine ---------------------------------------------------------
+
+
+def load_app(environ: Mapping[str, str] = os.environ) -> tuple[DemoApp, str]:
+    """The app of the operator's settings, and a line on this machine's forward cost."""
+    try:
+        settings = settings_from_env(environ)
+        t0 = time.perf_counter()
+        models = load_models(settings)
+        # threads and the forward cost factor, measured once on this machine (a few seconds at most)
+        machine = start_machine([e for e in (models.pd, models.ar) if e is not None], settings.device,
+                                settings.concurrency, settings.threads)
+        app = DemoApp(models, settings, device=machine.cost.device)
+        # Gradio keeps uploads and served files in one folder (GRADIO_TEMP_DIR, else <temp>/gradio):
+        # it and the trace folder stay under PDIFF_CACHE_MB together, oldest files going first.
+        app.cap_cache(gr.utils.get_upload_folder())
+    except SettingsError as err:
+        raise SystemExit(f"pdiff app: {err}") from None
+    log.info("model %s loaded on %s in %.1f s; threads: %s; %s", settings.model, settings.device,
+             time.perf_counter() - t0, machine.policy.describe() if machine.policy else "torch default",
+             speed_note(machine.cost))
+    return app, speed_note(machine.cost)
+
+
+# --- handlers: DemoApp frames as gradio outputs ---------------------------------------------------
 
 
 def _value(v):
@@ -97,16 +109,16 @@ def _value(v):
     return v
 
 
-def _to_gradio(out: dict, ref=None) -> dict:
-    """A handler's frame by component; "run" goes to the event's own run state `ref`."""
+def _to_gradio(out: dict, names: Mapping) -> dict:
+    """A handler's frame by component (`names`: the page's components by name; "run" is the
+    event's own run state, when it has one)."""
     if out.get(WARNING):
         gr.Warning(out[WARNING])
-    names = {**C, "run": ref}
     return {names[name]: _value(v) for name, v in out.items()
-            if name != WARNING and names.get(name) is not None}
+            if name in OUTPUTS + CONTROLS and names.get(name) is not None}
 
 
-def streamed(method, gpu_seconds=None, ref=None):
+def streamed(method, names: Mapping, gpu_seconds=None):
     """A DemoApp generator handler as a gradio streaming handler (same parameter names).
 
     With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
@@ -118,7 +130,7 @@ def streamed(method, gpu_seconds=None, ref=None):
         frames = run(*args)
         try:
             for out in frames:
-                yield _to_gradio(out, ref)
+                yield _to_gradio(out, names)
         except Exception as err:
             friendly = zerogpu.friendly_error(err)
             if friendly is None:
@@ -129,227 +141,289 @@ def streamed(method, gpu_seconds=None, ref=None):
     return handler
 
 
-def called(method, ref=None):
+def called(method, names: Mapping):
     @functools.wraps(method)
     def handler(*args):
-        return _to_gradio(method(*args), ref)
+        return _to_gradio(method(*args), names)
     return handler
+
+
+# --- the page ------------------------------------------------------------------------------------
 
 
 def _html(elem_id: str, label: str, value: str = "") -> gr.HTML:
     return gr.HTML(value, label=label, elem_id=elem_id, js_on_load=None, min_height=24)
 
 
-with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
-    session = gr.State(None, time_to_live=3 * 3600)  # a visitor's runs, for 3 hours
+def _header(app: DemoApp) -> None:
     gr.Markdown(f"# Planned Diffusion, live\nA short autoregressive **plan**, then every promised "
-                f"**span** filled in parallel by diffusion. Model: `{APP.models.display_name}` on "
-                f"`{SETTINGS.device}`; quality on the chart: {APP.label}.")
-    gr.Markdown(scope_line(APP.models.kind, APP.models.display_name), elem_id="scope")
+                f"**span** filled in parallel by diffusion. Model: `{app.models.display_name}` on "
+                f"`{app.settings.device}`; quality on the chart: {app.label}.")
+    gr.Markdown(scope_line(app.models.kind, app.models.display_name), elem_id="scope")
     gr.HTML(legend_html(), js_on_load=None)
 
+
+def _controls(app: DemoApp) -> dict:
+    """The prompt, the buttons and every knob; the knobs start at the checkpoint's default."""
+    c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="prompt",
-                                placeholder="Type an instruction, then press Enter or Generate",
-                                value=APP.examples[0] if APP.examples else "")
+            c["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="prompt",
+                                     placeholder="Type an instruction, then press Enter or Generate",
+                                     value=app.examples[0] if app.examples else "")
             with gr.Row():
-                generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                compare = gr.Checkbox(label="Compare with AR", elem_id="compare",
-                                      info="Also run the autoregressive baseline on this prompt")
-            if APP.examples:
-                gr.Examples([[p] for p in APP.examples], inputs=[prompt], label="Examples")
+                c["generate_btn"] = gr.Button("Generate", variant="primary", elem_id="generate")
+                c["stop_btn"] = gr.Button("Stop", variant="stop", elem_id="stop")
+                c["compare_ar"] = gr.Checkbox(label="Compare with AR", elem_id="compare",
+                                           info="Also run the autoregressive baseline on this prompt")
+            if app.examples:
+                gr.Examples([[p] for p in app.examples], inputs=[c["prompt"]], label="Examples")
         with gr.Column(scale=2, min_width=280):
-            steps_ratio = gr.Slider(LIMITS["steps_ratio"][0], MAX_STEPS_RATIO, value=DEFAULT["steps_ratio"],
-                                    step=0.01, label="Step ratio", elem_id="steps_ratio",
-                                    info="Denoise steps per token of the longest span: lower is "
-                                         "faster (several tokens per step), 1 is one token per "
-                                         "step, the most any schedule uses")
-            with gr.Row():
-                threshold = gr.Slider(*LIMITS["threshold"], value=DEFAULT["threshold"], step=0.01,
-                                      label="Confidence threshold",
-                                      interactive=DEFAULT["threshold_rule"] != "off",
-                                      info="Commit slots surer than this; ignored when the rule is off")
-                threshold_rule = gr.Radio(list(THRESHOLD_CHOICES), value=DEFAULT["threshold_rule"],
-                                          label="Threshold rule", elem_id="threshold_rule",
-                                          info="off: reference schedule; paper: adds steps; "
-                                               "adaptive: skips steps")
-            gr.Markdown(schedule_note(PD), elem_id="schedule_note")
-            with gr.Row():
-                default_btn = gr.Button("Default schedule", size="sm", elem_id="schedule_default")
-                reference_btn = gr.Button("Reference schedule", size="sm", elem_id="schedule_reference")
+            c.update(_schedule(app))
             with gr.Accordion("Advanced", open=False):
-                unmask = gr.Radio(list(UNMASK_SCORES), value="entropy", label="Unmasking score",
-                                  info="How masked slots are ranked for committing")
-                temperature = gr.Slider(*LIMITS["temperature"], value=0.2, step=0.05,
-                                        label="Temperature", info="0 is greedy; higher is more varied")
-                top_p = gr.Slider(*LIMITS["top_p"], value=0.95, step=0.01, label="Top-p",
-                                  info="Nucleus mass sampled from; 1 turns it off")
-                seed = gr.Number(0, precision=0, minimum=0, maximum=LIMITS["seed"][1],
-                                 label="Seed", info="Same seed, same settings: same answer")
-                length_scale = gr.Slider(*LIMITS["length_scale"], value=PD.length_scale, step=1,
-                                         label="Length scale", info="Tokens per plan length unit; "
-                                         f"this model was trained with {PD.length_scale}")
-                attention = gr.Radio(["sparse", "dense"], value="sparse", label="Span attention",
-                                     info="sparse: spans ignore each other (faster); dense: they see "
-                                          "each other")
-                use_cache = gr.Checkbox(True, label="KV cache",
-                                        info="Reuse the prefix's keys and values: same result, faster")
-                max_new_tokens = gr.Slider(1, CAP, value=min(512, CAP), step=1,
-                                           label="Max new tokens",
-                                           info="Bound on plan, tags and spans: caps time and length")
+                c.update(_advanced(app))
+    return c
 
+
+def _schedule(app: DemoApp) -> dict:
+    """The schedule knobs, the checkpoint's schedule note and the two schedule buttons."""
+    default = default_schedule(app.models.pd)  # the checkpoint's measured best point
+    c = {}
+    c["steps_ratio"] = gr.Slider(LIMITS["steps_ratio"][0], MAX_STEPS_RATIO, value=default["steps_ratio"],
+                                 step=0.01, label="Step ratio", elem_id="steps_ratio",
+                                 info="Denoise steps per token of the longest span: lower is "
+                                      "faster (several tokens per step), 1 is one token per "
+                                      "step, the most any schedule uses")
+    with gr.Row():
+        c["threshold"] = gr.Slider(*LIMITS["threshold"], value=default["threshold"], step=0.01,
+                                   label="Confidence threshold",
+                                   interactive=default["threshold_rule"] != "off",
+                                   info="Commit slots surer than this; ignored when the rule is off")
+        c["threshold_rule"] = gr.Radio(list(THRESHOLD_CHOICES), value=default["threshold_rule"],
+                                       label="Threshold rule", elem_id="threshold_rule",
+                                       info="off: reference schedule; paper: adds steps; "
+                                            "adaptive: skips steps")
+    gr.Markdown(schedule_note(app.models.pd), elem_id="schedule_note")
+    with gr.Row():
+        c["default_btn"] = gr.Button("Default schedule", size="sm", elem_id="schedule_default")
+        c["reference_btn"] = gr.Button("Reference schedule", size="sm", elem_id="schedule_reference")
+    return c
+
+
+def _advanced(app: DemoApp) -> dict:
+    """The other knobs, at GenerationConfig's defaults (length scale: the checkpoint's own)."""
+    d, scale, cap = GenerationConfig(), app.models.pd.length_scale, app.settings.max_new_tokens
+    return {
+        "unmask": gr.Radio(list(UNMASK_SCORES), value=d.unmask, label="Unmasking score",
+                           info="How masked slots are ranked for committing"),
+        "temperature": gr.Slider(*LIMITS["temperature"], value=d.temperature, step=0.05, label="Temperature",
+                                 info="0 is greedy; higher is more varied"),
+        "top_p": gr.Slider(*LIMITS["top_p"], value=d.top_p, step=0.01, label="Top-p",
+                           info="Nucleus mass sampled from; 1 turns it off"),
+        "seed": gr.Number(d.seed, precision=0, minimum=0, maximum=LIMITS["seed"][1], label="Seed",
+                          info="Same seed, same settings: same answer"),
+        "length_scale": gr.Slider(*LIMITS["length_scale"], value=scale, step=1, label="Length scale",
+                                  info=f"Tokens per plan length unit; this model was trained with {scale}"),
+        "attention": gr.Radio(["sparse", "dense"], value=d.attention, label="Span attention",
+                              info="sparse: spans ignore each other (faster); dense: they see each other"),
+        "use_cache": gr.Checkbox(d.use_cache, label="KV cache",
+                                 info="Reuse the prefix's keys and values: same result, faster"),
+        "max_new_tokens": gr.Slider(1, cap, value=min(d.max_new_tokens, cap), step=1, label="Max new tokens",
+                                    info="Bound on plan, tags and spans: caps time and length"),
+    }
+
+
+def _lanes(app: DemoApp) -> dict:
+    """The plan and span lanes, the AR lane, the answers, the stats and the replay controls."""
+    c = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
             gr.Markdown("### Plan")
-            plan_out = _html("plan-lane", "plan")
+            c["plan"] = _html("plan-lane", "plan")
             gr.Markdown("### Spans")
-            spans_out = _html("span-lanes", "spans")
-            why_out = _html("why", "why")
-            timeline_out = gr.Plot(show_label=False, elem_id="timeline")
+            c["spans"] = _html("span-lanes", "spans")
+            c["why"] = _html("why", "why")
+            c["timeline"] = gr.Plot(show_label=False, elem_id="timeline")
         with gr.Column(scale=2, min_width=280):
-            gr.Markdown(f"### Autoregressive baseline\n{APP.models.baseline_note}.")
-            baseline_btn = gr.Button("Run AR baseline", elem_id="baseline")
-            ar_lane = _html("ar-lane", "AR lane")
-    notices = _html("notices", "notices")
+            gr.Markdown(f"### Autoregressive baseline\n{app.models.baseline_note}.")
+            c["baseline_btn"] = gr.Button("Run AR baseline", elem_id="baseline")
+            c["ar_lane"] = _html("ar-lane", "AR lane")
+    c["notices"] = _html("notices", "notices")
     # The answers get their own row: side by side on a wide page, and on a phone the AR answer
     # comes right after the planned answer's fact marks, not after every span card.
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            answer = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
-                                interactive=False, elem_id="answer")
-            facts = _html("facts", "facts of the prompt")
+            c["answer"] = gr.Textbox(label="Answer", lines=3, max_lines=12, buttons=["copy"],
+                                     interactive=False, elem_id="answer")
+            c["facts"] = _html("facts", "facts of the prompt")
         with gr.Column(scale=2, min_width=280):
-            ar_answer = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
-                                   interactive=False, elem_id="ar-answer")
-            ar_facts = _html("ar-facts", "facts of the prompt, AR")
-            ar_stats = _html("ar-stats", "AR stats")
-
+            c["ar_answer"] = gr.Textbox(label="AR answer", lines=2, max_lines=8, buttons=["copy"],
+                                        interactive=False, elem_id="ar-answer")
+            c["ar_facts"] = _html("ar-facts", "facts of the prompt, AR")
+            c["ar_stats"] = _html("ar-stats", "AR stats")
     gr.Markdown("### Stats")
-    stats = _html("stats", "stats", stats_html(RunView()))
+    c["stats"] = _html("stats", "stats", stats_html(RunView()))
     with gr.Accordion("Result as JSON", open=False):
-        stats_json = gr.JSON(label="stats", elem_id="stats-json")
+        c["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
     with gr.Row():
-        replay = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
-                           elem_id="replay", info="Drag to see the run after its first k events")
-        play_speed = gr.Radio([(speed_label(s), s) for s in SPEEDS], value=1.0, label="Play speed",
-                              elem_id="play-speed", scale=0, min_width=280)
-        play_btn = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
+        c["replay"] = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
+                                elem_id="replay", info="Drag to see the run after its first k events")
+        c["play_speed"] = gr.Radio([(speed_label(s), s) for s in SPEEDS], value=1.0, label="Play speed",
+                                   elem_id="play-speed", scale=0, min_width=280)
+        c["play_btn"] = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
+    return c
 
+
+def _chart(app: DemoApp) -> dict:
+    """The latency/quality chart and the sweep."""
+    c = {}
     gr.Markdown("### Latency and quality")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            chart_out = gr.Plot(chart_figure([], APP.label), label="chart", show_label=False,
-                                elem_id="chart")
+            c["chart"] = gr.Plot(chart_figure([], app.label), label="chart", show_label=False,
+                                 elem_id="chart")
         with gr.Column(scale=1, min_width=200):
-            relative = gr.Checkbox(label="Relative view", elem_id="relative",
-                                   info="Speedup and quality change vs the AR runs, with the "
-                                        "paper's points")
-            sweep_btn = gr.Button("Sweep", elem_id="sweep")
-            gr.Markdown(f"Runs up to {SETTINGS.sweep_limit} step ratios × thresholds on this "
+            c["relative_view"] = gr.Checkbox(label="Relative view", elem_id="relative",
+                                        info="Speedup and quality change vs the AR runs, with the "
+                                             "paper's points")
+            c["sweep_btn"] = gr.Button("Sweep", elem_id="sweep")
+            gr.Markdown(f"Runs up to {app.settings.sweep_limit} step ratios × thresholds on this "
                         "prompt; the dashed line is the Pareto front.")
+    return c
 
+
+def _tools(app: DemoApp, speed: str) -> dict:
+    """The plan editor, the trace download and upload, and how it works."""
+    c = {}
     with gr.Accordion("Plan editor", open=True):
         gr.Markdown("Edit topics and lengths (units of the length scale); `ends with` is `sync` "
                     "(plan again after) or `end`. Then re-run diffusion with this plan.")
-        gr.Markdown(plan_editor_note(APP.models.kind), elem_id="plan-topics-note")
-        plan_table = gr.Dataframe(APP.example_plan or None, headers=PLAN_HEADERS,
-                                  datatype=["number", "str", "number", "str"], type="array",
-                                  interactive=True, elem_id="plan-table", show_label=False,
-                                  wrap=True, column_widths=["21%", "33%", "23%", "23%"])
-        rerun_btn = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
-
+        gr.Markdown(plan_editor_note(app.models.kind), elem_id="plan-topics-note")
+        c["plan_table"] = gr.Dataframe(app.example_plan or None, headers=PLAN_HEADERS,
+                                       datatype=["number", "str", "number", "str"], type="array",
+                                       interactive=True, elem_id="plan-table", show_label=False,
+                                       wrap=True, column_widths=["21%", "33%", "23%", "23%"])
+        c["rerun_btn"] = gr.Button("Re-run diffusion with this plan", elem_id="rerun")
     with gr.Accordion("Save or load a run", open=False):
         with gr.Row():
-            trace_out = gr.File(label="Download this run (JSON trace)", interactive=False,
-                                elem_id="trace-out")
-            trace_in = gr.File(label="Load a saved trace to replay", file_types=[".json"],
-                               elem_id="trace-in")
-
+            c["trace_file"] = gr.File(label="Download this run (JSON trace)", interactive=False,
+                                      elem_id="trace-out")
+            c["trace_in"] = gr.File(label="Load a saved trace to replay", file_types=[".json"],
+                                    elem_id="trace-in")
     with gr.Accordion("How it works", open=False):
-        gr.Markdown(HOW_IT_WORKS)
-        visibility = gr.Plot(show_label=False, elem_id="visibility")
+        gr.Markdown(HOW_IT_WORKS + speed)
+        c["visibility"] = gr.Plot(show_label=False, elem_id="visibility")
+    return c
 
-    CONTROLS = {"prompt": prompt, "steps_ratio": steps_ratio, "threshold": threshold,
-                "threshold_rule": threshold_rule, "unmask": unmask, "temperature": temperature,
-                "top_p": top_p, "seed": seed, "length_scale": length_scale, "attention": attention,
-                "use_cache": use_cache, "max_new_tokens": max_new_tokens}
-    C = {**CONTROLS, "plan": plan_out, "spans": spans_out, "answer": answer, "stats": stats,
-         "notices": notices, "stats_json": stats_json, "ar_lane": ar_lane, "ar_answer": ar_answer,
-         "ar_stats": ar_stats, "chart": chart_out, "replay": replay, "plan_table": plan_table,
-         "trace_file": trace_out, "visibility": visibility, "session": session, "facts": facts,
-         "ar_facts": ar_facts, "timeline": timeline_out, "why": why_out}
 
-    def outs(*names):
-        return [C[n] for n in names]
+# --- the events ----------------------------------------------------------------------------------
 
-    RUN_OUT = outs("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane",
-                   "ar_answer", "ar_stats", "chart", "session", "facts", "ar_facts")
-    AFTER_OUT = [*outs("replay", "visibility", "plan_table", "trace_file", "notices", "stats",
-                       "stats_json", "timeline", "why"), *CONTROLS.values()]
-    VIEW_OUT = outs("plan", "spans", "answer", "notices", "stats")
-    knobs = [steps_ratio, threshold, threshold_rule, unmask, temperature, top_p, seed,
-             length_scale, attention, use_cache, max_new_tokens, compare, relative, session]
+
+def _inputs(method, c: dict, **named) -> list:
+    """The components of `method`'s parameters in its order: an endpoint's signature is its
+    input list. `named` gives a component whose name differs from the parameter's."""
+    return [named[p] if p in named else c[p] for p in inspect.signature(method).parameters]
+
+
+def _wire_runs(app: DemoApp, c: dict) -> list:
+    """The model runs, each followed by its after-run step; returns the events a Stop cancels."""
     model_run = dict(concurrency_id="model")  # every model run shares PDIFF_CONCURRENCY slots
+    gpu = zerogpu.duration_from  # ZeroGPU durations, read by name from each handler's own arguments
 
-    def after(ref):
+    def then_after(event, ref):
         """The after-run step of one trigger: it shows the run that trigger started (`ref`)."""
-        return dict(fn=called(APP.after_run, ref), inputs=[session, ref], outputs=[*AFTER_OUT, ref],
-                    api_visibility="private")
+        names = {**c, "run": ref}
+        return [event, event.then(called(app.after_run, names), _inputs(app.after_run, c, run=ref),
+                                  [*(names[n] for n in (*AFTER_OUT, *CONTROLS)), ref],
+                                  api_visibility="private")]
 
-    run_events = []
-    for trigger, name in ((generate_btn.click, "generate"), (prompt.submit, None)):
+    def run_out(ref):
+        return [*(c[n] for n in RUN_OUT), ref]
+
+    events = []
+    for trigger, name in ((c["generate_btn"].click, "generate"), (c["prompt"].submit, None)):
         ref = gr.State(None)  # this trigger's run: its after-run step shows that run alone
-        event = trigger(streamed(APP.generate, GPU_GENERATE, ref), [prompt, *knobs], [*RUN_OUT, ref],
-                        api_name=name, api_visibility="public" if name else "private", **model_run)
-        run_events += [event, event.then(**after(ref))]
+        event = trigger(streamed(app.generate, {**c, "run": ref}, gpu(app.generate)),
+                        _inputs(app.generate, c), run_out(ref), api_name=name,
+                        api_visibility="public" if name else "private", **model_run)
+        events += then_after(event, ref)
     ref = gr.State(None)
-    event = rerun_btn.click(streamed(APP.rerun_plan, GPU_RERUN, ref), [prompt, plan_table, *knobs],
-                            [*RUN_OUT, ref], api_name="rerun_plan", **model_run)
-    run_events += [event, event.then(**after(ref))]
-    event = baseline_btn.click(
-        streamed(APP.baseline, GPU_BASELINE),
-        [prompt, temperature, top_p, seed, max_new_tokens, relative, session],
-        outs("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session", "ar_facts"),
+    event = c["rerun_btn"].click(streamed(app.rerun_plan, {**c, "run": ref}, gpu(app.rerun_plan)),
+                                 _inputs(app.rerun_plan, c), run_out(ref), api_name="rerun_plan", **model_run)
+    events += then_after(event, ref)
+    event = c["baseline_btn"].click(
+        streamed(app.baseline, c, gpu(app.baseline)), _inputs(app.baseline, c),
+        [c[n] for n in ("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session",
+                        "ar_facts")],
         api_name="baseline", **model_run)
-    run_events += [event, event.then(called(APP.timeline), [session], outs("timeline", "why"),
-                                     api_visibility="private")]
-    run_events.append(sweep_btn.click(
-        streamed(APP.sweep, GPU_SWEEP), [prompt, threshold_rule, unmask, temperature, top_p, seed,
-                              length_scale, attention, use_cache, max_new_tokens, relative, session],
-        outs("notices", "chart", "stats_json", "session"), api_name="sweep", **model_run))
+    events += [event, event.then(called(app.timeline, c), _inputs(app.timeline, c), [c["timeline"], c["why"]],
+                                 api_visibility="private")]
+    events.append(c["sweep_btn"].click(
+        streamed(app.sweep, c, gpu(app.sweep, runs=app.settings.sweep_limit)), _inputs(app.sweep, c),
+        [c[n] for n in ("notices", "chart", "stats_json", "session")], api_name="sweep", **model_run))
     ref = gr.State(None)
-    event = trace_in.upload(called(APP.replay_trace, ref), [trace_in, session],
-                            [*VIEW_OUT, stats_json, session, facts, ref], api_name="replay_trace",
-                            concurrency_id="replay")
-    run_events += [event, event.then(**after(ref))]
+    event = c["trace_in"].upload(called(app.replay_trace, {**c, "run": ref}),
+                                 _inputs(app.replay_trace, c, trace_file=c["trace_in"]),
+                                 [*(c[n] for n in VIEW_OUT), c["stats_json"], c["session"], c["facts"], ref],
+                                 api_name="replay_trace", concurrency_id="replay")
+    return events + then_after(event, ref)
+
+
+def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
+    """Replay, Stop, the relative chart and the schedule buttons."""
     # Replays fold a bounded trace (pdiff.app.guard) and share their own slots, apart from runs.
-    replay_slots = dict(concurrency_id="replay", concurrency_limit=SETTINGS.concurrency)
-    run_events.append(play_btn.click(streamed(APP.play), [session, play_speed], [*VIEW_OUT, replay, facts],
-                                     api_visibility="private", **replay_slots))
-    replay.input(called(APP.replay_step), [replay, session], [*VIEW_OUT, facts], trigger_mode="always_last",
-                 api_visibility="private", **replay_slots)
-    stop_btn.click(None, cancels=run_events)
-    relative.change(called(APP.rechart), [relative, session], [chart_out],
-                    api_visibility="private", concurrency_limit=None)
-    threshold_rule.change(lambda rule: gr.update(interactive=rule != "off"), [threshold_rule],
-                          [threshold], api_visibility="private", queue=False)
-    for button, schedule in ((default_btn, DEFAULT), (reference_btn, REFERENCE_SCHEDULE)):
-        button.click(lambda s=schedule: (s["steps_ratio"], s["threshold"], s["threshold_rule"]), None,
-                     [steps_ratio, threshold, threshold_rule], api_visibility="private", queue=False)
+    replay_slots = dict(concurrency_id="replay", concurrency_limit=app.settings.concurrency)
+    view = [c[n] for n in VIEW_OUT]
+    runs.append(c["play_btn"].click(streamed(app.play, c), _inputs(app.play, c, speed=c["play_speed"]),
+                                    [*view, c["replay"], c["facts"]], api_visibility="private",
+                                    **replay_slots))
+    c["replay"].input(called(app.replay_step, c), _inputs(app.replay_step, c, step=c["replay"]),
+                      [*view, c["facts"]], trigger_mode="always_last", api_visibility="private",
+                      **replay_slots)
+    c["stop_btn"].click(None, cancels=runs)
+    c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
+                              api_visibility="private", concurrency_limit=None)
+    c["threshold_rule"].change(lambda rule: gr.update(interactive=rule != "off"), [c["threshold_rule"]],
+                               [c["threshold"]], api_visibility="private", queue=False)
+    schedule = [c["steps_ratio"], c["threshold"], c["threshold_rule"]]
+    for button, s in ((c["default_btn"], default_schedule(app.models.pd)),
+                      (c["reference_btn"], REFERENCE_SCHEDULE)):
+        button.click(lambda s=s: (s["steps_ratio"], s["threshold"], s["threshold_rule"]), None,
+                     schedule, api_visibility="private", queue=False)
 
-# One policy for every endpoint: through the queue, under its size and concurrency limits. The
-# direct REST routes (/gradio_api/run/..., which skip the queue) are closed for every queued
-# event; only the page's own instant control updates (queue=False, no model, no file) are not
-# queued.
-demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size,
-           api_open=False)
 
-if __name__ == "__main__":
+def build_demo(app: DemoApp, speed: str = "") -> gr.Blocks:
+    """The page for `app`, queued; `speed` is the machine's forward-cost line for "How it works"."""
+    gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
+    gradio_compat.exact_cancels()  # else a Stop also kills a run started as it was pressed
+    gradio_compat.strict_inputs()  # else a raw value of the wrong type gets a blank "Error"
+    with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
+        c = {"session": gr.State(None, time_to_live=3 * 3600)}  # a visitor's runs, for 3 hours
+        _header(app)
+        c.update(_controls(app))
+        c.update(_lanes(app))
+        c.update(_chart(app))
+        c.update(_tools(app, speed))
+        _wire_views(app, c, _wire_runs(app, c))
+    # One policy for every endpoint: through the queue, under its size and concurrency limits. The
+    # direct REST routes (/gradio_api/run/..., which skip the queue) are closed for every queued
+    # event; only the page's own instant control updates (queue=False, no model, no file) are not
+    # queued.
+    return demo.queue(default_concurrency_limit=app.settings.concurrency,
+                      max_size=app.settings.queue_size, api_open=False)
+
+
+def launch(demo: gr.Blocks, app: DemoApp) -> None:
     # SIGTERM (docker stop, a supervisor) exits through Python, so the exit clean-up runs: the
     # trace folder goes (a SIGKILLed server's is removed at the next start).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    demo.launch(server_name=SETTINGS.server_name, server_port=SETTINGS.server_port,
+    demo.launch(server_name=app.settings.server_name, server_port=app.settings.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
                 state_session_capacity=256)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    APP, SPEED = load_app()
+    demo = build_demo(APP, SPEED)  # module-level `demo`: what `gradio app.py` reloads
+    launch(demo, APP)

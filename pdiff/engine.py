@@ -45,7 +45,7 @@ from pdiff.plan import (
     fit_budget,
     parse_plan_ids,
 )
-from pdiff.state import Round, Run
+from pdiff.state import Fill, Proposal, Round, Run, StepRead
 from pdiff.tokenizer import Tokenizer
 
 
@@ -89,15 +89,19 @@ class Engine:
         """Stream one run's events; the last one is always Finished."""
         run = self._start(prompt, config)  # validates before the first event
         try:
-            yield from self._emit(run, Started(config.mode, tuple(run.layout.tokens()), run.prompt_len))
+            yield Started(config.mode, tuple(run.layout.tokens()), run.prompt_len)
             if run.budget_end < run.prompt_len + config.max_new_tokens:
-                yield from self._emit(run, Notice("context", (
+                yield Notice("context", (
                     f"the model's context of {self.context} tokens leaves room for "
-                    f"{run.room} new tokens, fewer than max_new_tokens={config.max_new_tokens}")))
+                    f"{run.room} new tokens, fewer than max_new_tokens={config.max_new_tokens}"))
             run.clock("plan")
             loop = {"planned": self._planned, "autoregressive": self._autoregressive,
                     "diffusion": self._diffusion}[config.mode]
-            yield from loop(run)
+            for event in loop(run):
+                phase = run.phase
+                run.clock(None)  # paused while the consumer holds the event: not engine time
+                yield event
+                run.clock(phase)
             run.clock(None)
             yield run.finished()
         finally:
@@ -179,14 +183,14 @@ class Engine:
         run.counts.update(spans=1, rounds=1)
         slots = torch.arange(p, p + n, device=self.device)[None, :]  # (1, N)
         steps = sampling.scheduled_steps(n, cfg.steps_ratio)
-        yield from self._emit(run, SpansOpened(0, (item,), "end", steps))
+        yield SpansOpened(0, (item,), "end", steps)
         start = p - 1 if run.cache is not None else 0
         yield from self._fill(run, Round(0, (item,), "end", [(p - 1, p + n)], slots, steps, start))
         ids = lay.tokens(p)
         ends = [i for i, t in enumerate(ids) if t in self.tok.eos_ids]  # Dream pads with eos
         text = self.tok.decode([t for t in ids[: ends[0] if ends else n] if t != tags.pad]).strip()
         run.pieces.append(text)
-        yield from self._emit(run, RoundEnd(0, (text,)))
+        yield RoundEnd(0, (text,))
 
     # 1) plan ---------------------------------------------------------------------------------
 
@@ -207,16 +211,16 @@ class Engine:
         while True:
             tok, _ = self._sample_one(run, logits, self._plan_bans)
             run.counts["plan_tokens"] += 1
-            yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), False))
+            yield PlanToken(rnd, tok, self.tok.piece(tok), False)
             if tok == tags.sync or tok in self.tok.eos_ids:
                 terminator = "sync" if tok == tags.sync else "end"
                 break
             if len(ids) >= cfg.max_plan_tokens or run.room < 4:
                 # A runaway plan: this token is dropped like a terminator, and the round is last.
                 cap = "max_plan_tokens" if len(ids) >= cfg.max_plan_tokens else "max_new_tokens"
-                yield from self._emit(run, Notice("runaway_plan", (
+                yield Notice("runaway_plan", (
                     f"the plan of round {rnd + 1} ran to {cap} without ending; "
-                    "its complete items are used and this is the last round")))
+                    "its complete items are used and this is the last round"))
                 terminator = "runaway"
                 break
             ids.append(tok)
@@ -224,7 +228,7 @@ class Engine:
         run.last_logits = logits
         items, problems = parse_plan_ids(ids, tags, self.tok.decode, cfg.max_span_units)
         for problem in problems:
-            yield from self._emit(run, Notice("malformed_item", problem))
+            yield Notice("malformed_item", problem)
         if not items:
             tags_ = self.tags.all()  # what it wrote is text; stray tags are not
             run.pieces.append(self.tok.decode([i for i in ids if i not in tags_]).strip())
@@ -239,15 +243,15 @@ class Engine:
             raise PlanError(
                 f"the plan needs more tokens than max_new_tokens={run.config.max_new_tokens} allows")
         for tok in ids + [tags.sync if plan.terminator == "sync" else tags.im_end]:
-            yield from self._emit(run, PlanToken(rnd, tok, self.tok.piece(tok), True))
+            yield PlanToken(rnd, tok, self.tok.piece(tok), True)
         self._append_known(run, resume + ids)
         return [ParsedItem(topic, units) for topic, units in plan.items], plan.terminator
 
     def _no_plan(self, run: Run, rnd: int, terminator: str):
         """A round without a usable item: say so, and write the rest of the answer as text."""
-        yield from self._emit(run, Notice("no_plan", (
+        yield Notice("no_plan", (
             f"round {rnd + 1} has no usable plan item; the rest of the answer was "
-            "written autoregressively")))
+            "written autoregressively"))
         if terminator != "end":
             # Resample the dropped terminator's slot as text: one forward, one token.
             run.counts["plan_tokens"] -= 1
@@ -261,7 +265,7 @@ class Engine:
         Returns the Round, or None when no span fits."""
         items, problem = fit_budget(items, run.config.length_scale, run.room, run.config.max_new_tokens)
         if problem:
-            yield from self._emit(run, Notice("budget", problem))
+            yield Notice("budget", problem)
         if not items:
             return None
         cfg, tags = run.config, self.tags
@@ -274,7 +278,7 @@ class Engine:
         for s, (a, b) in enumerate(ranges):
             slots[s, : b - a - 2] = torch.arange(a + 1, b - 1)
         steps = sampling.scheduled_steps(longest, cfg.steps_ratio)
-        yield from self._emit(run, SpansOpened(rnd, tuple(items), terminator, steps))
+        yield SpansOpened(rnd, tuple(items), terminator, steps)
         start = ranges[0][0] if run.cache is not None else 0
         return Round(rnd, tuple(items), terminator, ranges, slots.to(self.device), steps, start)
 
@@ -287,95 +291,75 @@ class Engine:
         texts = [self.tok.decode([t for t in run.layout.tokens(a + 1, b - 1) if t != pad]).strip()
                  for a, b in rd.ranges]
         run.pieces += texts
-        yield from self._emit(run, RoundEnd(rd.index, tuple(texts)))
+        yield RoundEnd(rd.index, tuple(texts))
 
     def _fill(self, run: Run, rd: Round):
         """Commit every masked slot (S, L) step by step, per the configured schedule.
 
         The blocks at `rd.ranges` are recomputed after the cached [0, rd.start). A step reads the
-        device once, for the snapshot its event is built from. That snapshot also tells the host
-        how many slots each span still has masked, so nothing else in a step waits on the device.
+        device once, in 4), for the snapshot its event is built from. That snapshot also tells the
+        host how many slots each span still has masked, so nothing else in a step waits on it.
         """
-        cfg, lay, slots, dev = run.config, run.layout, rd.slots, self.device
+        cfg = run.config
         run.clock("denoise")
         rule = sampling.SCHEDULES[cfg.schedule]
-        score = sampling.SCORES[cfg.unmask]
-        tau = cfg.threshold or 0.0
-        lengths = [it.length for it in rd.items]
-        at = slots.clamp_min(0)  # (S, L) where each slot reads and writes; padding: position 0
-        masked = slots >= 0  # (S, L)
-        carry = torch.zeros(slots.shape[0], dtype=torch.long, device=dev)
-        conf_at = torch.full(slots.shape, float("nan"), device=dev)  # (S, L)
-        blocks = [torch.arange(a, b, device=dev) for a, b in rd.ranges]  # each block's positions
-        row_of = torch.full((lay.length,), -1, dtype=torch.long, device=dev)
-        left = list(lengths)  # masked slots per span, as the last snapshot told the host
-        snapshot = None
+        fill = Fill.of(rd, run.layout.length)
+        read = None
         step = 0
-        while any(left):
-            if run.cache is None:
-                seg = torch.arange(lay.length, device=dev)
-            elif cfg.attention == "dense":  # every block sees every other: recompute them all
-                seg = torch.cat(blocks)
-            else:  # sparse: only the blocks that still have masks changed since last step
-                seg = torch.cat([block for block, n in zip(blocks, left) if n])
-            logits = self._forward(run, seg, rd.start)  # (T, V)
-            # Dream's shift: the prediction for slot position p is the output at p - 1.
-            row_of[seg] = torch.arange(len(seg), device=dev)
-            # The masked slots in row-major order, as nonzero() lists them; the host knows how
-            # many there are, so the device is not asked.
-            flat = torch.argsort((~masked).flatten().int(), stable=True)[: sum(left)]  # (N,)
-            where = (flat // slots.shape[1], flat % slots.shape[1])  # (N,) x 2
-            rows = row_of[slots[where] - 1]
-            banned = sampling.ban(logits[rows], self._span_bans)  # (N, V)
-            tokens, probs = sampling.sample(banned, cfg.temperature, cfg.top_p, cfg.top_k,
-                                            run.generator)
-            top_probs, top_ids = sampling.top_candidates(banned, TOP_CANDIDATES)  # (N, K) each
-            scores = torch.full(masked.shape, sampling.NEG_INF, device=dev)
-            conf = torch.zeros(masked.shape, device=dev)
-            scores[where] = score(probs, tokens)
-            conf[where] = sampling.score_confidence(probs, tokens)
-            proposal = torch.zeros_like(slots)
-            proposal[where] = tokens
-            top_at = torch.zeros((2, top_ids.shape[1], *masked.shape), device=dev)  # (2, K, S, L)
-            top_at[0][(slice(None), *where)] = top_ids.T.float()  # exact: ids < 2**24
-            top_at[1][(slice(None), *where)] = top_probs.T
-            commit, carry = rule(masked, scores, conf, step, rd.steps, tau, carry)  # (S, L) bool
-            lay.ids[at] = torch.where(commit, proposal, lay.ids[at])
-            conf_at = torch.where(commit, conf, conf_at)
-            masked &= ~commit
+        while any(fill.left):
+            # 1) propose a token at every masked slot, with its score and confidence
+            proposal = self._propose(run, rd, fill)
+            # 2) the schedule's rule: which of them commit this step
+            commit, fill.carry = rule(fill.masked, proposal.scores, proposal.conf, step, rd.steps,
+                                      cfg.threshold or 0.0, fill.carry)  # (S, L) bool
+            # 3) commit them into the sequence
+            fill.commit(run.layout, proposal, commit)
             run.counts["denoise_steps"] += 1
-            # The step's one read of the device: every slot's id, commit flag and confidence,
-            # and this step's candidates (K ids, then K probabilities) at every slot.
-            snapshot = torch.cat([torch.stack([lay.ids[at].double(), commit.double(),
-                                               conf_at.double()]),
-                                  top_at.flatten(0, 1).double()]).tolist()  # (3 + 2K, S, L)
-            left = [n - int(sum(row)) for n, row in zip(left, snapshot[1])]
-            yield from self._emit(run, self._step_event(rd.index, step, lengths, snapshot))
+            # 4) read the step: the device's one copy to the host, and the step's event
+            read = fill.read(run.layout, commit, proposal)
+            yield self._step_event(rd.index, step, fill.lengths, read)
             step += 1
         run.clock("plan")
-        if snapshot is not None:
-            run.confidences += [c for row, n in zip(snapshot[2], lengths) for c in row[:n]]
+        if read is not None:
+            run.confidences += [c for row, n in zip(read.confidence, fill.lengths) for c in row[:n]]
 
-    def _step_event(self, rnd: int, step: int, lengths: list[int], snapshot) -> DenoiseStep:
-        """Plain-data view of every span, from a step's snapshot [ids, commits, confidences,
-        K candidate ids, K candidate probabilities], each (S, L) nested lists of floats."""
-        ids, commit, conf, *top = snapshot
+    def _propose(self, run: Run, rd: Round, fill: Fill) -> Proposal:
+        """One forward over the blocks that can still change, and a sampled token at every
+        masked slot with its unmasking score, confidence and top candidates, placed (S, L)."""
+        cfg, lay, dev = run.config, run.layout, self.device
+        if run.cache is None:
+            seg = torch.arange(lay.length, device=dev)
+        elif cfg.attention == "dense":  # every block sees every other: recompute them all
+            seg = torch.cat(fill.blocks)
+        else:  # sparse: only the blocks that still have masks changed since last step
+            seg = torch.cat([block for block, n in zip(fill.blocks, fill.left) if n])
+        logits = self._forward(run, seg, rd.start)  # (T, V)
+        # Dream's shift: the prediction for slot position p is the output at p - 1.
+        fill.row_of[seg] = torch.arange(len(seg), device=dev)
+        where = fill.masked_slots()  # (N,) x 2
+        banned = sampling.ban(logits[fill.row_of[fill.slots[where] - 1]], self._span_bans)  # (N, V)
+        tokens, probs = sampling.sample(banned, cfg.temperature, cfg.top_p, cfg.top_k, run.generator)
+        top_probs, top_ids = sampling.top_candidates(banned, TOP_CANDIDATES)  # (N, K) each
+        return Proposal.place(where, fill.slots.shape, tokens, sampling.SCORES[cfg.unmask](probs, tokens),
+                              sampling.score_confidence(probs, tokens), top_ids, top_probs)
+
+    def _step_event(self, rnd: int, step: int, lengths: tuple[int, ...], read: StepRead) -> DenoiseStep:
+        """Plain-data view of every span, from a step's read of the device."""
         mask = self.tags.mask
         tokens, token_ids, committed, confidence, candidates = [], [], [], [], []
         for s, n in enumerate(lengths):
-            row = [int(t) for t in ids[s][:n]]
+            row = read.ids[s][:n]
             token_ids.append(tuple(row))
             tokens.append(tuple(None if t == mask else self.tok.piece(t) for t in row))
-            committed.append(tuple(i for i in range(n) if commit[s][i]))
-            confidence.append(tuple(None if c != c else round(c, 4) for c in conf[s][:n]))
-            candidates.append(tuple(self._candidates(top, s, i) for i in committed[-1]))
+            committed.append(tuple(i for i in range(n) if read.committed[s][i]))
+            confidence.append(tuple(None if c != c else round(c, 4) for c in read.confidence[s][:n]))
+            candidates.append(tuple(self._candidates(read, s, i) for i in committed[-1]))
         return DenoiseStep(rnd, step, tuple(tokens), tuple(token_ids), tuple(committed),
                            tuple(confidence), tuple(candidates))
 
-    def _candidates(self, top: list, s: int, i: int) -> tuple[Candidate, ...]:
+    def _candidates(self, read: StepRead, s: int, i: int) -> tuple[Candidate, ...]:
         """Slot i of span s: its candidates, most likely first; impossible (banned) ones left out."""
-        k = len(top) // 2
-        pairs = [(int(top[j][s][i]), top[k + j][s][i]) for j in range(k)]
+        pairs = [(ids[s][i], probs[s][i]) for ids, probs in zip(read.top_ids, read.top_probs)]
         return tuple(Candidate(t, self.tok.piece(t), round(p, 4)) for t, p in pairs if p > 0)
 
     # 4) sync ---------------------------------------------------------------------------------
@@ -386,20 +370,20 @@ class Engine:
         if rd.terminator != "sync":
             return False
         if rd.index + 1 == cfg.max_rounds:
-            yield from self._emit(run, Notice("max_rounds", (
-                f"the plan asked for more rounds than max_rounds={cfg.max_rounds}; stopped")))
+            yield Notice("max_rounds", (
+                f"the plan asked for more rounds than max_rounds={cfg.max_rounds}; stopped"))
             return False
         if run.room < 4:
-            yield from self._emit(run, Notice("budget", (
+            yield Notice("budget", (
                 f"max_new_tokens={cfg.max_new_tokens} is used up; stopped after round "
-                f"{rd.index + 1}")))
+                f"{rd.index + 1}"))
             return False
         run.clock("plan")
         return True
 
     # autoregressive text ---------------------------------------------------------------------
 
-    def _write_ar(self, run: Run, logits: torch.Tensor, bans: list[int]):
+    def _write_ar(self, run: Run, logits: torch.Tensor, bans: torch.Tensor):
         """Decode text tokens until end of turn or the budget; the AR baseline and fallback."""
         ids: list[int] = []
         while run.room > 0:
@@ -409,7 +393,7 @@ class Engine:
                 break
             run.confidences.append(prob)
             ids.append(tok)
-            yield from self._emit(run, TextToken(tok, self.tok.piece(tok)))
+            yield TextToken(tok, self.tok.piece(tok))
             if run.room == 1:  # the last token of the budget: nothing will read it
                 run.layout.append_causal([tok])
                 break
@@ -450,19 +434,9 @@ class Engine:
             logits = self.model(lay.ids[seg][None], seg, vis, run.cache, start, commit)
         return logits[0]
 
-    def _sample_one(self, run: Run, logits: torch.Tensor, bans: list[int]) -> tuple[int, float]:
+    def _sample_one(self, run: Run, logits: torch.Tensor, bans: torch.Tensor) -> tuple[int, float]:
         """One token and its probability under the adjusted distribution."""
         cfg = run.config
         tok, probs = sampling.sample(sampling.ban(logits[None], bans), cfg.temperature, cfg.top_p,
                                      cfg.top_k, run.generator)
         return int(tok[0]), float(probs[0, tok[0]])
-
-    # --- events and stats ---------------------------------------------------------------------
-
-    @staticmethod
-    def _emit(run: Run, event: Event):
-        """Yield one event with the clock paused: consumer time is not engine time."""
-        phase = run.phase
-        run.clock(None)
-        yield event
-        run.clock(phase)

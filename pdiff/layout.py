@@ -5,13 +5,36 @@ Every position carries three integers, and a query at q sees a key at k when
 - an AR token (prompt, plan, `<sync/>`): pre = q + 1, lo = hi = 0, so it is causal;
 - a span token: pre = first position of its round's blocks (it sees the whole prefix), and
   [lo, hi) is its own block (sparse) or all blocks of its round (dense).
-This one rule gives every mask the engine needs, cached or not. Positions are plain absolute
-indices for RoPE. The layout knows nothing about tags or sampling.
+This one rule gives every mask the engine needs, cached or not, and the training objective
+builds its sequences with it too (`causal_rule`, `block_rule`, `visible`). Positions are plain
+absolute indices for RoPE. The layout knows nothing about tags or sampling.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def causal_rule(start: int, n: int) -> tuple[list[int], list[int], list[int]]:
+    """(pre, lo, hi) of n AR tokens at start..: each sees everything before it and itself."""
+    return list(range(start + 1, start + n + 1)), [0] * n, [0] * n
+
+
+def block_rule(start: int, lengths: list[int], dense: bool) -> tuple[list[int], list[int], list[int]]:
+    """(pre, lo, hi) of one round's blocks of `lengths` at start..: each sees the whole prefix,
+    and its own block (sparse) or every block of the round (dense)."""
+    end = start + sum(lengths)
+    pre, lo, hi, at = [start] * (end - start), [], [], start
+    for n in lengths:
+        lo += [start if dense else at] * n
+        hi += [end if dense else at + n] * n
+        at += n
+    return pre, lo, hi
+
+
+def visible(keys: torch.Tensor, pre: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """The rule itself, broadcast: may a query with (pre, lo, hi) see key position `keys`."""
+    return (keys < pre) | ((keys >= lo) & (keys < hi))
 
 
 class Layout:
@@ -27,39 +50,31 @@ class Layout:
 
     def append_causal(self, ids: list[int]) -> None:
         """Append AR tokens: each sees everything before it and itself."""
-        n, end = self.length, self.length + len(ids)
-        self._check(end)
-        self.ids[n:end] = torch.tensor(ids, dtype=torch.long)
-        self.pre[n:end] = torch.arange(n + 1, end + 1)
-        self.lo[n:end] = 0
-        self.hi[n:end] = 0
-        self.length = end
+        self._append(ids, causal_rule(self.length, len(ids)))
 
     def append_blocks(self, blocks: list[list[int]], dense: bool) -> list[tuple[int, int]]:
         """Append the span blocks of one round; return each block's [start, end) positions."""
-        round_start = self.length
-        total = sum(len(b) for b in blocks)
-        self._check(round_start + total)
-        ranges, at = [], round_start
+        start, ranges = self.length, []
         for block in blocks:
-            end = at + len(block)
-            self.ids[at:end] = torch.tensor(block, dtype=torch.long)
-            self.pre[at:end] = round_start
-            self.lo[at:end] = round_start if dense else at
-            self.hi[at:end] = round_start + total if dense else end
-            ranges.append((at, end))
-            at = end
-        self.length = at
+            at = ranges[-1][1] if ranges else start
+            ranges.append((at, at + len(block)))
+        self._append([t for b in blocks for t in b], block_rule(start, [len(b) for b in blocks], dense))
         return ranges
 
     def visibility(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Bool (T, S): may query position queries[t] see key position keys[s]."""
-        k = keys[None, :]  # (1, S)
-        pre, lo, hi = self.pre[queries, None], self.lo[queries, None], self.hi[queries, None]
-        return (k < pre) | ((k >= lo) & (k < hi))  # (T, S)
+        return visible(keys[None, :], self.pre[queries, None], self.lo[queries, None],
+                       self.hi[queries, None])  # (T, S)
 
     def tokens(self, start: int = 0, end: int | None = None) -> list[int]:
         return self.ids[start:self.length if end is None else end].tolist()
+
+    def _append(self, ids: list[int], rule: tuple[list[int], list[int], list[int]]) -> None:
+        n, end = self.length, self.length + len(ids)
+        self._check(end)
+        for row, values in zip((self.ids, self.pre, self.lo, self.hi), (ids, *rule)):
+            row[n:end] = torch.tensor(values, dtype=torch.long)
+        self.length = end
 
     def _check(self, end: int) -> None:
         if end > self.capacity:

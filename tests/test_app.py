@@ -400,6 +400,34 @@ def test_notices_and_settings_helpers(engine):
     assert notices_list_html([Notice("x", "y")]).count("<li") == 1 and notices_list_html([]) == ""
 
 
+# --- the page, built in-process -----------------------------------------------------------------
+
+
+def test_importing_app_loads_nothing(monkeypatch):
+    """Importing app.py reads no setting and loads no model: `python app.py` does that under
+    __main__, and a test builds the page with `build_demo`."""
+    import importlib
+
+    import pdiff.app.settings as settings
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("app.py loaded something at import")
+
+    monkeypatch.setattr(settings, "settings_from_env", refuse)
+    monkeypatch.setattr(settings, "load_models", refuse)
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    module = importlib.import_module("app")
+    assert callable(module.build_demo) and not hasattr(module, "demo")
+
+
+def test_page_names_the_endpoints(app):
+    """The page built in-process from a DemoApp names every endpoint of the API."""
+    from app import build_demo
+
+    names = set(build_demo(app).get_api_info()["named_endpoints"])
+    assert {"/generate", "/baseline", "/sweep", "/rerun_plan", "/replay_trace"} <= names
+
+
 # --- end to end: the real server, through gradio_client ------------------------------------------
 
 
@@ -422,9 +450,6 @@ def stream(job, limit: float = 60.0) -> list:
     return outs
 
 
-def test_e2e_api_names(client):
-    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/generate", "/baseline", "/sweep", "/rerun_plan", "/replay_trace"} <= names
 
 
 def test_e2e_generate_streams(client):

@@ -14,6 +14,10 @@ long as the session lives. Pinning the copy to the id it is stored under stops t
 
 from __future__ import annotations
 
+# The gradio these patches were read against, line by line; tests/test_gradio_compat.py fails
+# on any other, and checks that the internals each patch relies on are still there.
+WRITTEN_FOR = "6.31.0"
+
 
 def pin_session_block_ids() -> None:
     """Make gradio's session copies of a component keep the id they are stored under (idempotent)."""

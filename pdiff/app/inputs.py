@@ -20,7 +20,7 @@ from pdiff.app.view import RunView
 from pdiff.config import THRESHOLD_RULES, ConfigError, GenerationConfig, Knobs, schedule_knobs
 from pdiff.plan import PlanError, PlanRound
 
-DEFAULT_MAX_NEW_TOKENS = 512  # or the server's cap, whichever is smaller
+DEFAULT_MAX_NEW_TOKENS = GenerationConfig.max_new_tokens  # or the server's cap, whichever is smaller
 MAX_SPAN_UNITS = GenerationConfig.max_span_units  # the editor's lengths are checked against it
 PLAN_HEADERS = ["round", "topic", "length units", "ends with"]
 # Every schedule commits at least one token per unfinished span per step, so a span never needs

@@ -120,17 +120,47 @@ STATE_FILE = "trainer_state.pt"
 
 @dataclass
 class Progress:
-    """Everything a resumed run needs beyond the weights, saved beside them."""
+    """Everything a resumed run needs beyond the weights. `save` writes it to trainer_state.pt
+    beside them (with what the caller adds: the optimizer's state, the settings), and `load`
+    reads it back; the fields are the file's keys."""
 
     step: int = 0
     losses: list[float] = dataclasses.field(default_factory=list)
     order: list[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # training time of earlier sessions of this run
     sessions: list[dict] = dataclasses.field(default_factory=list)  # where each session started
-    rng: random.Random | None = None  # the data order's and [PAD] draws' generator
-    generator: torch.Generator | None = None  # the masks' generator
+    rng: random.Random = dataclasses.field(default_factory=random.Random)  # data order, [PAD] draws
+    generator: torch.Generator = dataclasses.field(default_factory=torch.Generator)  # the masks
     init_record: dict | None = None  # the record of the checkpoint the run started from
-    started: float = 0.0  # when this session started (time.time())
+    started: float = 0.0  # when this session started (time.time()); not saved
+
+    @classmethod
+    def seeded(cls, seed: int) -> Progress:
+        return cls(rng=random.Random(seed), generator=torch.Generator().manual_seed(seed))
+
+    def elapsed(self) -> float:
+        """Training time of the whole run so far, sessions before this one included."""
+        return round(self.seconds + time.time() - self.started, 1)
+
+    def save(self, path: Path, seconds: float, **extra) -> None:
+        """Write the progress, its training time `seconds` and `extra` to `path` (atomically:
+        never half a state on disk)."""
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "started"}
+        state.update(seconds=seconds, rng=self.rng.getstate(), generator=self.generator.get_state())
+        torch.save({**extra, **state}, path.with_name(path.name + ".tmp"))
+        path.with_name(path.name + ".tmp").replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[Progress, dict]:
+        """The progress saved at `path`, and the whole file (for what `save` was given besides)."""
+        saved = torch.load(path, weights_only=False)
+        plain = {f.name for f in dataclasses.fields(cls)} - {"rng", "generator", "started"}
+        progress = cls(**{name: saved[name] for name in plain if name in saved})
+        progress.rng.setstate(saved["rng"])
+        progress.generator.set_state(saved["generator"])
+        if not progress.sessions:  # a state saved before sessions were recorded
+            progress.sessions = [{"from_step": 0, "steps": saved["train_config"]["steps"]}]
+        return progress, saved
 
 
 def _optimizer(cfg: TrainConfig, model) -> torch.optim.AdamW:
@@ -156,16 +186,10 @@ def _begin(cfg: TrainConfig, examples, out: Path, init: Path | None, resume: boo
     restored here."""
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    state = Progress(rng=random.Random(cfg.seed), generator=torch.Generator().manual_seed(cfg.seed))
-    saved = None
+    state, saved = Progress.seeded(cfg.seed), None
     if resume and (out / STATE_FILE).exists():
-        saved = torch.load(out / STATE_FILE, weights_only=False)
+        state, saved = Progress.load(out / STATE_FILE)
         model, hf_tok, _ = initial_model(cfg, examples, out, device)
-        state = Progress(saved["step"], saved["losses"], saved["order"], saved["seconds"],
-                         saved.get("sessions") or [{"from_step": 0, "steps": saved["train_config"]["steps"]}],
-                         state.rng, state.generator, saved["init_record"])
-        state.rng.setstate(saved["rng"])
-        state.generator.set_state(saved["generator"])
     else:
         model, hf_tok, state.init_record = initial_model(cfg, examples, init, device)
     if state.init_record:  # the shape and vocabulary are the checkpoint's
@@ -236,7 +260,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
 def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, state: Progress) -> dict:
     """Write the checkpoint with its training record, and the trainer state for `--resume`
     (main process only; the others wait for it)."""
-    seconds, init_record = round(state.seconds + time.time() - state.started, 1), state.init_record
+    seconds, init_record = state.elapsed(), state.init_record
     record = {
         "kind": cfg.kind, "train_config": dataclasses.asdict(cfg), "device": str(acc.device),
         "processes": acc.num_processes, "steps_done": state.step, "seconds": seconds,
@@ -249,12 +273,8 @@ def save(acc, model, opt, hf_tok, out: Path, cfg: TrainConfig, state: Progress) 
     }
     if acc.is_main_process:
         save_checkpoint(acc.unwrap_model(model), hf_tok, out, extra={"pdiff": record})
-        torch.save({"train_config": dataclasses.asdict(cfg), "step": state.step, "losses": state.losses,
-                    "order": state.order, "seconds": seconds, "sessions": state.sessions,
-                    "rng": state.rng.getstate(),
-                    "generator": state.generator.get_state(), "optimizer": opt.state_dict(),
-                    "init_record": init_record}, out / (STATE_FILE + ".tmp"))
-        (out / (STATE_FILE + ".tmp")).replace(out / STATE_FILE)  # never half a state on disk
+        state.save(out / STATE_FILE, seconds, train_config=dataclasses.asdict(cfg),
+                   optimizer=opt.state_dict())
     acc.wait_for_everyone()
     return record
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pdiff.layout import block_rule, causal_rule, visible
 from pdiff.tokenizer import Tokenizer
 
 IGNORE = -100
@@ -43,7 +44,7 @@ class Sequence:
 
 
 class SequenceBuilder:
-    """Appends tokens with their visibility and labels; one place for the layout rule."""
+    """Appends tokens with their visibility (pdiff.layout's rule) and labels."""
 
     def __init__(self) -> None:
         self.ids: list[int] = []
@@ -55,29 +56,25 @@ class SequenceBuilder:
         self.ar_trained: list[bool] = []  # False for the prompt, whose next token is given
 
     def causal(self, ids: list[int], trained: bool = True) -> None:
-        for tok in ids:
-            q = len(self.ids)
-            self.ids.append(tok)
-            self.pre.append(q + 1)
-            self.lo.append(0)
-            self.hi.append(0)
-            self.span_slot.append(False)
-            self.ar_positions.append(q)
-            self.ar_trained.append(trained)
+        start = len(self.ids)
+        self._append(ids, causal_rule(start, len(ids)), [False] * len(ids))
+        self.ar_positions += range(start, start + len(ids))
+        self.ar_trained += [trained] * len(ids)
 
     def blocks(self, blocks: list[list[int]], dense: bool) -> None:
         """Blocks of one round; the first and last id of each block are its tags (never masked)."""
-        start = len(self.ids)
-        end = start + sum(len(b) for b in blocks)
-        at = start
-        for block in blocks:
-            for i, tok in enumerate(block):
-                self.ids.append(tok)
-                self.pre.append(start)
-                self.lo.append(start if dense else at)
-                self.hi.append(end if dense else at + len(block))
-                self.span_slot.append(0 < i < len(block) - 1)
-            at += len(block)
+        rule = block_rule(len(self.ids), [len(b) for b in blocks], dense)
+        self._append([t for b in blocks for t in b], rule,
+                     [0 < i < len(b) - 1 for b in blocks for i in range(len(b))])
+
+    def _append(self, ids: list[int], rule: tuple[list[int], list[int], list[int]],
+                span_slot: list[bool]) -> None:
+        pre, lo, hi = rule
+        self.ids += ids
+        self.pre += pre
+        self.lo += lo
+        self.hi += hi
+        self.span_slot += span_slot
 
     def build(self) -> Sequence:
         labels = [IGNORE] * len(self.ids)
@@ -213,7 +210,7 @@ def collate(seqs: list[Sequence], mask_id: int, pad_id: int, generator: torch.Ge
             weights[b, where - 1] = 1.0 / (t * copies)
             ids[b, :n][masked] = mask_id
     k = torch.arange(T)[None, None, :]  # (1, 1, T)
-    vis = (k < pre[..., None]) | ((k >= lo[..., None]) & (k < hi[..., None]))  # (B, T, T)
+    vis = visible(k, pre[..., None], lo[..., None], hi[..., None])  # (B, T, T)
     return Batch(ids, vis[:, None], labels, weights, max(1.0, denominator), positions)
 
 
