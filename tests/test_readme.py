@@ -32,7 +32,7 @@ README = (ROOT / "README.md").read_text()
 RUN_LIMIT = 180.0
 START_LIMIT = 20.0
 
-RUN = (r"-m pdiff generate --prompt ",)
+RUN = (r"-m pdiff generate --prompt ", r"-m pdiff curve ")
 SERVE = (r"^\.venv/bin/python app\.py$",)
 START = (r"-m pdiff train ", r"-m pdiff bench ", r"accelerate\.commands\.launch")
 SYNTAX = {

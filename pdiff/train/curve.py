@@ -70,6 +70,7 @@ def append(log: Path, row: dict, label: str) -> list[dict]:
     """Add `row` under `label` to the JSON log (a list of rows), replacing a row of the same
     label and step; returns the log."""
     rows = json.loads(log.read_text()) if log.exists() else []
+    log.parent.mkdir(parents=True, exist_ok=True)
     rows = [r for r in rows if (r["label"], r["step"]) != (label, row["step"])] + [{"label": label, **row}]
     rows.sort(key=lambda r: (r["label"], r["step"]))
     log.write_text(json.dumps(rows, indent=1) + "\n")
