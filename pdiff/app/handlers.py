@@ -430,8 +430,9 @@ class DemoApp:
     def _chart_note(self, quality) -> list[Notice]:
         if quality is not None:
             return []
-        return [Notice("chart", "this run committed no span tokens, so it has no "
-                                f"{self.label} and is not on the chart")]
+        why = ("no facts could be read from the prompt" if self.judge.kind == "checker"
+               else "this run committed no span tokens")
+        return [Notice("chart", f"{why}, so it has no {self.label} and is not on the chart")]
 
     def _replay(self, record: RunRecord, state: Session, k: int, **outputs) -> dict:
         """Replay frame k of a run (and other outputs by name)."""

@@ -170,7 +170,9 @@ def live_frames(events: Iterable[Event], view: RunView, record: list[Event],
 
 
 def quality_of(kind: str, prompt: str, finished: Finished) -> float | None:
-    """The chart's quality: the checker's score, or the mean commit confidence (None if none)."""
+    """The chart's quality: the checker's score, or the mean commit confidence; None when there is
+    none (a prompt without facts has nothing to check, so its 0.0 is not plotted)."""
     if kind == "checker":
-        return checker.score(prompt, finished.text).value
+        scored = checker.score(prompt, finished.text)
+        return scored.value if scored.facts_total else None
     return finished.stats.mean_confidence
