@@ -165,7 +165,8 @@ with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
                                     step=0.01, label="Step ratio", elem_id="steps_ratio",
                                     info="Denoise steps per token of the longest span: lower is "
                                          "faster (several tokens per step), 1 is one token per "
-                                         "step, the most any schedule uses")
+                                         "step. Under the adaptive rule only a cap: a round ends "
+                                         "once the threshold has committed every slot")
             with gr.Row():
                 threshold = gr.Slider(*LIMITS["threshold"], value=DEFAULT["threshold"], step=0.01,
                                       label="Confidence threshold",
