@@ -333,3 +333,48 @@ def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bun
         assert not problems, "\n".join(problems)
     finally:
         page.close()
+
+
+# Every text of the timeline's SVG that a reader needs, with its box on the page.
+TIMELINE_TEXTS = """() => {
+  const root = document.querySelector('#timeline');
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {text: e.textContent, l: r.left, r: r.right, t: r.top, b: r.bottom}; };
+  const frame = root.querySelector('.main-svg').getBoundingClientRect();
+  const sel = '.annotation-text, .legendtext, .xtitle, .ytick text, .cbtitle text, .cbaxis text';
+  return {frame: {l: frame.left, r: frame.right, t: frame.top, b: frame.bottom},
+          texts: [...root.querySelectorAll(sel)].map(box).filter(b => b.r > b.l && b.text)};
+}"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return min(a["r"], b["r"]) - max(a["l"], b["l"]) > 1 and min(a["b"], b["b"]) - max(a["t"], b["t"]) > 1
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_timeline_texts_fit_and_do_not_overlap(browser, server, width):
+    """After a compared run, every text of the timeline (the forward counts, the legend, the axis
+    titles, the lane names) lies inside the figure, and no two of them overlap, on a phone and
+    on a desktop."""
+    page, problems = open_page(browser, server, width, 900)
+    try:
+        page.fill("#prompt textarea", PROMPT)
+        page.check("#compare input[type=checkbox]")
+        page.click("#rerun")
+        page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#timeline .annotation-text", timeout=TIMEOUT_MS)
+        page.locator("#timeline").scroll_into_view_if_needed()
+        time.sleep(0.5)  # plotly's relayout after the resize
+        page.locator("#timeline").screenshot(path=str(artifacts() / f"timeline-{width}.png"))
+        got = page.evaluate(TIMELINE_TEXTS)
+        frame, texts = got["frame"], got["texts"]
+        assert any("AR" in t["text"] for t in texts if "forwards" in t["text"]), texts
+        outside = [t["text"] for t in texts if t["l"] < frame["l"] - 1 or t["r"] > frame["r"] + 1
+                   or t["t"] < frame["t"] - 1 or t["b"] > frame["b"] + 1]
+        assert not outside, f"clipped at {width} px: {outside}"
+        clashes = [(a["text"], b["text"]) for i, a in enumerate(texts) for b in texts[i + 1:]
+                   if _overlap(a, b)]
+        assert not clashes, f"overlapping at {width} px: {clashes}"
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()

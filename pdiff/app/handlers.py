@@ -188,7 +188,8 @@ class DemoApp:
         """A run's one-line speed explanation (plain text), against its prompt's AR run."""
         return why_line(record.view, session.ar_view_for(record.prompt), self.device,
                         dense=record.settings.get("attention") == "dense",
-                        cached=record.settings.get("use_cache", True) is not False)
+                        cached=record.settings.get("use_cache", True) is not False,
+                        repeats=(session.times_of(record.settings), session.ar_times_of(record.prompt)))
 
     def replay_step(self, step, session=None) -> dict:
         """Frame `step` of the run shown: the view after its first `step` events."""
