@@ -93,8 +93,7 @@ def halving(scored: Score) -> str:
         return ""
     problems = [p for p in scored.problems if not p.startswith("missing fact")]
     reason = problems[0].split(":")[0] if problems else "the format is not clean"
-    return (f"{scored.fact_accuracy:.2f} of the facts stated, halved for a format problem: "
-            f"{reason}")
+    return f"{scored.fact_accuracy:.2f} of the facts, halved for: {reason}"
 
 
 def fact_marks_html(prompt: str, answer: str) -> str:
