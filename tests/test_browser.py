@@ -380,7 +380,7 @@ def test_timeline_texts_fit_and_do_not_overlap(browser, server, width):
         page.close()
 
 
-def test_plain_english_prompt_on_the_bundled_model(browser, bundled_server):
+def test_plain_english_prompt_in_browser(browser, bundled_server):
     """A visitor's plain-English prompt (the first of tests/data/plain_english.jsonl) is read: no
     "no facts" notice, every fact marked beside both answers as the checker marks them; the why
     line compares per answer word; each finished round's header says how its steps went against
