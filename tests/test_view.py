@@ -213,9 +213,11 @@ def test_answer_only_when_finished():
 
 
 def test_stats_show_speedup_only_with_an_ar_reference():
-    """Speedup vs AR is AR seconds over this run's seconds, shown only when given."""
+    """Speedup vs AR is AR seconds over this run's seconds, shown only when given, and named the
+    whole-run ratio (answers of unequal length are compared per word in the why line)."""
     view = fold(EVENTS)
     assert "2.00×" in stats_html(view, ar_seconds=3.0)
+    assert "speedup vs AR (whole run)" in stats_html(view, ar_seconds=3.0)
     assert "speedup" not in stats_html(view) and "critical path" in stats_html(view)
     assert "pd-empty" in stats_html(fold(EVENTS[:-1]))
 
