@@ -193,7 +193,8 @@ def _schedule(app: DemoApp) -> dict:
                                  step=0.01, label="Step ratio", elem_id="steps_ratio",
                                  info="Denoise steps per token of the longest span: lower is "
                                       "faster (several tokens per step), 1 is one token per "
-                                      "step, the most any schedule uses")
+                                      "step. Under the adaptive rule only a cap: a round ends "
+                                      "once the threshold has committed every slot")
     with gr.Row():
         c["threshold"] = gr.Slider(*LIMITS["threshold"], value=default["threshold"], step=0.01,
                                    label="Confidence threshold",

@@ -33,7 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pdiff generate",
                                 description="Generate with planned diffusion or a baseline.")
     p.add_argument("--model", default=None,
-                   help="checkpoint folder or hub id (default: the bundled model)")
+                   help="checkpoint folder or hub id (default: the bundled model; with --mode "
+                        "autoregressive, the bundled AR baseline)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--mode", choices=["planned", "autoregressive", "diffusion"], default="planned")
     p.add_argument("--steps-ratio", type=float, default=None,
@@ -80,6 +81,20 @@ def config_from_args(args, engine):
         if flags[name] is None:
             flags[name] = defaults[name]
     return Knobs.named(flags).config(engine.length_scale)
+
+
+def model_name(args) -> str | None:
+    """The checkpoint to load: --model as given; without it the bundled planned model, or for
+    --mode autoregressive the bundled AR baseline (the planned checkpoint never learned to write
+    answers left to right). Raises ConfigError, naming --model, when that baseline is missing."""
+    if args.model is not None or args.mode != "autoregressive":
+        return args.model
+    from pdiff.loader import BUNDLED_AR
+
+    if not (BUNDLED_AR / "config.json").is_file():
+        raise ConfigError("--mode autoregressive needs an autoregressive checkpoint and the "
+                          f"bundled one ({BUNDLED_AR}) is missing: name one with --model")
+    return str(BUNDLED_AR)
 
 
 def result_json(final: Finished) -> dict:
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        engine = load_engine(args.model, device=args.device, dtype=args.dtype)
+        engine = load_engine(model_name(args), device=args.device, dtype=args.dtype)
         config = config_from_args(args, engine)
         events = engine.generate(args.prompt, config)
         if args.json:

@@ -472,7 +472,7 @@ def test_e2e_result_says_why(client):
     plan = stats["forward_passes"] - stats["denoise_steps"]
     assert stats["why"].startswith(f"planned: {stats['forward_passes']} forwards (plan {plan}, "
                                    f"denoise {stats['denoise_steps']}) vs AR {stats['ar']['forward_passes']}")
-    assert "so the wall clock is" in stats["why"]
+    assert "so per answer word it is" in stats["why"]
 
 
 def test_e2e_rerun_plan_fills_spans(client):

@@ -333,3 +333,113 @@ def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bun
         assert not problems, "\n".join(problems)
     finally:
         page.close()
+
+
+# Every text of the timeline's SVG that a reader needs, with its box on the page.
+TIMELINE_TEXTS = """() => {
+  const root = document.querySelector('#timeline');
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {text: e.textContent, l: r.left, r: r.right, t: r.top, b: r.bottom}; };
+  const frame = root.querySelector('.main-svg').getBoundingClientRect();
+  const sel = '.annotation-text, .legendtext, .xtitle, .ytick text, .cbtitle text, .cbaxis text';
+  return {frame: {l: frame.left, r: frame.right, t: frame.top, b: frame.bottom},
+          texts: [...root.querySelectorAll(sel)].map(box).filter(b => b.r > b.l && b.text)};
+}"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return min(a["r"], b["r"]) - max(a["l"], b["l"]) > 1 and min(a["b"], b["b"]) - max(a["t"], b["t"]) > 1
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_timeline_texts_fit_and_do_not_overlap(browser, server, width):
+    """After a compared run, every text of the timeline (the forward counts, the legend, the axis
+    titles, the lane names) lies inside the figure, and no two of them overlap, on a phone and
+    on a desktop."""
+    page, problems = open_page(browser, server, width, 900)
+    try:
+        page.fill("#prompt textarea", PROMPT)
+        page.check("#compare input[type=checkbox]")
+        page.click("#rerun")
+        page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#timeline .annotation-text", timeout=TIMEOUT_MS)
+        page.locator("#timeline").scroll_into_view_if_needed()
+        time.sleep(0.5)  # plotly's relayout after the resize
+        page.locator("#timeline").screenshot(path=str(artifacts() / f"timeline-{width}.png"))
+        got = page.evaluate(TIMELINE_TEXTS)
+        frame, texts = got["frame"], got["texts"]
+        assert any("AR" in t["text"] for t in texts if "forwards" in t["text"]), texts
+        outside = [t["text"] for t in texts if t["l"] < frame["l"] - 1 or t["r"] > frame["r"] + 1
+                   or t["t"] < frame["t"] - 1 or t["b"] > frame["b"] + 1]
+        assert not outside, f"clipped at {width} px: {outside}"
+        clashes = [(a["text"], b["text"]) for i, a in enumerate(texts) for b in texts[i + 1:]
+                   if _overlap(a, b)]
+        assert not clashes, f"overlapping at {width} px: {clashes}"
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_plain_english_prompt_in_browser(browser, bundled_server):
+    """A visitor's plain-English prompt (the first of tests/data/plain_english.jsonl) is read: no
+    "no facts" notice, every fact marked beside both answers as the checker marks them; the why
+    line compares per answer word; each finished round's header says how its steps went against
+    the schedule; a token's tooltip names its confidence's scale; Play offers 0.1×."""
+    prompt = json.loads((H.ROOT / "tests" / "data" / "plain_english.jsonl").read_text().splitlines()[0])
+    prompt = prompt["instruction"]
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    try:
+        page.fill("#prompt textarea", prompt)
+        page.check("#compare input[type=checkbox]")
+        page.click("#generate")
+        page.wait_for_selector("#ar-facts .pd-fact", timeout=4 * TIMEOUT_MS)
+        page.wait_for_selector("#why .pd-why", timeout=TIMEOUT_MS)
+        assert "no facts could be read" not in page.locator("#notices").inner_text()
+        n = len(parse_facts(prompt))
+        for box, answer in (("#facts", "#answer"), ("#ar-facts", "#ar-answer")):
+            text = page.locator(f"{answer} textarea").input_value()
+            assert marks_on_page(page, box) == [r.mark for r in fact_results(prompt, text)]
+            assert len(marks_on_page(page, box)) == n >= 4
+        assert "per answer word" in page.locator("#why").inner_text()
+        labels = page.locator("#span-lanes .pd-round-label").all_inner_texts()
+        assert labels and all(("/" in x) or ("steps:" in x) for x in labels), labels
+        page.screenshot(path=str(artifacts() / "app-plain-english-top.png"))
+        page.locator("#why").screenshot(path=str(artifacts() / "why-line.png"))
+        page.locator("#span-lanes .pd-inspect").first.hover()
+        tip = page.locator("#span-lanes .pd-inspect .pd-tip").first
+        tip.wait_for(state="visible", timeout=TIMEOUT_MS)
+        assert "under the sampling settings" in tip.inner_text()
+        assert page.get_by_label("0.1×").count() == 1
+        page.screenshot(path=str(artifacts() / "app-plain-english.png"), full_page=True)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_a_halved_score_is_explained_on_the_page(browser):
+    """The fact line and the stats of an answer with a repeated sentence, drawn with the app's own
+    CSS: both say the score is the fact accuracy halved, and why, in visible text."""
+    from pdiff.app.facts import Judge, fact_marks_html
+    from pdiff.app.settings import CSS_PATH, QUALITY_LABELS
+    from pdiff.app.view import RunView, stats_html
+    from pdiff.events import Finished, Stats
+
+    prompt = "Write about Ardel. Facts: founded: 1620; population: 45,000; river: the Tam; mayor: Ilse."
+    repeated = "It has many old streets and quiet squares."
+    answer = f"Ardel was founded in 1620. It has 45000 people. {repeated} {repeated}"
+    view = RunView()
+    view.apply(Finished(answer, (), (), (), Stats("planned", 5, 0.1, 0.2, 0.3, 9, 0, 4, 5, 1, 2,
+                                                  20, 9, 20 / 9, 0.5)))
+    row = Judge("checker", QUALITY_LABELS["checker"]).quality_row(prompt, view)
+    html = (f"<style>{CSS_PATH.read_text()}</style><div style='width:600px;padding:8px'>"
+            f"{fact_marks_html(prompt, answer)}{stats_html(view, quality=row)}</div>")
+    page = browser.new_page(viewport={"width": 640, "height": 500})
+    try:
+        page.set_content(html)
+        scored = score(prompt, answer)
+        text = page.inner_text("body")
+        assert f"score {scored.value:.2f}" in text and f"{scored.fact_accuracy:.2f} of the facts" in text
+        assert text.count("halved") == 2 and "repeated sentence" in text
+        page.screenshot(path=str(artifacts() / "halved-score.png"), full_page=True)
+    finally:
+        page.close()

@@ -65,3 +65,42 @@ def test_threads_below_one_is_refused(tiny_ckpt, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--model", str(tiny_ckpt), "--prompt", "hi", "--threads", "0"])
     assert stop.value.code == 2 and "--threads must be at least 1" in capsys.readouterr().err
+
+
+def _loaded_name(monkeypatch, argv: list[str]) -> str | None:
+    """The model name `main` hands the loader (the load itself is stopped right there)."""
+    import pdiff.loader
+    from pdiff.cli import main
+
+    seen = []
+
+    def loader(name, device="cpu", dtype="float32"):
+        seen.append(name)
+        raise pdiff.loader.CheckpointError("stop here")
+
+    monkeypatch.setattr(pdiff.loader, "load_engine", loader)
+    with pytest.raises(SystemExit):
+        main(["--prompt", "hi", *argv])
+    return seen[0]
+
+
+def test_autoregressive_mode_loads_the_ar_baseline_by_default(monkeypatch):
+    """`--mode autoregressive` without --model runs the bundled AR checkpoint, not the planned one."""
+    from pdiff.loader import BUNDLED, BUNDLED_AR
+
+    monkeypatch.setattr("pdiff.loader.BUNDLED_AR", BUNDLED)  # any folder with a config.json
+    assert _loaded_name(monkeypatch, ["--mode", "autoregressive"]) == str(BUNDLED)
+    monkeypatch.setattr("pdiff.loader.BUNDLED_AR", BUNDLED_AR)
+    assert _loaded_name(monkeypatch, ["--mode", "planned"]) is None  # the bundled planned model
+    assert _loaded_name(monkeypatch, ["--mode", "autoregressive", "--model", "x/y"]) == "x/y"
+
+
+def test_autoregressive_mode_without_a_baseline_names_the_model_flag(monkeypatch, tmp_path, capsys):
+    """With no bundled AR checkpoint, `--mode autoregressive` stops with one line naming --model."""
+    from pdiff.cli import main
+
+    monkeypatch.setattr("pdiff.loader.BUNDLED_AR", tmp_path / "absent")
+    with pytest.raises(SystemExit) as stop:
+        main(["--prompt", "hi", "--mode", "autoregressive"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--model" in err and "autoregressive" in err

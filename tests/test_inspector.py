@@ -13,7 +13,7 @@ from pdiff import events as E
 from pdiff.app.frames import WARNING
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inspector import shown
-from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule
+from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule, speed_label
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceError, TraceStore, trace_from_json, trace_to_json
@@ -64,9 +64,21 @@ def test_committed_slot_carries_step_confidence_and_candidates():
     the committed token marked."""
     first, second, third = slots(spans_html(fold(run_events())))
     assert (first["step"], first["conf"], first["text"]) == (1, "0.9800", " lantern")
-    assert first["head"] == "step 1 · confidence 0.98" and "top 5" in first["sub"]
+    assert first["head"].startswith("step 1 · confidence 0.98 ") and "top 5" in first["sub"]
     assert first["top"] == listed(CANDS) and first["chosen"] == ["␣lantern"]
     assert (second["step"], second["top"], third["top"]) == (2, [("␣x", 0.9)], [("␣y", 0.5), ("␣x", 0.4)])
+
+
+def test_confidence_and_candidates_name_their_scales():
+    """The confidence (under the sampling settings) and the candidates (temperature 1) disagree
+    by design, so the tooltip names both scales and gives the committed token's probability on
+    the candidates' scale beside its confidence: 0.98 and 0.61 for the same token, explained."""
+    first, second, _ = slots(spans_html(fold(run_events())))
+    conf, raw = float(first["conf"]), dict(first["top"])["␣lantern"]
+    assert first["head"] == (f"step 1 · confidence {conf:.2f} under the sampling settings; "
+                             f"{raw:.2f} at temperature 1")
+    assert "temperature 1" in first["sub"] and "before the sampling settings" in first["sub"]
+    assert second["head"].endswith(f"; {dict(second['top'])['␣x']:.2f} at temperature 1")
 
 
 def test_candidate_text_is_escaped_never_markup():
@@ -222,9 +234,18 @@ def test_play_speed_scales_the_playing_time(app, session, speed):
 def test_play_refuses_a_speed_the_page_does_not_offer(app, session, speed):
     """Any other speed is one message naming the choices, and no frame."""
     out = list(app.play(session, speed))
-    assert len(out) == 1 and "0.5×, 1×, 2×, 4×" in out[0][WARNING]
+    assert len(out) == 1 and ", ".join(speed_label(s) for s in SPEEDS) in out[0][WARNING]
     with pytest.raises(PlaybackError):
         check_speed(speed)
+
+
+def test_the_slowest_play_speed_gives_time_to_narrate_each_step():
+    """A short run (30 events: one plan, a few steps) plays for at least 15 s at the slowest
+    speed, about half a second an event or more, so an educator can talk over it; at 0.5x it
+    took 4 s."""
+    n = 30
+    frames, pause = play_schedule(n, min(SPEEDS), MAX_REPLAY_FRAMES)
+    assert pause * (len(frames) - 1) >= 15 and pause * (len(frames) - 1) / n >= 0.5
 
 
 def test_play_schedule_is_bounded_for_any_run_length():

@@ -138,6 +138,19 @@ def test_the_readme_shows_commands_and_each_has_a_class():
     assert LAUNCHES and all(kind_of(c) == "serve" for c in LAUNCHES)
 
 
+def test_the_readme_says_how_long_the_training_preset_takes():
+    """Each `train --preset P` command has a data-parallel twin (accelerate), and the README says
+    in hours what the preset costs on a CPU, next to where it names the preset."""
+    presets = {m[1] for c in COMMANDS if (m := re.search(r"-m pdiff train .*--preset (\w+)", c))}
+    assert presets
+    for preset in presets:
+        twins = [c for c in COMMANDS if "accelerate.commands.launch" in c
+                 and re.search(rf"-m pdiff train .*--preset {preset}\b", c)]
+        assert twins, f"no data-parallel command for --preset {preset}"
+        said = re.search(rf"`train --preset {preset}`[^\n]*\n(?:[^\n]+\n)*", README)
+        assert said and re.search(r"\d+ hours", said[0]), f"no time given for --preset {preset}"
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_bash_parses_every_readme_command(command):
     """Each command line is valid bash."""

@@ -89,6 +89,21 @@ def test_fallback_text_has_its_own_lane(engines):
     assert view.text_tokens and TEXT in timeline_figure(view).layout.yaxis.ticktext
 
 
+@pytest.mark.parametrize("plan", [None, PLAN_GIVEN])
+def test_plan_and_ar_forwards_never_share_a_marker(engine, plan):
+    """The run's one-token forwards and the AR baseline's are drawn with disjoint marker shapes,
+    and each legend entry (its trace's first marker) differs: colour alone never tells them apart.
+    With a given plan the run's first forward is a prefill; the legend still shows its dots."""
+    view = fold(engine.generate(PROMPT, engine.config(max_new_tokens=60, plan=plan)))
+    ar_view = fold(engine.generate(PROMPT, engine.config(mode="autoregressive", max_new_tokens=20)))
+    fig = timeline_figure(view, ar_view)
+    dots = {t.name: list(t.marker.symbol) for t in fig.data if t.type == "scatter" and t.mode == "markers"}
+    ours = next(v for k, v in dots.items() if k.startswith("plan"))
+    theirs = next(v for k, v in dots.items() if k.startswith("AR"))
+    assert not set(ours) & set(theirs), dots
+    assert ours[0] == "circle" or set(ours) <= {"square-open", "x-thin-open"}
+
+
 def test_no_timeline_before_the_run_finished(engines):
     view = run(engines, "planned")
     view.finished = None
@@ -121,9 +136,65 @@ def test_why_line_numbers_come_from_the_run(engines, plan_s, denoise_s, ar_s):
     width = sum(denoise_widths(view)) / s.denoise_steps
     assert (f"on this CPU (2 cores) a denoise forward over {width:.0f} tokens took "
             f"{fmt_times(factor)} a plan forward") in line
-    ratio = ar_s / (plan_s + denoise_s)
+    n, ar_n = len(view.finished.text.split()), len(ar.finished.text.split())
+    ratio = (ar_s / ar_n) / ((plan_s + denoise_s) / n)
     words = f"{fmt_times(ratio)} faster" if ratio >= 1 else f"{fmt_times(1 / ratio)} slower"
-    assert f"so the wall clock is {words}" in line
+    assert f"so per answer word it is {words} ({plan_s + denoise_s:.2f} s for {n} words" in line
+    assert f"vs AR {ar_s:.2f} s for {ar_n})" in line and "one timing each" in line
+
+
+def _with_text(view, words: int):
+    view.finished = dataclasses.replace(view.finished, text=" ".join(["w"] * words))
+    return view
+
+
+@pytest.mark.parametrize(("words", "ar_words", "unequal"), [(12, 84, True), (40, 50, False)])
+def test_wall_clock_is_compared_per_answer_word(engines, words, ar_words, unequal):
+    """A 12-word answer is not compared whole with an 84-word AR answer: the ratio is per word,
+    and when the lengths differ by more than half the line says the whole-run ratio misleads."""
+    view = _with_text(timed(run(engines, "planned"), 0.1, 0.2), words)
+    ar = _with_text(timed(run(engines, "AR to its end token"), 0.9, 0.0), ar_words)
+    line = why_line(view, ar, "CPU")
+    per_word = (0.9 / ar_words) / (0.3 / words)
+    verdict = f"{fmt_times(per_word)} faster" if per_word >= 1 else f"{fmt_times(1 / per_word)} slower"
+    assert f"per answer word it is {verdict}" in line
+    assert ("differ in length" in line) is unequal and (f"({fmt_times(0.9 / 0.3)})" in line) is unequal
+
+
+def test_repeated_timings_show_their_spread(engines):
+    """With several runs of the same settings (same forwards) and of AR on the prompt, the line
+    gives each one's range and the ratio of their medians, not one timing's ratio."""
+    view = _with_text(timed(run(engines, "planned"), 0.1, 0.2), 30)
+    ar = _with_text(timed(run(engines, "AR to its end token"), 0.6, 0.0), 30)
+    pd_times, ar_times = [0.3, 0.25, 0.4], [0.6, 0.7]
+    line = why_line(view, ar, "CPU", repeats=(pd_times, ar_times))
+    assert "0.25 to 0.40 s over 3 runs for 30 words vs AR 0.60 to 0.70 s over 2 runs" in line
+    median_ratio = 0.7 / 0.3  # the upper median of two, the middle of three
+    assert f"it is {fmt_times(median_ratio)} faster" in line and "one timing each" not in line
+
+
+def test_session_keeps_the_timings_of_each_setting(engines):
+    """The session records every run's seconds under its exact settings, and AR's per prompt."""
+    from pdiff.app.session import Session
+
+    session, view = Session(), run(engines, "planned")
+    for seconds in (0.5, 0.7):
+        session.record(PROMPT, dataclasses.replace(view.finished, stats=dataclasses.replace(
+            view.finished.stats, total_seconds=seconds)), None, {"prompt": PROMPT, "seed": 0})
+    session.record(PROMPT, view.finished, None, {"prompt": PROMPT, "seed": 1})
+    assert session.times_of({"seed": 0, "prompt": PROMPT}) == [0.5, 0.7]
+    assert session.times_of({"prompt": PROMPT, "seed": 1}) == [view.finished.stats.total_seconds]
+    ar = run(engines, "AR to its end token").finished
+    session.record(PROMPT, ar, None, {"prompt": PROMPT})
+    assert session.ar_times_of(PROMPT) == [ar.stats.total_seconds] and session.ar_times_of("x") == []
+
+
+def test_the_speed_note_says_why_the_bench_can_disagree():
+    """'How it works' says the page times one prompt and the benchmark takes medians: the figures
+    to quote (the README's Results can show planned slower where one run here was faster)."""
+    for cost in (None, ForwardCost("CPU (2 cores)", 0.01, 0.05, 256)):
+        note = speed_note(cost)
+        assert "one prompt" in note and "medians over 200 prompts" in note and "Results" in note
 
 
 def test_why_line_without_ar_says_what_it_can(engines):

@@ -213,9 +213,11 @@ def test_answer_only_when_finished():
 
 
 def test_stats_show_speedup_only_with_an_ar_reference():
-    """Speedup vs AR is AR seconds over this run's seconds, shown only when given."""
+    """Speedup vs AR is AR seconds over this run's seconds, shown only when given, and named the
+    whole-run ratio (answers of unequal length are compared per word in the why line)."""
     view = fold(EVENTS)
     assert "2.00×" in stats_html(view, ar_seconds=3.0)
+    assert "speedup vs AR (whole run)" in stats_html(view, ar_seconds=3.0)
     assert "speedup" not in stats_html(view) and "critical path" in stats_html(view)
     assert "pd-empty" in stats_html(fold(EVENTS[:-1]))
 
@@ -386,3 +388,33 @@ def test_paper_points_sit_on_their_own_axes():
     assert all(t.xaxis in (None, "x") and t.yaxis in (None, "y") for t in ours)
     assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]  # side by side, not overlaid
     assert "AlpacaEval" in fig.layout.yaxis2.title.text and "AlpacaEval" not in fig.layout.yaxis.title.text
+
+
+def _round_of(steps_scheduled: int, steps_used: int, ended: bool) -> list:
+    """One round of one 4-slot span: `steps_used` denoise steps of a schedule of `steps_scheduled`."""
+    events = [E.Started("planned", (1,), 1), *plan(0, [PROMISE, "intro", " 1", TOPIC_END, IM_END]),
+              E.SpansOpened(0, (E.PlanItem("intro", 1, 4),), "end", steps_scheduled)]
+    per = -(-4 // steps_used)  # slots a step, the last step takes the rest
+    tokens = [None] * 4
+    for k in range(steps_used):
+        new = tuple(i for i in range(k * per, min(4, (k + 1) * per)))
+        for i in new:
+            tokens[i] = "w"
+        events.append(step(0, k, (tuple(tokens),), (new,), (tuple(0.9 if t else None for t in tokens),)))
+    return [*events, E.RoundEnd(0, ("w w w w",))] if ended else events
+
+
+@pytest.mark.parametrize(("scheduled", "used"), [(4, 2), (4, 4), (2, 4)])
+def test_the_step_header_says_whether_the_step_ratio_acted(scheduled, used):
+    """A round that ended before its scheduled steps (the adaptive threshold: the ratio is only a
+    cap) says the ratio did not act; one that used them all shows used/scheduled; one that took
+    more (the paper's threshold adds steps) says how many were added. While running: k/scheduled."""
+    done = spans_html(fold(_round_of(scheduled, used, ended=True)))
+    running = spans_html(fold(_round_of(scheduled, used, ended=False)))
+    assert f"step {used}/{scheduled}" in running
+    if used < scheduled:
+        assert "did not act" in done and f"cap of {scheduled}" in done and f"{used} steps" in done
+    elif used == scheduled:
+        assert f"step {used}/{scheduled}" in done and "did not act" not in done
+    else:
+        assert f"the threshold added {used - scheduled}" in done

@@ -17,7 +17,7 @@ from pdiff.app.session import quality_of
 from pdiff.app.settings import RELEASED_PD
 from pdiff.app.view import RunView
 from pdiff.events import Notice
-from pdiff.notes.checker import MARKS, fact_results, parse_facts
+from pdiff.notes.checker import MARKS, Score, fact_results, parse_facts, score
 
 RELEASED_HUB = "https://huggingface.co/"  # a released checkpoint's page: this prefix + its id
 README_7B = "Run it on a released 7B checkpoint (GPU)"  # the README section for open questions
@@ -74,13 +74,26 @@ class Judge:
         if view.finished is None:
             return None
         value = quality_of(self.kind, prompt, view.finished)
-        return (f"quality · {self.label}", "–" if value is None else f"{value:.2f}")
+        if value is None:
+            return (f"quality · {self.label}", "–")
+        halved = halving(score(prompt, view.finished.text)) if self.kind == "checker" else ""
+        return (f"quality · {self.label}", f"{value:.2f}{halved and f' ({halved})'}")
 
     def marks_html(self, prompt: str, view: RunView | None) -> str:
         """The prompt's facts, each marked as the finished answer states it; "" otherwise."""
         if self.kind != "checker" or view is None or view.finished is None:
             return ""
         return fact_marks_html(prompt, view.finished.text)
+
+
+def halving(scored: Score) -> str:
+    """Why a checker score is half its fact accuracy ("" when it is not): the format's first
+    problem, so "8 of 12 stated correctly" beside 0.33 reads as what it is."""
+    if scored.format_ok:
+        return ""
+    problems = [p for p in scored.problems if not p.startswith("missing fact")]
+    reason = problems[0].split(":")[0] if problems else "the format is not clean"
+    return f"{scored.fact_accuracy:.2f} of the facts, halved for: {reason}"
 
 
 def fact_marks_html(prompt: str, answer: str) -> str:
@@ -91,6 +104,9 @@ def fact_marks_html(prompt: str, answer: str) -> str:
     counts = {m: sum(r.mark == m for r in results) for m in MARKS}
     head = (f"facts of the prompt: {counts['correct']} of {len(results)} stated correctly, "
             f"{counts['wrong']} wrongly, {counts['missing']} missing")
+    halved = halving(score(prompt, answer))
+    if halved:
+        head += f"; score {score(prompt, answer).value:.2f}: {halved}"
     items = []
     for r in results:
         said = f' <span class="pd-fact-said">(the answer says {escape(r.said)})</span>' if r.said else ""

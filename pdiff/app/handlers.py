@@ -188,7 +188,8 @@ class DemoApp:
         """A run's one-line speed explanation (plain text), against its prompt's AR run."""
         return why_line(record.view, session.ar_view_for(record.prompt), self.device,
                         dense=record.settings.get("attention") == "dense",
-                        cached=record.settings.get("use_cache", True) is not False)
+                        cached=record.settings.get("use_cache", True) is not False,
+                        repeats=(session.times_of(record.settings), session.ar_times_of(record.prompt)))
 
     def replay_step(self, step, session=None) -> dict:
         """Frame `step` of the run shown: the view after its first `step` events."""
@@ -430,8 +431,9 @@ class DemoApp:
     def _chart_note(self, quality) -> list[Notice]:
         if quality is not None:
             return []
-        return [Notice("chart", "this run committed no span tokens, so it has no "
-                                f"{self.label} and is not on the chart")]
+        why = ("no facts could be read from the prompt" if self.judge.kind == "checker"
+               else "this run committed no span tokens")
+        return [Notice("chart", f"{why}, so it has no {self.label} and is not on the chart")]
 
     def _replay(self, record: RunRecord, state: Session, k: int, **outputs) -> dict:
         """Replay frame k of a run (and other outputs by name)."""

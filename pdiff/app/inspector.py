@@ -65,13 +65,24 @@ def inspect_attrs(step: int, conf: float | None) -> str:
     return f' tabindex="0" data-step="{step + 1}" data-conf="{conf_value}"'
 
 
-def tip_html(text: str, step: int, conf: float | None, candidates: Sequence[Candidate]) -> str:
-    """The tooltip of a committed slot: its step and confidence (under the sampling settings),
-    then the model's candidates at that step, each text and probability (the committed one
-    marked). Terse markup: every committed slot of a live run carries one."""
+def tip_head(step: int, conf: float | None, raw: float | None) -> str:
+    """The tooltip's first line. The confidence is the one the unmask rule ranked, under the run's
+    temperature and top-p, so it can read 1.00 where the candidates below (the model's own
+    distribution, temperature 1) give the same token 0.67: the line names both scales, and the
+    committed token's raw probability when it is among the candidates."""
     conf_text = "–" if conf is None or not math.isfinite(conf) else f"{conf:.2f}"
+    raw_text = "" if raw is None else f"; {raw:.2f} at temperature 1"
+    return f"step {step + 1} · confidence {conf_text} under the sampling settings{raw_text}"
+
+
+def tip_html(text: str, step: int, conf: float | None, candidates: Sequence[Candidate]) -> str:
+    """The tooltip of a committed slot: its step and confidence (`tip_head`), then the model's
+    candidates at that step, each text and probability at temperature 1 (the committed one
+    marked). Terse markup: every committed slot of a live run carries one."""
+    raw = next((c.prob for c in candidates if c.text == text), None)
     rows = "".join(
         f'<i{" class=pd-chosen" if c.text == text else ""}>{escape(shown(c.text))}</i>'
         f"<u>{c.prob:.4f}</u>" for c in candidates)
-    return (f'<span class="pd-tip" role="tooltip"><b>step {step + 1} · confidence {conf_text}</b>'
-            f"<s>model's top {len(candidates)}, temperature 1</s>{rows}</span>")
+    return (f'<span class="pd-tip" role="tooltip"><b>{escape(tip_head(step, conf, raw))}</b>'
+            f"<s>the model's top {len(candidates)} at temperature 1, before the sampling "
+            f"settings</s>{rows}</span>")

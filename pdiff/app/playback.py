@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-SPEEDS = (0.5, 1.0, 2.0, 4.0)  # times the normal speed
+SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # times the normal speed; 0.1: slow enough to narrate
 FRAME_RATE = 15.0  # frames a second, at most
 
 

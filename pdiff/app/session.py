@@ -12,6 +12,7 @@ replayed. `quality_of` is a run's quality on the chart. This module knows nothin
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ from pdiff.notes import checker
 FRAME_INTERVAL = 0.07  # seconds between live frames: about 14 frames a second
 URGENT = (SpansOpened, RoundEnd, Notice)  # events shown at once, whatever the throttle says
 MAX_POINTS = 200  # chart points kept per session
+MAX_REPEATS = 20  # timings kept per run setting, for the speed line's spread
 MAX_AR_PROMPTS = 32  # prompts whose last AR time a session remembers
 
 
@@ -87,6 +89,7 @@ class Session:
     ar_prompt: str = ""
     ar_view: RunView | None = None
     runs: int = 0
+    times: dict[str, list[float]] = field(default_factory=dict)  # seconds per run setting (JSON)
 
     # The latest run, as before runs had records of their own (its handler holds its record).
     prompt = property(lambda self: self.current.prompt)
@@ -137,6 +140,18 @@ class Session:
                                       settings))
         if stats.mode == AR_MODE:
             self.remember_ar(prompt, stats.total_seconds)
+        key = AR_MODE + prompt if stats.mode == AR_MODE else json.dumps(settings, sort_keys=True, default=str)
+        self.times[key] = [*self.times.pop(key, []), stats.total_seconds][-MAX_REPEATS:]
+        while len(self.times) > MAX_POINTS:
+            self.times.pop(next(iter(self.times)))
+
+    def times_of(self, settings: dict) -> list[float]:
+        """The seconds of every recorded run with exactly these settings (the same forwards)."""
+        return list(self.times.get(json.dumps(settings, sort_keys=True, default=str), []))
+
+    def ar_times_of(self, prompt: str) -> list[float]:
+        """The seconds of every recorded AR run of `prompt`."""
+        return list(self.times.get(AR_MODE + prompt, []))
 
     def add_point(self, point: ChartPoint) -> None:
         self.points = (self.points + [point])[-MAX_POINTS:]
@@ -170,7 +185,9 @@ def live_frames(events: Iterable[Event], view: RunView, record: list[Event],
 
 
 def quality_of(kind: str, prompt: str, finished: Finished) -> float | None:
-    """The chart's quality: the checker's score, or the mean commit confidence (None if none)."""
+    """The chart's quality: the checker's score, or the mean commit confidence; None when there is
+    none (a prompt without facts has nothing to check, so its 0.0 is not plotted)."""
     if kind == "checker":
-        return checker.score(prompt, finished.text).value
+        scored = checker.score(prompt, finished.text)
+        return scored.value if scored.facts_total else None
     return finished.stats.mean_confidence

@@ -52,10 +52,38 @@ def _ratio_words(ratio: float) -> str:
     return f"{fmt_times(1 / ratio)} slower"
 
 
+def _spread(times: list[float]) -> str:
+    """"0.27 s" for one timing, "0.27 to 0.35 s over 3 runs" for several."""
+    if len(times) < 2:
+        return f"{times[-1]:.2f} s"
+    return f"{min(times):.2f} to {max(times):.2f} s over {len(times)} runs"
+
+
+def wall_clock(s, ar, words: int, ar_words: int, repeats=((), ())) -> str:
+    """The wall clock against AR, per answer word: two answers of unequal length (12 words
+    against 84) are not two timings of one task, so the whole-run ratio is not the speedup.
+    `repeats` are the seconds of earlier runs with the same settings (the same forwards) and of
+    the AR runs of the same prompt: with two or more, their range is shown, since one timing on
+    a shared CPU varies from run to run; with one, the line says it is one timing."""
+    pd_times = [t for t in repeats[0] if t > 0] or [s.total_seconds]
+    ar_times = [t for t in repeats[1] if t > 0] or [ar.total_seconds]
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    ratio = (median(ar_times) / ar_words) / (median(pd_times) / words)
+    line = (f"so per answer word it is {_ratio_words(ratio)} ({_spread(pd_times)} for {words} words "
+            f"vs AR {_spread(ar_times)} for {ar_words})")
+    if not 2 / 3 <= words / ar_words <= 3 / 2:
+        line += (f"; the answers differ in length, so the whole-run ratio "
+                 f"({fmt_times(ar.total_seconds / s.total_seconds)}) would mislead")
+    if len(pd_times) < 2 or len(ar_times) < 2:
+        line += "; one timing each, which varies from run to run: run it again to see the spread"
+    return line
+
+
 def why_line(view: RunView, ar_view: RunView | None, device: str, dense: bool = False,
-             cached: bool = True) -> str:
+             cached: bool = True, repeats: tuple = ((), ())) -> str:
     """One line: the run's forwards (vs AR's), the per-forward cost factor it measured, and the
-    wall clock it led to. Empty before the run finished; plain text."""
+    wall clock it led to, per answer word (`wall_clock`). Empty before the run finished; plain
+    text."""
     if view.finished is None or view.mode == "autoregressive":
         return ""
     s = view.finished.stats
@@ -72,10 +100,11 @@ def why_line(view: RunView, ar_view: RunView | None, device: str, dense: bool = 
         mean = sum(widths) / len(widths)
         parts.append(f"on this {device} a denoise forward over {mean:.0f} tokens took "
                      f"{fmt_times(factor)} a plan forward")
-    if ar is not None and s.total_seconds > 0 and ar.total_seconds > 0:
-        ratio = ar.total_seconds / s.total_seconds
-        parts.append(f"so the wall clock is {_ratio_words(ratio)} "
-                     f"({s.total_seconds:.2f} s vs AR {ar.total_seconds:.2f} s)")
+    words = len(view.finished.text.split())
+    ar_words = len(ar_view.finished.text.split()) if ar is not None else 0
+    if ar is not None:
+        if s.total_seconds > 0 and ar.total_seconds > 0 and words and ar_words:
+            parts.append(wall_clock(s, ar, words, ar_words, repeats))
         return "; ".join(parts)
     span_tokens = sum(x is not None for rnd in view.ordered_rounds() for sp in rnd.spans
                       for x in sp.step_of)
@@ -92,12 +121,19 @@ def why_html(line: str) -> str:
     return f'<div class="pd pd-why">{escape(line)}</div>' if line else ""
 
 
+# Why the page's speed line and the benchmark (README, Results) can disagree.
+BENCH_NOTE = (" The speed line under the spans times one prompt on this page, per answer word, "
+              "beside whatever else the machine is running; the benchmark in the README's Results "
+              "takes medians over 200 prompts with one thread per run. A single run can land on "
+              "either side of those medians; they are the figures to quote.")
+
+
 def speed_note(cost) -> str:
     """'How it works' for this machine, from the start-up measurement (a ForwardCost) or None."""
     if cost is None:
         return ("Whether the shared forwards make it faster depends on the machine: a forward "
                 "over many tokens costs more than a 1-token forward, by a factor each device "
-                "has to measure.")
+                "has to measure." + BENCH_NOTE)
     factor = cost.factor
     measured = (f"Measured on this {cost.device} at start-up: a forward over {cost.wide_tokens} "
                 f"tokens takes {cost.wide_seconds * 1000:.1f} ms, {fmt_times(factor)} a 1-token "
@@ -111,4 +147,4 @@ def speed_note(cost) -> str:
                    f"commits more than about {factor:.0f} tokens across the spans (at "
                    f"{cost.wide_tokens} tokens wide), so a low step ratio pays and a high one can "
                    "make the run slower than AR.")
-    return measured + verdict
+    return measured + verdict + BENCH_NOTE

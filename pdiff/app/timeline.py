@@ -25,6 +25,8 @@ from pdiff.app.view import RunView
 
 PLAN, TEXT, AR = "plan", "text (no plan: written AR)", "AR baseline"
 MAX_LABELLED = 60  # per-span commit counts are written on the bars up to this many denoise forwards
+AR_SYMBOL = "diamond"  # the AR baseline's dots: never the plan's circle, whatever the colour
+LEGEND_PX = 60  # room under the x axis for the legend: three rows on a phone, one on a desktop
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,18 @@ def lanes_of(marks: list[Forward], ar_marks: list[Forward] = ()) -> list[str]:
     return sorted(seen, key=lambda lane: order.get(lane, 1))  # stable: spans keep run order
 
 
-def _dots(marks: list[Forward], row: dict[str, int], name: str) -> go.Scatter:
+def _dots(marks: list[Forward], row: dict[str, int], name: str, symbol: str) -> go.Scatter:
+    """One-token forwards as dots of `symbol` (a prefill a square, a sampled end a cross); the
+    legend shows the trace's first marker, so a trace that starts with a prefill is drawn first
+    from its most common kind."""
     symbols = {"prefill": "square-open", "end": "x-thin-open"}
+    marks = sorted(marks, key=lambda f: f.kind in symbols)  # the legend takes the first marker
     return go.Scatter(
         x=[f.index for f in marks], y=[row[f.lanes[0]] for f in marks], mode="markers", name=name,
         hovertext=[escape(f"forward {f.index} · {f.detail}") for f in marks],
         hoverinfo="text", marker=dict(size=[7 + 3 * f.tokens for f in marks],
                                       color=[f.tokens for f in marks], coloraxis="coloraxis",
-                                      symbol=[symbols.get(f.kind, "circle") for f in marks],
+                                      symbol=[symbols.get(f.kind, symbol) for f in marks],
                                       line=dict(width=1, color="#808080")))
 
 
@@ -124,7 +130,7 @@ def _bars(marks: list[Forward], row: dict[str, int]) -> list[go.BaseTraceType]:
     traces: list[go.BaseTraceType] = [go.Bar(
         x=[f.index for f in marks], base=[t - 0.38 for t in top],
         y=[b - t + 0.76 for t, b in zip(top, bottom, strict=True)], width=0.8,
-        name="denoise forward (shared by the spans)", hoverinfo="text",
+        name="denoise forward (shared by its spans)", hoverinfo="text",
         hovertext=[escape(f"forward {f.index} · {f.detail}") for f in marks],
         marker=dict(color=[f.tokens for f in marks], coloraxis="coloraxis",
                     line=dict(width=0)))]
@@ -135,6 +141,17 @@ def _bars(marks: list[Forward], row: dict[str, int]) -> list[go.BaseTraceType]:
                                  text=[str(c[2]) for c in cells], hoverinfo="skip", showlegend=False,
                                  textfont=dict(size=10, color="#FFFFFF")))
     return traces
+
+
+def _count_lines(fig: go.Figure, ends: list[tuple[int, str]]) -> None:
+    """A dotted line after each run's last forward, its count above the plot, one row each (so two
+    counts never overlap), written away from the nearer edge (so neither is clipped)."""
+    right = max(n for n, _ in ends)
+    for i, (n, who) in enumerate(ends):
+        fig.add_vline(x=n + 0.5, line=dict(color=_GREY, dash="dot"))
+        fig.add_annotation(x=n + 0.5, xref="x", y=1, yref="paper", yanchor="bottom",
+                           xanchor="right" if n > right / 2 else "left", yshift=2 + 16 * i,
+                           text=f"{who}: {n} forwards", showarrow=False, font=dict(size=11))
 
 
 def timeline_figure(view: RunView, ar_view: RunView | None = None) -> go.Figure | None:
@@ -149,23 +166,25 @@ def timeline_figure(view: RunView, ar_view: RunView | None = None) -> go.Figure 
     fig = go.Figure()
     single = [f for f in marks if f.kind != "denoise"]
     if single:
-        fig.add_trace(_dots(single, row, "plan / text forward (one token)"))
+        fig.add_trace(_dots(single, row, "plan / text forward", "circle"))
     shared = [f for f in marks if f.kind == "denoise"]
     if shared:
         for trace in _bars(shared, row):
             fig.add_trace(trace)
     if ar_marks:
-        fig.add_trace(_dots(ar_marks, row, "AR forward (one token)"))
-    for n, who in ((len(marks), view.mode), (len(ar_marks), "AR")):
-        if n:
-            fig.add_vline(x=n + 0.5, line=dict(color=_GREY, dash="dot"),
-                          annotation=dict(text=f"{who}: {n} forwards", font=dict(size=11)))
-    _style(fig, "forward pass, in order (each mark is one model call)", "")
-    fig.update_layout(height=150 + 26 * len(lanes), bargap=0, barmode="overlay",
-                      margin=dict(l=10, r=10, t=60, b=45), legend=dict(y=1.12),
+        fig.add_trace(_dots(ar_marks, row, "AR forward", AR_SYMBOL))
+    ends = [(n, who) for n, who in ((len(marks), view.mode), (len(ar_marks), "AR")) if n]
+    _count_lines(fig, ends)
+    _style(fig, "forward pass, in order", "")
+    fig.update_layout(height=LEGEND_PX + 110 + 26 * len(lanes) + 16 * len(ends), bargap=0,
+                      barmode="overlay", margin=dict(l=10, r=10, t=12 + 16 * len(ends),
+                                                     b=45 + LEGEND_PX),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0),
                       coloraxis=dict(colorscale="Viridis", cmin=0,
-                                     colorbar=dict(title=dict(text="tokens<br>committed"),
-                                                   thickness=12, len=0.9)))
+                                     colorbar=dict(title=dict(text="tokens", side="top"),
+                                                   thickness=10, len=0.75, y=0,
+                                                   ticklabelposition="outside bottom",
+                                                   yanchor="bottom")))
     fig.update_yaxes(tickvals=list(range(len(lanes))), ticktext=[escape(x) for x in lanes],
                      range=[len(lanes) - 0.5, -0.5], automargin=True, showgrid=False, zeroline=False)
     fig.update_xaxes(rangemode="tozero")

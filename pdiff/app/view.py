@@ -291,13 +291,29 @@ def span_card_html(view: RunView, rnd: RoundView, s: int) -> str:
             f'<span class="pd-conf">mean p={_f(span.mean_confidence)}</span></div></div>')
 
 
+def step_label(rnd: RoundView) -> str:
+    """The round's step count. The schedule's steps (`SpansOpened.steps`, the step ratio times the
+    longest span) are exact for the reference rule, a cap for the adaptive threshold, which ends
+    a round as soon as every slot is committed, and a floor for the paper's, which may add steps:
+    once the round ended, the label says which happened, so a ratio that did not act says so."""
+    if rnd.step < 0:
+        return "masked"
+    used, planned = rnd.step + 1, rnd.steps
+    if rnd.texts is None or used == planned:
+        return f"step {used}/{planned}"
+    if used < planned:
+        return (f"{used} steps: the threshold committed every slot before the step ratio's cap of "
+                f"{planned}, so the ratio did not act")
+    return f"{used} steps: {planned} scheduled, the threshold added {used - planned}"
+
+
 def spans_html(view: RunView) -> str:
     """Span lanes, round after round, then the autoregressive lane if any text was written AR."""
     parts = []
     for rnd in view.ordered_rounds():
         if not rnd.opened:
             continue
-        step = f"step {rnd.step + 1}/{rnd.steps}" if rnd.step >= 0 else "masked"
+        step = escape(step_label(rnd))
         cards = "".join(span_card_html(view, rnd, s) for s in range(len(rnd.spans)))
         parts.append(f'<section class="pd-round"><div class="pd-round-label">'
                      f'round {rnd.round + 1} · {_plural(len(rnd.spans), "span")} · {step}</div>'
@@ -344,7 +360,7 @@ def stats_html(view: RunView, ar_seconds: float | None = None,
             ("mean confidence", _f(s.mean_confidence))]
     ratio = speedup(s, ar_seconds)
     if ratio is not None:
-        rows.append(("speedup vs AR", f"{ratio:.2f}×"))
+        rows.append(("speedup vs AR (whole run)", f"{ratio:.2f}×"))  # per word: the why line
     return _stats_list(first + rows)
 
 

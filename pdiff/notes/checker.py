@@ -2,8 +2,9 @@
 
 `parse_facts` reads the facts of a prompt in every form `pdiff.notes.data` writes (and as a person
 types them: odd spacing and case): "key: value" or "key = value" items separated by ";", commas or
-new lines, with or without a heading ("Facts:", "from these notes:") or bullets, and short
-sentences ("Its motto is Dovra.", "It was founded in 1843.", the forms of `SENTENCE_KEYS`).
+new lines, with or without a heading ("Facts:", "from these notes:") or bullets, "Its motto is
+Dovra.", and sentences in plain English, clause by clause (`pdiff.notes.plain`: "It was founded
+in 1620, has 45,000 people and sits on the river Tam." is three facts).
 `score` then counts the facts whose value appears in the answer as a whole word or phrase,
 case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
 masks and no repeated sentence or stuttered phrase. `Score.value` is the one number for charts.
@@ -35,34 +36,21 @@ import re
 from dataclasses import dataclass
 
 from pdiff.notes.data import Fact
-from pdiff.notes.lexicon import ATTRS, KNOWN_KEYS, PRODUCTS, SENTENCE_KEYS, Attr
+from pdiff.notes.lexicon import ATTRS, KNOWN_KEYS, value_shape
+from pdiff.notes.plain import sentence_facts
 from pdiff.tags import CONTROL_TAGS
 
 # "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
 # ":" too), and its value ends at ";", a new line, a comma before the next key, or a sentence end.
 _ITEM = re.compile(
     r"(?:^|(?<=[;\n,.:\-*\u2022]))[ \t]*(?:\d+[.)][ \t]+)?(?P<key>[^\W\d_][\w' \t]{0,30}?)[ \t]*[:=][ \t]*"
-    r"(?P<value>[^;\n,=:]*?)[ \t]*(?=$|[;\n]|,[ \t]*[^\W\d_][\w' \t]{0,30}[:=]|\.(?:\s|$))"
+    r"(?P<value>(?:[^;\n,=:]|(?<=\d),(?=\d{3}(?!\d)))*?)"  # "45,000" keeps its comma
+    r"[ \t]*(?=$|[;\n]|,[ \t]*[^\W\d_][\w' \t]{0,30}[:=]|\.(?:\s|$))"
 )
-_ITS = re.compile(r"(?:^|(?<=\s))(?:Its|[A-Z]\w*'s)\s+(?P<key>[a-z][a-z ]{0,30}?)\s+is\s+"
+_ITS = re.compile(r"(?:^|(?<=\s))(?:Its|His|Her|Their|[A-Z]\w*'s)\s+(?P<key>[a-z][a-z ]{0,30}?)\s+is\s+"
                   r"(?P<value>[^.;\n]+?)\.(?=\s|$)")
 
 
-def _phrase_patterns() -> list[tuple[str, int, re.Pattern[str]]]:
-    """(key, phrase length, pattern) for the verb forms of SENTENCE_KEYS: "It was founded in 1843."
-    A template shared by several keys is read as its first key."""
-    first_key: dict[str, str] = {}
-    for key, template in SENTENCE_KEYS.items():
-        first_key.setdefault(template, key)
-    out = []
-    for template, key in first_key.items():
-        phrase = template.removeprefix("{s} ").split("{v}")[0]  # "was founded in "
-        out.append((key, len(phrase), re.compile(
-            r"(?:^|(?<=\s))(?:It|[A-Z]\w*)\s+" + re.escape(phrase) + r"(?P<value>[^.;\n]+?)\.(?=\s|$)")))
-    return out
-
-
-_PHRASES = _phrase_patterns()
 MAX_UNKNOWN_KEY_WORDS = 3  # a key that is not in the data's vocabulary has at most this many words
 _SENTENCE_END = re.compile(r"\.(?:\s+(?=[A-Z])|\s*$)")  # "d. Keep it short." -> "d"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -114,8 +102,7 @@ def parse_facts(prompt: str) -> tuple[Fact, ...]:
             found.append((m.start(), 0, key, m["value"]))
     for m in _ITS.finditer(prompt):
         found.append((m.start(), 0, m["key"], m["value"]))
-    for key, length, pattern in _PHRASES:
-        found += [(m.start(), -length, key, m["value"]) for m in pattern.finditer(prompt)]
+    found += sentence_facts(prompt)
     out: list[Fact] = []
     seen: set = set()
     starts: set[int] = set()  # one fact per item: "It lives in hills" is "lives in", not "lives"
@@ -218,15 +205,6 @@ def score(prompt: str, answer: str) -> Score:
 
 # --- per-fact marks ------------------------------------------------------------------------------
 
-# The shape of a value per open rule of `pdiff.notes.lexicon` (`Attr.values` names the rule).
-_NAME = r"(?-i:[A-Z][a-z]+)"  # capitalised, whatever the phrase's case
-_SHAPES = {
-    "name": _NAME, "the name": r"(?-i:[Tt]he )" + _NAME, "year": r"\d{3,4}", "launch": r"\d{4}",
-    "population": r"\d[\d,]*", "price": r"\d+ dollars", "warranty": r"\d+ years?",
-    "weight": r"\d+ grams", "rating": r"\d+ out of 10", "years": r"\d+ years?", "age": r"\d+",
-    "count": r"\d+", "size": r"\d+ cm", "animal weight": r"\d+ kg",
-    "use": "|".join(re.escape(u) for uses in PRODUCTS.values() for u in uses),
-}
 _FREE = r"[^.;,\n]{1,60}?"  # any value, for a key the data does not know
 MARKS = ("correct", "wrong", "missing")
 
@@ -238,26 +216,20 @@ class FactResult:
     said: str | None = None  # for "wrong": the other value the answer gave
 
 
-def _shape(attr: Attr) -> str:
-    if isinstance(attr.values, tuple):
-        return "|".join(re.escape(v) for v in attr.values)
-    return _SHAPES[attr.values]
-
-
 def _said_patterns(fact: Fact) -> list[re.Pattern[str]]:
     """Where an answer says the fact's attribute, the value in group "v". The attributes are those
     of its key whose kind its own value has ("lives in: large flocks" is no habitat)."""
     key = fact.key
     attrs = [a for kind in ATTRS.values() for a in kind if key in a.keys
-             and re.fullmatch(_shape(a), fact.value, re.IGNORECASE)]
+             and re.fullmatch(value_shape(a), _THOUSANDS.sub("", fact.value), re.IGNORECASE)]
     out = []
     for attr in attrs:
-        shape = _shape(attr)
+        shape = value_shape(attr)
         for pred in attr.preds:
             before, after = (re.escape(p) for p in pred.split("{v}"))
             before = re.sub(r"(?<!\w)a\\ ", r"an?\\ ", before)  # "has a {v} finish": "an orange"
             out.append(re.compile(rf"(?<!\w){before}(?P<v>{shape})(?!\w){after}", re.IGNORECASE))
-    shape = "|".join(_shape(a) for a in attrs) or _FREE
+    shape = "|".join(value_shape(a) for a in attrs) or _FREE
     out.append(re.compile(rf"(?<!\w){re.escape(key)}\s+is\s+(?P<v>{shape})(?=[.;,\n]|$)",
                           re.IGNORECASE))
     return out

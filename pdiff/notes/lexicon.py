@@ -8,6 +8,7 @@ prompts back with `SENTENCE_KEYS` and `KNOWN_KEYS`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -204,3 +205,22 @@ SENTENCE_KEYS = {
 
 # Every key the data writes, as typed: the checker trusts these as keys however many words they have.
 KNOWN_KEYS = frozenset({k for attrs in ATTRS.values() for a in attrs for k in a.keys} | set(EXTRA_KEYS))
+
+
+# The shape of a value per open rule (`Attr.values` names the rule), as a regular expression: the
+# checker and the plain-English reader judge with it whether a value has an attribute's kind.
+_NAME = r"(?-i:[A-Z][a-z]+)"  # capitalised, whatever the phrase's case
+VALUE_SHAPES = {
+    "name": _NAME, "the name": r"(?-i:[Tt]he )" + _NAME, "year": r"\d{3,4}", "launch": r"\d{4}",
+    "population": r"\d[\d,]*", "price": r"\d+ dollars", "warranty": r"\d+ years?",
+    "weight": r"\d+ grams", "rating": r"\d+ out of 10", "years": r"\d+ years?", "age": r"\d+",
+    "count": r"\d+", "size": r"\d+ cm", "animal weight": r"\d+ kg",
+    "use": "|".join(re.escape(u) for uses in PRODUCTS.values() for u in uses),
+}
+
+
+def value_shape(attr: Attr) -> str:
+    """The regular expression of an attribute's values: its list's words, or its rule's shape."""
+    if isinstance(attr.values, tuple):
+        return "|".join(re.escape(v) for v in attr.values)
+    return VALUE_SHAPES[attr.values]
