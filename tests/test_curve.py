@@ -65,3 +65,16 @@ def test_the_chart_draws_each_run_through_its_points():
     pd = re.findall(r'points="([^"]+)"', svg)[0].split()
     (x1, y1), (x2, y2) = (map(float, p.split(",")) for p in pd)
     assert x2 > x1 and y2 < y1  # later step to the right, higher score higher up (SVG y grows down)
+
+
+def test_the_legend_is_wide_enough_for_the_longest_label():
+    """A long run name widens the chart instead of running off its right edge; the plot keeps
+    its width."""
+    short = curve.svg([{"label": "PD", "step": 1, "score": 0.5}])
+    name = "PD from AR v3, 2 mask copies + stratified t"
+    long = curve.svg([{"label": name, "step": 1, "score": 0.5}])
+    width = lambda svg: int(re.search(r'<svg[^>]* width="(\d+)"', svg).group(1))
+    legend_x = float(re.search(rf'<text x="([\d.]+)"[^>]*>{re.escape(name)}</text>', long).group(1))
+    assert legend_x + 6 * len(name) <= width(long)  # ~6 px a character at 12 px sans-serif
+    grid = lambda svg: re.search(r'<line x1="48" x2="([\d.]+)"', svg).group(1)
+    assert grid(long) == grid(short) and width(long) > width(short)

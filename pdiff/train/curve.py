@@ -83,7 +83,9 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 def svg(rows: list[dict], width: int = 640, height: int = 320) -> str:
     """A line chart of checker score against step, one line per label, as SVG text."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    left, bottom, right, top = 48, 40, 150, 16
+    # the legend sits right of the plot: wide enough for the longest label (~7 px a character)
+    left, bottom, right, top = 48, 40, max(150, 16 + 7 * max(map(len, labels), default=0)), 16
+    width += right - 150
     x_max = max([r["step"] for r in rows] + [1])
     x = lambda step: left + (width - left - right) * step / x_max
     y = lambda value: top + (height - top - bottom) * (1 - value)
