@@ -16,12 +16,12 @@ from the DemoApp.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping
 
@@ -414,10 +414,17 @@ def build_demo(app: DemoApp, speed: str = "") -> gr.Blocks:
                       max_size=app.settings.queue_size, api_open=False)
 
 
+def _exit_on_sigterm(*_) -> None:
+    """SIGTERM (docker stop, a supervisor): run the exit clean-up (the trace folder goes; a
+    SIGKILLed server's is removed at the next start), then leave. Not sys.exit: its SystemExit
+    lands wherever the main thread is, and inside a callback that swallows exceptions (an
+    import lock's weakref callback did, in CI) the server printed a traceback and kept running."""
+    atexit._run_exitfuncs()  # the interpreter's own exit step, done now
+    os._exit(0)
+
+
 def launch(demo: gr.Blocks, app: DemoApp) -> None:
-    # SIGTERM (docker stop, a supervisor) exits through Python, so the exit clean-up runs: the
-    # trace folder goes (a SIGKILLed server's is removed at the next start).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     demo.launch(server_name=app.settings.server_name, server_port=app.settings.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
                 state_session_capacity=256)
