@@ -78,3 +78,11 @@ def test_the_legend_is_wide_enough_for_the_longest_label():
     assert legend_x + 6 * len(name) <= width(long)  # ~6 px a character at 12 px sans-serif
     grid = lambda svg: re.search(r'<line x1="48" x2="([\d.]+)"', svg).group(1)
     assert grid(long) == grid(short) and width(long) > width(short)
+
+
+def test_every_run_has_a_colour_of_its_own():
+    """Up to ten runs, no two lines share a colour (six runs once drew the first and the
+    sixth in the same blue)."""
+    rows = [{"label": f"run {i}", "step": 1, "score": 0.5} for i in range(10)]
+    colours = re.findall(r'<polyline fill="none" stroke="([^"]+)"', curve.svg(rows))
+    assert len(colours) == 10 and len(set(colours)) == 10

@@ -77,7 +77,8 @@ def append(log: Path, row: dict, label: str) -> list[dict]:
     return rows
 
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#17becf", "#7f7f7f", "#bcbd22")  # matplotlib's tab10: a run's colour is its own
 
 
 def svg(rows: list[dict], width: int = 640, height: int = 320) -> str:
