@@ -1,7 +1,8 @@
 """The app in a real browser: type, Generate, watch the plan, spans fill, the chart gets a point.
 
-Skipped cleanly without Debian's chromium or the playwright package. Any browser console error or
-page error fails the test. Screenshots go to test-artifacts/ (ignored); the bundled-model test also
+The page is built and served in this process (tests.apphelpers.serve_page). Skipped cleanly
+without Debian's chromium or the playwright package. Any browser console error or page error
+fails the test. Screenshots go to test-artifacts/ (ignored); the bundled-model test also
 refreshes the README's docs/screenshot.png when PDIFF_UPDATE_SCREENSHOT=1:
 
     PDIFF_UPDATE_SCREENSHOT=1 python -m pytest tests/test_browser.py -k bundled
@@ -58,12 +59,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
-    return H.shared_server(request, tmp_path_factory)
+    """The page on a tiny random checkpoint, served in this process (shared by the session)."""
+    return H.shared_page(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def bundled_server(tmp_path_factory):
-    server = H.start_server("bundled", tmp_path_factory.mktemp("bundled"))  # PDIFF_MODEL's default
+    """The page on the bundled models (PDIFF_MODEL's default), served in this process."""
+    server = H.serve_page("bundled", tmp_path_factory.mktemp("bundled"))
     yield server
     server.stop()
 
