@@ -311,6 +311,13 @@ def test_token_inspector_hover_click_and_replay(browser, server):
         page.close()
 
 
+# The boxes of the first element matching each selector, read in one go (no new frame in between).
+BOXES = """sels => Object.fromEntries(sels.map(s => {
+  const r = document.querySelector(s).getBoundingClientRect();
+  return [s, {x: r.x, y: r.y, width: r.width, height: r.height}];
+}))"""
+
+
 def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bundled_server):
     """At 390 px: the plan table's last column ends inside its frame (no clipping, no sideways
     scroll), and after a compared run the AR answer starts right after the planned answer's fact
@@ -321,7 +328,8 @@ def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bun
         page.click("#generate")
         page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
         page.wait_for_selector("#facts .pd-fact", timeout=TIMEOUT_MS)
-        box = {sel: page.locator(sel).first.bounding_box() for sel in ("#answer", "#facts", "#ar-answer")}
+        # read together: the AR lane above may still grow between three separate reads
+        box = page.evaluate(BOXES, ["#answer", "#facts", "#ar-answer"])
         facts_end = box["#facts"]["y"] + box["#facts"]["height"]
         assert box["#answer"]["y"] < box["#facts"]["y"] < box["#ar-answer"]["y"] <= facts_end + 40, box
         table = page.evaluate("""() => {
