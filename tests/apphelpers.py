@@ -96,15 +96,22 @@ def serve_page(model_dir: Path | str, tmp: Path, **extra: str) -> Page:
     """The app for `model_dir` ("bundled" or a checkpoint folder), built in this process as
     `python app.py` builds it from the same settings, and served until `stop()`. Unlike the
     script, it measures nothing at start-up ("How it works" has the unmeasured forward-cost
-    line), keeps its traces under `tmp`, caps no shared cache folder and sets no signal handler."""
+    line), keeps its traces under `tmp`, caps no shared cache folder and sets no signal handler.
+    Its runs get the app's thread policy (a run's share of the cores, set per worker thread), so
+    this process's own torch threads are left as they are."""
     import app
     from pdiff.app.handlers import DemoApp
     from pdiff.app.settings import load_models, settings_from_env
     from pdiff.app.speed import speed_note
     from pdiff.app.trace import TraceStore
+    from pdiff.threads import ThreadPolicy, available_cores
 
     settings = settings_from_env(app_env(model_dir, free_port(), tmp, **extra))
-    demo_app = DemoApp(load_models(settings), settings, TraceStore(tmp / "traces"))
+    models = load_models(settings)
+    for engine in (models.pd, models.ar):
+        if engine is not None:
+            engine.threads = ThreadPolicy(available_cores(), settings.concurrency)
+    demo_app = DemoApp(models, settings, TraceStore(tmp / "traces"))
     demo = app.build_demo(demo_app, speed_note(None))
     app.launch(demo, demo_app, block=False)
     return Page(demo.local_url, demo)
