@@ -209,6 +209,9 @@ def test_bundled_model_in_browser(browser, bundled_server):
     page.click("#schedule_reference")
     page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
                            timeout=TIMEOUT_MS)
+    # the default schedule may have the rule off already: wait for the ratio, which the click moves
+    page.wait_for_function("parseFloat(document.querySelector('#steps_ratio input[type=number]')"
+                           ".value) === 1", timeout=TIMEOUT_MS)
     assert float(page.locator("#steps_ratio input[type=number]").input_value()) == 1.0
     assert not problems, "\n".join(problems)
     page.close()
