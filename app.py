@@ -423,11 +423,14 @@ def _exit_on_sigterm(*_) -> None:
     os._exit(0)
 
 
-def launch(demo: gr.Blocks, app: DemoApp) -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+def launch(demo: gr.Blocks, app: DemoApp, block: bool = True) -> None:
+    """Serve the page at the operator's address. `block=False` (a test's in-process server)
+    returns once it serves, quietly, and leaves the process's SIGTERM alone."""
+    if block:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     demo.launch(server_name=app.settings.server_name, server_port=app.settings.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
-                state_session_capacity=256)
+                state_session_capacity=256, prevent_thread_lock=not block, quiet=not block)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""Start the real app (`python app.py`) on a tiny random checkpoint, once per test session.
+"""Serve the app for tests, on 127.0.0.1 at a free port: in this process, or as `python app.py`.
 
-The server is a subprocess listening on 127.0.0.1 at a free port; start-up is awaited with a
-bounded poll, and the process (started here, stopped here by its id) is ended at session end.
+- `serve_page` builds the page in this process (app.build_demo) and serves it on gradio's own
+  thread: for tests that need a page or a running app (gradio_client, the browser). One page on
+  a tiny random checkpoint is shared by the whole test session (`shared_page`).
+- `start_command` starts a subprocess (`python app.py`, the Dockerfile's CMD): for tests where the
+  server process itself is under test (the queue, Stop, hostile traffic, memory, signals, the
+  bind address, start-up settings). Start-up is awaited with a bounded poll; the process,
+  started here, is stopped here by its id.
 """
 
 from __future__ import annotations
@@ -9,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -58,11 +62,6 @@ def app_env(model_dir: Path | str, port: int, tmp: Path, **extra: str) -> dict:
     return env
 
 
-def start_server(model_dir: Path | str, tmp: Path) -> Server:
-    port = free_port()
-    return start_command([sys.executable, "app.py"], app_env(model_dir, port, tmp), port, tmp)
-
-
 def start_command(cmd: list[str], env: dict, port: int, tmp: Path) -> Server:
     """Run `cmd` in the repository with `env`, and wait (bounded) until it serves its page."""
     log_path = tmp / "server.log"
@@ -84,17 +83,51 @@ def start_command(cmd: list[str], env: dict, port: int, tmp: Path) -> Server:
     raise RuntimeError(f"the app did not answer within {START_TIMEOUT:.0f} s:\n{server.log()[-3000:]}")
 
 
-_SERVER: Server | None = None
+@dataclass
+class Page:
+    url: str
+    demo: object  # the gr.Blocks being served
+
+    def stop(self) -> None:
+        self.demo.close()
 
 
-def shared_server(request, tmp_path_factory) -> Server:
-    """One server for the whole test session (the e2e and the browser tests share it)."""
-    global _SERVER
-    if _SERVER is None or _SERVER.proc.poll() is not None:
+def serve_page(model_dir: Path | str, tmp: Path, **extra: str) -> Page:
+    """The app for `model_dir` ("bundled" or a checkpoint folder), built in this process as
+    `python app.py` builds it from the same settings, and served until `stop()`. Unlike the
+    script, it measures nothing at start-up ("How it works" has the unmeasured forward-cost
+    line), keeps its traces under `tmp`, caps no shared cache folder and sets no signal handler.
+    Its runs get the app's thread policy (a run's share of the cores, set per worker thread), so
+    this process's own torch threads are left as they are."""
+    import app
+    from pdiff.app.handlers import DemoApp
+    from pdiff.app.settings import load_models, settings_from_env
+    from pdiff.app.speed import speed_note
+    from pdiff.app.trace import TraceStore
+    from pdiff.threads import ThreadPolicy, available_cores
+
+    settings = settings_from_env(app_env(model_dir, free_port(), tmp, **extra))
+    models = load_models(settings)
+    for engine in (models.pd, models.ar):
+        if engine is not None:
+            engine.threads = ThreadPolicy(available_cores(), settings.concurrency)
+    demo_app = DemoApp(models, settings, TraceStore(tmp / "traces"))
+    demo = app.build_demo(demo_app, speed_note(None))
+    app.launch(demo, demo_app, block=False)
+    return Page(demo.local_url, demo)
+
+
+_PAGE: Page | None = None
+
+
+def shared_page(request, tmp_path_factory) -> Page:
+    """One in-process page on a tiny random checkpoint for the whole test session (the e2e and
+    the browser tests share it); closed at session end."""
+    global _PAGE
+    if _PAGE is None:
         from tests.conftest import write_tiny_checkpoint
 
         tmp = tmp_path_factory.mktemp("app")
-        model = write_tiny_checkpoint(tmp / "ckpt")
-        _SERVER = start_server(model, tmp)
-        request.config.add_cleanup(_SERVER.stop)
-    return _SERVER
+        _PAGE = serve_page(write_tiny_checkpoint(tmp / "ckpt"), tmp)
+        request.config.add_cleanup(_PAGE.stop)
+    return _PAGE

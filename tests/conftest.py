@@ -41,7 +41,8 @@ def engine(tiny_ckpt):
 
 @pytest.fixture(scope="module")
 def client(server):
-    """A gradio_client Client of the module's own `server` fixture (a real app on 127.0.0.1)."""
+    """A gradio_client Client of the module's own `server` fixture (the app on 127.0.0.1, served
+    in this process or by `python app.py`)."""
     from gradio_client import Client
 
     c = Client(server.url, verbose=False)

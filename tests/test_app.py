@@ -1,4 +1,5 @@
-"""The web app: its logic (pdiff.app) unit by unit, then the real server through gradio_client."""
+"""The web app: its logic (pdiff.app) unit by unit, then the page, built and served in this
+process, through gradio_client."""
 
 from __future__ import annotations
 
@@ -428,12 +429,13 @@ def test_page_names_the_endpoints(app):
     assert {"/generate", "/baseline", "/sweep", "/rerun_plan", "/replay_trace"} <= names
 
 
-# --- end to end: the real server, through gradio_client ------------------------------------------
+# --- end to end: the page served in-process, through gradio_client ------------------------------
+# (Stop, the queue and the server process are tested on `python app.py` in test_reliability.py.)
 
 
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
-    return H.shared_server(request, tmp_path_factory)
+    return H.shared_page(request, tmp_path_factory)
 
 
 def consistent(stats: dict) -> bool:
@@ -508,24 +510,3 @@ def test_e2e_errors_and_other_endpoints(client, engine, tmp_path):
     trace.write_text("{nope")
     assert "not valid JSON" in client.predict(handle_file(str(trace)),
                                               api_name="/replay_trace")[5]["error"]
-
-
-def test_e2e_stop(client, server):
-    from gradio_client.utils import Status
-
-    job = client.submit("Tell me about the city Lagil.", api_name="/generate", max_new_tokens=256)
-    deadline = time.monotonic() + 30
-    while len(job.outputs()) < 2 and not job.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not job.done(), "the run ended before it could be stopped"
-    stopped = server.log().count("run stopped")
-    job.cancel()
-    t0 = time.monotonic()
-    while not job.done() and time.monotonic() - t0 < 1.0:
-        time.sleep(0.02)
-    assert job.done() and job.status().code == Status.CANCELLED
-    while server.log().count("run stopped") == stopped and time.monotonic() - t0 < 5.0:
-        time.sleep(0.05)  # the server closed the run (and the engine's cache) too
-    assert server.log().count("run stopped") > stopped
-    out = client.predict("hello again", api_name="/generate", max_new_tokens=8)
-    assert consistent(out[5])

@@ -1,7 +1,8 @@
 """The app in a real browser: type, Generate, watch the plan, spans fill, the chart gets a point.
 
-Skipped cleanly without Debian's chromium or the playwright package. Any browser console error or
-page error fails the test. Screenshots go to test-artifacts/ (ignored); the bundled-model test also
+The page is built and served in this process (tests.apphelpers.serve_page). Skipped cleanly
+without Debian's chromium or the playwright package. Any browser console error or page error
+fails the test. Screenshots go to test-artifacts/ (ignored); the bundled-model test also
 refreshes the README's docs/screenshot.png when PDIFF_UPDATE_SCREENSHOT=1:
 
     PDIFF_UPDATE_SCREENSHOT=1 python -m pytest tests/test_browser.py -k bundled
@@ -58,12 +59,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
-    return H.shared_server(request, tmp_path_factory)
+    """The page on a tiny random checkpoint, served in this process (shared by the session)."""
+    return H.shared_page(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def bundled_server(tmp_path_factory):
-    server = H.start_server("bundled", tmp_path_factory.mktemp("bundled"))  # PDIFF_MODEL's default
+    """The page on the bundled models (PDIFF_MODEL's default), served in this process."""
+    server = H.serve_page("bundled", tmp_path_factory.mktemp("bundled"))
     yield server
     server.stop()
 
@@ -206,6 +209,9 @@ def test_bundled_model_in_browser(browser, bundled_server):
     page.click("#schedule_reference")
     page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
                            timeout=TIMEOUT_MS)
+    # the default schedule may have the rule off already: wait for the ratio, which the click moves
+    page.wait_for_function("parseFloat(document.querySelector('#steps_ratio input[type=number]')"
+                           ".value) === 1", timeout=TIMEOUT_MS)
     assert float(page.locator("#steps_ratio input[type=number]").input_value()) == 1.0
     assert not problems, "\n".join(problems)
     page.close()
@@ -308,6 +314,13 @@ def test_token_inspector_hover_click_and_replay(browser, server):
         page.close()
 
 
+# The boxes of the first element matching each selector, read in one go (no new frame in between).
+BOXES = """sels => Object.fromEntries(sels.map(s => {
+  const r = document.querySelector(s).getBoundingClientRect();
+  return [s, {x: r.x, y: r.y, width: r.width, height: r.height}];
+}))"""
+
+
 def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bundled_server):
     """At 390 px: the plan table's last column ends inside its frame (no clipping, no sideways
     scroll), and after a compared run the AR answer starts right after the planned answer's fact
@@ -318,7 +331,8 @@ def test_phone_layout_keeps_the_plan_table_and_both_answers_in_view(browser, bun
         page.click("#generate")
         page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
         page.wait_for_selector("#facts .pd-fact", timeout=TIMEOUT_MS)
-        box = {sel: page.locator(sel).first.bounding_box() for sel in ("#answer", "#facts", "#ar-answer")}
+        # read together: the AR lane above may still grow between three separate reads
+        box = page.evaluate(BOXES, ["#answer", "#facts", "#ar-answer"])
         facts_end = box["#facts"]["y"] + box["#facts"]["height"]
         assert box["#answer"]["y"] < box["#facts"]["y"] < box["#ar-answer"]["y"] <= facts_end + 40, box
         table = page.evaluate("""() => {

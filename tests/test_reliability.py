@@ -347,6 +347,30 @@ def test_stop_ends_the_run_within_a_second(server, client):
     assert consistent(out[5])
 
 
+def test_stop_cancels_the_job_and_closes_the_run(server, client):
+    """Stop (job.cancel) marks the client's job cancelled within a second, the server closes the
+    run within 5 s, and the next request is answered."""
+    from gradio_client.utils import Status
+
+    settle(server)
+    job = client.submit("Tell me about the city Lagil.", api_name="/generate", max_new_tokens=256)
+    deadline = time.monotonic() + 30
+    while len(job.outputs()) < 2 and not job.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not job.done(), "the run ended before it could be stopped"
+    stopped = server.log().count("run stopped")
+    job.cancel()
+    t0 = time.monotonic()
+    while not job.done() and time.monotonic() - t0 < 1.0:
+        time.sleep(0.02)
+    assert job.done() and job.status().code == Status.CANCELLED
+    while server.log().count("run stopped") == stopped and time.monotonic() - t0 < 5.0:
+        time.sleep(0.05)  # the server closed the run (and the engine's cache) too
+    assert server.log().count("run stopped") > stopped
+    out = client.predict("hello again", api_name="/generate", max_new_tokens=8)
+    assert consistent(out[5])
+
+
 def test_client_disconnect_ends_the_run_within_a_second(server, client):
     """A client that drops its event stream mid-run has its run closed within a second."""
     settle(server)
