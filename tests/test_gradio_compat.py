@@ -1,18 +1,21 @@
-"""pdiff.app.gradio_compat patches gradio internals, so these tests fail loudly when a gradio
-upgrade moves what a patch relies on: the version the patches were read against, and, for each
-patch, the internal it wraps or reads as gradio's own source spells it. Their behaviour (exact
-Stop, per-session memory, one-line refusals) is tested on the real server in test_reliability.py
-and test_hostile.py."""
+"""pdiff.app.gradio_compat patches three gradio internals, so these tests fail loudly when a
+gradio upgrade moves what a patch relies on: the version the patches were read against, for each
+patch the internal it wraps or reads as gradio's own source spells it, and each patch's effect,
+in-process. The effects on the real server (exact Stop over 20 trials, per-session memory,
+one-line refusals) are tested in test_reliability.py and test_hostile.py."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 
 import gradio
+import gradio as gr
 import pytest
 from gradio import blocks, routes, state_holder, utils
 from gradio.components import number
+from gradio.state_holder import SessionState
 
 from pdiff.app import gradio_compat
 
@@ -34,14 +37,24 @@ def test_gradio_is_the_version_the_patches_were_read_against():
     (state_holder, "pin_session_block_ids", r"def __setitem__\(self, key: int, value: Any\):\s+"
                                             r"from gradio\.components import State\s+"
                                             r"block = self\.blocks_config\.blocks\.get\(key\)"),
+    # ... because an update stores a fresh copy under the output's id
+    (blocks, "pin_session_block_ids", r"state\[block\._id\] = block\.__class__\(\*\*kwargs\)"),
     # exact_cancels replaces routes.cancel_tasks and reads the /cancel route's local `body`
     (routes, "exact_cancels", r"async def cancel_event\(body: CancelBody\):\s+"
                               r"await cancel_tasks\(\{f\"\{body\.session_hash\}_\{body\.fn_index\}\"\}\)"),
     # ... and parses the task names gradio gives its event tasks
     (utils, "exact_cancels", r"task\.set_name\(f\"\{session_hash\}_\{fn_index\}<gradio-sep>\{event_id\}\"\)"),
-    # strict_inputs wraps Blocks.validate_inputs, Blocks.call_function and Number's bounds check
-    (blocks, "strict_inputs", r"def validate_inputs\(self, block_fn: BlockFunction, inputs: list\[Any\]\)"),
-    (blocks, "strict_inputs", r"async def call_function\(\s+self,\s+block_fn: BlockFunction \| int,"),
+    # strict_inputs wraps Blocks.preprocess_data, whose first step is the length check ...
+    (blocks, "strict_inputs", r"async def preprocess_data\(\s+self,\s+block_fn: BlockFunction,\s+"
+                              r"inputs: list\[Any\],\s+state: SessionState \| None,\s+"
+                              r"explicit_call: bool = False,\s+\):\s+"
+                              r"state = state or SessionState\(self\)\s+"
+                              r"self\.validate_inputs\(block_fn, inputs\)"),
+    # ... which preprocesses with the session's copy of each component
+    (blocks, "strict_inputs", r"if block\._id in state:\s+block = state\[block\._id\]"),
+    # ... refuses a page-only function before call_function's IndexError
+    (blocks, "strict_inputs", r"if not block_fn\.fn:\s+raise IndexError"),
+    # ... and words an out-of-range number with gradio's own (unpatched) bounds check
     (number, "strict_inputs", r"def raise_if_out_of_bounds\(\s+num: float \| int, "
                               r"minimum: float \| int \| None, maximum: float \| int \| None\s+\) -> None:"),
 ], ids=lambda v: getattr(v, "__name__", None) if not isinstance(v, str) else None)
@@ -51,3 +64,121 @@ def test_each_patched_internal_is_still_spelled_as_the_patch_reads_it(module, pa
     assert hasattr(gradio_compat, patch)
     assert re.search(spelled, _source(module)), (
         f"{module.__name__} changed: re-read pdiff.app.gradio_compat.{patch} against it")
+
+
+def test_no_other_internal_is_patched():
+    """The two internals patched before issue 21 are gradio's own again."""
+    gradio_compat.strict_inputs()
+    assert blocks.Blocks.call_function.__qualname__ == "Blocks.call_function"
+    assert number.Number.raise_if_out_of_bounds.__qualname__ == "Number.raise_if_out_of_bounds"
+
+
+# --- each patch's effect, in-process -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def page():
+    """A page of the components strict_inputs checks: a run, its Stop, and an update of the
+    replay slider's maximum (as the after-run step sends)."""
+    gradio_compat.strict_inputs()
+    with gr.Blocks() as demo:
+        knobs = [gr.Slider(0.01, 4, label="Step ratio"),
+                 gr.Number(0, precision=0, minimum=0, label="Seed"),
+                 gr.Checkbox(label="Compare with AR"),
+                 gr.Radio([("1×", 1.0), ("2×", 2.0)], label="Play speed"),
+                 gr.Slider(0, 1, step=1, label="Replay step")]
+        run = gr.Button().click(lambda *v: repr(v), knobs, gr.Textbox())
+        gr.Button().click(None, cancels=[run])
+        gr.Button().click(lambda: gr.update(maximum=10), None, knobs[-1])
+    return demo, knobs
+
+
+def _call(demo, fn, data, state):
+    try:
+        return asyncio.run(demo.process_api(fn, data, state=state))["data"][0]
+    except gr.Error as err:
+        assert not err.print_exception, "a refusal printed a traceback"
+        return err.message
+
+
+@pytest.mark.parametrize("data, answer", [
+    ([1.0, 3, True, 1, 1], "(1.0, 3, True, 1, 1)"),  # the page's values pass (Play speed 1 for 1.0)
+    ([1.0, None, True, 1.0, 0], "(1.0, None, True, 1.0, 0)"),  # an empty Number is None
+    ([1.0, 3], "this endpoint takes 5 values; got 2"),
+    (["abc", 3, True, 1.0, 0], "Step ratio must be a number; got 'abc'"),
+    ([None, 3, True, 1.0, 0], "Step ratio must be a number; got 'None'"),
+    ([1.0, True, True, 1.0, 0], "Seed must be a number; got 'True'"),
+    ([1.0, 3, "false", 1.0, 0], "Compare with AR must be true or false; got 'false'"),
+    ([1.0, 3, True, 7, 0], "Play speed must be one of its choices; got '7'"),
+    ([-1.0, 3, True, 1.0, 0], "Value -1.0 is less than minimum value 0.01"),
+    ([float("inf"), 3, True, 1.0, 0], "Value inf is greater than maximum value 4"),
+    ([1.0, 3, True, 1.0, 5], "Value 5 is greater than maximum value 1"),
+])
+def test_raw_inputs_are_refused_in_one_line_before_preprocess(page, data, answer):
+    """A missing value, a value of the wrong type or out of its range is one line naming the
+    control (or gradio's own words for a limit), raised as a gr.Error that prints no traceback."""
+    demo, _ = page
+    fn = next(f for f in demo.fns.values() if len(f.inputs) == 5)
+    assert answer in _call(demo, fn, data, SessionState(demo))
+
+
+def test_a_bound_is_the_sessions_own(page):
+    """After an update sets the replay slider's maximum to 10 in a session, 5 passes there and
+    is still refused in another session."""
+    demo, _ = page
+    fns = list(demo.fns.values())
+    run, update = fns[0], fns[-1]
+    mine = SessionState(demo)
+    _call(demo, update, [], mine)
+    assert _call(demo, run, [1.0, 3, True, 1.0, 5], mine) == "(1.0, 3, True, 1.0, 5)"
+    assert "greater than maximum value 1" in _call(demo, run, [1.0, 3, True, 1.0, 5], SessionState(demo))
+
+
+def test_a_page_only_function_called_over_the_api_is_a_message(page):
+    """Stop's functions (no backend) called through the API say so, not gradio's IndexError."""
+    demo, _ = page
+    no_backend = [f for f in demo.fns.values() if f.fn is None]
+    assert len(no_backend) == 2  # the Stop click and its cancel event
+    for fn in no_backend:
+        assert _call(demo, fn, [], SessionState(demo)) == gradio_compat.PAGE_ONLY
+
+
+def test_a_session_copy_keeps_the_id_it_is_stored_under(page):
+    """An update stores a fresh copy of the output in the session under the output's id; with
+    the pin the copy carries that id, so a later value is not stored a second time."""
+    gradio_compat.pin_session_block_ids()
+    demo, knobs = page
+    update = list(demo.fns.values())[-1]
+    state = SessionState(demo)
+    before = len(state.blocks_config.blocks)
+    for _ in range(3):
+        _call(demo, update, [], state)
+        _call(demo, list(demo.fns.values())[0], [1.0, 3, True, 1.0, 0], state)
+    replay = knobs[-1]
+    assert state[replay._id]._id == replay._id and len(state.blocks_config.blocks) == before
+
+
+def test_a_cancel_names_one_event():
+    """A /cancel for one event cancels that event's task alone, though a second task of the
+    same session and function runs beside it."""
+    gradio_compat.exact_cancels()
+
+    class Body:
+        session_hash, fn_index, event_id = "s", 3, "old"
+
+    async def scenario():
+        tasks = {e: asyncio.create_task(asyncio.sleep(30), name=f"s_3<gradio-sep>{e}")
+                 for e in ("old", "new")}
+        await asyncio.sleep(0)
+
+        async def cancel_event(body):  # as the /cancel route calls it
+            return await routes.cancel_tasks({f"{body.session_hash}_{body.fn_index}"})
+
+        cancelled = await cancel_event(Body())
+        states = {e: t.cancelled() for e, t in tasks.items()}
+        tasks["new"].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return cancelled, states
+
+    cancelled, states = asyncio.run(scenario())
+    assert cancelled == ["old"] and states == {"old": True, "new": False}

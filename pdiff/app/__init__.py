@@ -7,7 +7,7 @@
 - `trace`: export, import and the download store;
 - `handlers`: the API functions (`DemoApp`) and the one builder of output frames;
 - `view`, `chart`: pure display values (HTML lanes and stats; plotly figures);
-- `zerogpu`, `gradio_compat`: ZeroGPU durations and wrapping; a gradio 6 work-around.
+- `zerogpu`, `gradio_compat`: ZeroGPU durations and wrapping; three small gradio 6.31 patches.
 
 Only app.py imports gradio at module level.
 """

@@ -1,15 +1,40 @@
-"""Work-arounds for gradio 6 (no model code; imported by app.py): a per-session memory growth
-(`pin_session_block_ids`), a Stop that cancelled the wrong run (`exact_cancels`), and raw
-inputs that reached handlers unchecked or failed with a blank "Error" (`strict_inputs`).
+"""Work-arounds for gradio 6.31 (no model code; imported by app.py). Three small patches remain,
+each because no public gradio API does its job; the line numbers are gradio 6.31.0's.
 
-The memory growth:
-When a handler sends a prop update to an output (``gr.skip()``, ``gr.update(...)``, or an output
-left out of a returned dict, which gradio turns into a skip), gradio stores a fresh copy of the
-component in the session under the original id, but the copy carries a new id. The next plain
-value for that output is then stored under the copy's new id as well, together with the value's
-config. A streamed run skips the chart on every live frame and sets it at the end, so every run
-added one Plot (and a copy of its figure) to the visitor's session: about 0.2 MB a run, for as
-long as the session lives. Pinning the copy to the id it is stored under stops the growth.
+`pin_session_block_ids`: a session must not grow with each run.
+  An output that gets a prop update (`gr.skip()`, `gr.update(...)`, or an output left out of a
+  returned dict) is replaced in the session by a fresh copy of the component, stored under the
+  output's id but carrying a new id (blocks.py:2337). The next plain value for that output, or
+  the next read of it as an input, stores the copy again under its new id, with the value
+  (blocks.py:2353 and 2385; 2145 and 2176). Every live frame skips the chart and every after-run
+  step skips the controls, so each run left copies (one Plot and its figure, about 0.2 MB) in the
+  visitor's session for as long as it lived. No event or component argument avoids it:
+  `postprocess=False` avoids the output side only, inputs are still re-stored, and sending
+  updates instead of values would change what the API returns. The patch pins the copy to the
+  id it is stored under.
+
+`exact_cancels`: a Stop must cancel exactly its run.
+  The /cancel route (the page's Stop, a client's `job.cancel()`) cancels every running task of
+  the session and function (routes.py:1719, utils.py:1157), so a Stop sent as the same client
+  started a new run killed the new run. A flag in the session that the run checks between frames
+  cannot help: gradio cancels the new run's task from outside, before the run sees any flag, and
+  that task then never answers its client. The route's request names its event, and every task
+  is named by its event (utils.py:1175): the patch cancels that event's task alone.
+
+`strict_inputs`: raw input is checked once, before gradio preprocesses it, and every refusal is
+  a message without a traceback. `Blocks.preprocess_data` is where each raw value meets the
+  session's copy of its component, before the components' preprocess (blocks.py:2125); its first
+  step refuses a short list with a ValueError (blocks.py:2134 and 2039: a traceback and no useful
+  message). gradio has no public hook that early: an event's `validator=` runs after preprocess
+  (queueing.py:1161, where "abc" for a Slider has already failed) and answers the queue join
+  with HTTP 422 (routes.py:1707), not with a message in the event's stream. The check also
+  refuses a call of a page-only function (Stop's, with no backend: blocks.py:1905 raises an
+  IndexError) and an out-of-range number (in gradio's own words, without the traceback its
+  Error prints: queueing.py:887), so `call_function` and `Number.raise_if_out_of_bounds` are
+  no longer patched.
+
+tests/test_gradio_compat.py fails on any other gradio version, checks that each internal is still
+spelled as the patch reads it, and checks each patch's effect in-process.
 """
 
 from __future__ import annotations
@@ -17,6 +42,12 @@ from __future__ import annotations
 # The gradio these patches were read against, line by line; tests/test_gradio_compat.py fails
 # on any other, and checks that the internals each patch relies on are still there.
 WRITTEN_FOR = "6.31.0"
+
+PAGE_ONLY = ("this control works in the page only (Stop cancels the page's runs); "
+             "to stop an API job, cancel that job")
+
+
+# --- a session does not grow with each run ----------------------------------------------------
 
 
 def pin_session_block_ids() -> None:
@@ -42,13 +73,8 @@ def pin_session_block_ids() -> None:
 
 def exact_cancels() -> None:
     """Make gradio's /cancel (the Stop button, a client's job.cancel()) end only the event it
-    names (idempotent).
-
-    gradio 6's /cancel route cancels every running task of the session and function
-    (`cancel_tasks({"<session>_<fn>"})`), so a Stop pressed as a new run started killed the new
-    run instead. Every task is also named by its event id, and the route's request names the
-    event to cancel: the replacement cancels the task of that event alone. It reads the event id
-    from the route's `body`, its caller's local; without one it does what gradio does."""
+    names (idempotent). It reads the event id from the route's `body`, its caller's local;
+    without one it does what gradio does."""
     import asyncio
     import sys
 
@@ -79,71 +105,67 @@ def exact_cancels() -> None:
 # --- every input checked, every refusal a message -----------------------------------------------
 
 
-def _refuse(message: str):
-    from gradio.exceptions import Error
+def refusal(fn, blocks, inputs) -> str | None:
+    """Why a call of `fn` with raw `inputs` for its input `blocks` (as this session holds them)
+    is refused, or None: a page-only function, too few values, or a value of the wrong type or
+    out of its range."""
+    if fn is None:
+        return PAGE_ONLY
+    if len(inputs) < len(blocks):
+        return f"this endpoint takes {len(blocks)} values; got {len(inputs)}"
+    for block, value in zip(blocks, inputs, strict=False):
+        message = None if block.stateful else _checked(block, value)
+        if message:
+            return message
+    return None
 
-    return Error(message, print_exception=False)  # a message for the visitor, no traceback
 
-
-def _checked(block, value) -> None:
-    """Refuse a raw value of the wrong type for its component, naming the control."""
+def _checked(block, value) -> str | None:
+    """Why a raw value is wrong for its component (naming the control), or None."""
     from gradio.components import Checkbox, Number, Radio, Slider, Textbox
+    from gradio.exceptions import Error
 
     name = getattr(block, "label", None) or type(block).__name__
     shown = str(value)[:20]
     if isinstance(block, (Number, Slider)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise _refuse(f"{name} must be a number; got {shown!r}")
+        if value is None and isinstance(block, Number):
+            return None  # an empty Number is None (gradio's own preprocess passes it on)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number; got {shown!r}"
+        try:
+            Number.raise_if_out_of_bounds(value, block.minimum, block.maximum)  # gradio's words
+        except Error as err:
+            return err.message
     elif isinstance(block, Checkbox):
         if not isinstance(value, bool):
-            raise _refuse(f"{name} must be true or false; got {shown!r}")
+            return f"{name} must be true or false; got {shown!r}"
     elif isinstance(block, Radio) and value is not None and not isinstance(value, str):
         # a number choice (Play speed 1.0) comes from the page as JSON: 1 for 1.0, never true
         if not any(value == v and isinstance(value, bool) == isinstance(v, bool)
                    for _, v in block.choices or ()):
-            raise _refuse(f"{name} must be one of its choices; got {shown!r}")
+            return f"{name} must be one of its choices; got {shown!r}"
     elif isinstance(block, Textbox) and value is not None and not isinstance(value, str):
-        raise _refuse(f"{name} must be text; got {shown!r}")
+        return f"{name} must be text; got {shown!r}"
+    return None
 
 
 def strict_inputs() -> None:
-    """Check every raw input before gradio preprocesses it (idempotent): a missing value, a
-    text for a number, "false" for a checkbox or true for a seed is refused with a one-line
-    message; gradio's own limit messages and a call of a page-only function (one with no backend,
-    like Stop's cancel) are messages too, with no traceback in the server log."""
+    """Check every raw input before gradio preprocesses it (idempotent): a `refusal` becomes a
+    one-line message, with no traceback in the server log. The components are the session's
+    own (the replay slider's maximum is set per run)."""
     from gradio.blocks import Blocks
-    from gradio.components import Number
+    from gradio.exceptions import Error
 
-    original = Blocks.validate_inputs
+    original = Blocks.preprocess_data
     if getattr(original, "_pdiff_strict", False):
         return
 
-    def validate_inputs(self, block_fn, inputs):
-        if len(inputs) < len(block_fn.inputs):
-            raise _refuse(f"this endpoint takes {len(block_fn.inputs)} values; got {len(inputs)}")
-        for block, value in zip(block_fn.inputs, inputs, strict=False):
-            if not block.stateful:
-                _checked(block, value)
-        original(self, block_fn, inputs)
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        blocks = [b if b.stateful or state is None else state.get(b._id, b) for b in block_fn.inputs]
+        message = refusal(block_fn.fn, blocks, inputs)
+        if message:
+            raise Error(message, print_exception=False)  # a message for the visitor, no traceback
+        return await original(self, block_fn, inputs, state, explicit_call)
 
-    bounds = Number.raise_if_out_of_bounds
-
-    def raise_if_out_of_bounds(num, minimum, maximum):
-        try:
-            bounds(num, minimum, maximum)
-        except Exception as err:
-            raise _refuse(str(err)) from None
-
-    call = Blocks.call_function
-
-    async def call_function(self, block_fn, *args, **kwargs):
-        fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
-        if fn.fn is None:
-            raise _refuse("this control works in the page only (Stop cancels the page's runs); "
-                          "to stop an API job, cancel that job")
-        return await call(self, block_fn, *args, **kwargs)
-
-    validate_inputs._pdiff_strict = True
-    Blocks.validate_inputs = validate_inputs
-    Blocks.call_function = call_function
-    Number.raise_if_out_of_bounds = staticmethod(raise_if_out_of_bounds)
+    preprocess_data._pdiff_strict = True
+    Blocks.preprocess_data = preprocess_data
