@@ -46,7 +46,7 @@ from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.speed import speed_note  # noqa: E402
 from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
-from pdiff.config import LIMITS, THRESHOLD_CHOICES, UNMASK_SCORES, GenerationConfig  # noqa: E402
+from pdiff.config import DECODING_KNOBS, LIMITS, SCHEDULES, UNMASK_SCORES, GenerationConfig  # noqa: E402
 
 log = logging.getLogger("pdiff.app")
 
@@ -193,17 +193,16 @@ def _schedule(app: DemoApp) -> dict:
                                  step=0.01, label="Step ratio", elem_id="steps_ratio",
                                  info="Denoise steps per token of the longest span: lower is "
                                       "faster (several tokens per step), 1 is one token per "
-                                      "step. Under the adaptive rule only a cap: a round ends "
+                                      "step. Under the adaptive schedule only a cap: a round ends "
                                       "once the threshold has committed every slot")
     with gr.Row():
         c["threshold"] = gr.Slider(*LIMITS["threshold"], value=default["threshold"], step=0.01,
                                    label="Confidence threshold",
-                                   interactive=default["threshold_rule"] != "off",
-                                   info="Commit slots surer than this; ignored when the rule is off")
-        c["threshold_rule"] = gr.Radio(list(THRESHOLD_CHOICES), value=default["threshold_rule"],
-                                       label="Threshold rule", elem_id="threshold_rule",
-                                       info="off: reference schedule; paper: adds steps; "
-                                            "adaptive: skips steps")
+                                   interactive=default["schedule"] != "reference",
+                                   info="Commit slots surer than this; the reference schedule has none")
+        c["schedule"] = gr.Radio(list(SCHEDULES), value=default["schedule"], label="Schedule",
+                                 elem_id="schedule", info="reference: no threshold; paper: the "
+                                                          "threshold adds steps; adaptive: it skips steps")
     gr.Markdown(schedule_note(app.models.pd), elem_id="schedule_note")
     with gr.Row():
         c["default_btn"] = gr.Button("Default schedule", size="sm", elem_id="schedule_default")
@@ -384,13 +383,12 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     c["stop_btn"].click(None, cancels=runs)
     c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
                               api_visibility="private", concurrency_limit=None)
-    c["threshold_rule"].change(lambda rule: gr.update(interactive=rule != "off"), [c["threshold_rule"]],
-                               [c["threshold"]], api_visibility="private", queue=False)
-    schedule = [c["steps_ratio"], c["threshold"], c["threshold_rule"]]
+    c["schedule"].change(lambda s: gr.update(interactive=s != "reference"), [c["schedule"]],
+                         [c["threshold"]], api_visibility="private", queue=False)
     for button, s in ((c["default_btn"], default_schedule(app.models.pd)),
                       (c["reference_btn"], REFERENCE_SCHEDULE)):
-        button.click(lambda s=s: (s["steps_ratio"], s["threshold"], s["threshold_rule"]), None,
-                     schedule, api_visibility="private", queue=False)
+        button.click(lambda s=s: tuple(s[n] for n in DECODING_KNOBS), None,
+                     [c[n] for n in DECODING_KNOBS], api_visibility="private", queue=False)
 
 
 def build_demo(app: DemoApp, speed: str = "") -> gr.Blocks:

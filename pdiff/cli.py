@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from pdiff.config import DECODING_KNOBS, ConfigError, Knobs, schedule_knobs
+from pdiff.config import DECODING_KNOBS, SCHEDULES, ConfigError, Knobs
 from pdiff.events import DenoiseStep, Finished, Notice, PlanToken, RoundEnd, SpansOpened, TextToken
 
 # Terminal colours (Okabe-Ito orange and blue for new and earlier commits), only on a terminal
@@ -39,12 +39,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["planned", "autoregressive", "diffusion"], default="planned")
     p.add_argument("--steps-ratio", type=float, default=None,
                    help="denoise steps per longest-span token (default: the checkpoint's)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="commit schedule (default: the checkpoint's): reference (no threshold), "
+                        "paper (the threshold only adds steps) or adaptive (it removes steps)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="confidence threshold (default: the checkpoint's; none: reference schedule)")
-    p.add_argument("--threshold-rule", choices=["paper", "adaptive"], default=None)
+                   help="confidence threshold of the paper and adaptive schedules (default: the "
+                        "checkpoint's); without --schedule, over a reference default, runs the paper's")
     p.add_argument("--reference", action="store_true",
                    help="the reference schedule (no threshold, steps ratio 1) instead of the "
-                        "checkpoint's default; --steps-ratio and --threshold still apply")
+                        "checkpoint's default; --steps-ratio, --schedule and --threshold still apply")
     p.add_argument("--unmask", choices=["entropy", "confidence", "margin"], default="entropy")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -72,11 +75,13 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args, engine):
     """The run's GenerationConfig: the flags as Knobs, through the mapping the app uses too.
     Schedule flags left out take the checkpoint's default schedule (or, with --reference, the
-    reference schedule); a --threshold with no rule keeps the default's rule, or the paper's."""
+    reference schedule); a --threshold with no --schedule keeps the default's schedule, or where
+    that is the reference (which has no threshold), takes the paper's."""
     flags = {**vars(args), "use_cache": not args.no_cache, "chat_template": not args.no_chat_template}
-    defaults = schedule_knobs({} if args.reference else engine.decoding)
-    if defaults["threshold_rule"] == "off" and flags["threshold"] is not None:
-        defaults["threshold_rule"] = "paper"  # a threshold given alone: the paper's rule
+    default = engine.config() if args.reference else engine.default_config()
+    defaults = {name: getattr(default, name) for name in DECODING_KNOBS}
+    if defaults["schedule"] == "reference" and flags["threshold"] is not None:
+        defaults["schedule"] = "paper"  # a threshold given alone asks for a schedule that reads it
     for name in DECODING_KNOBS:
         if flags[name] is None:
             flags[name] = defaults[name]

@@ -3,8 +3,10 @@
 Every knob of the engine lives in `GenerationConfig` with its default and its limits. `Knobs` is
 the same knobs as they arrive from a person (CLI flags, API arguments, sliders), and
 `Knobs.config` is the one mapping from them to a GenerationConfig; the CLI and the app both use
-it. Errors name the bad value, so the CLI and the app can show them as they are. This module
-knows nothing about models, pages or terminals.
+it. Errors name the bad value, so the CLI and the app can show them as they are. The commit
+schedule is one knob, `schedule`, in every layer; `upgrade_schedule` reads the spelling that
+came before it (checkpoint configs and traces written then). This module knows nothing about
+models, pages or terminals.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 MODES = ("planned", "autoregressive", "diffusion")
-THRESHOLD_RULES = ("paper", "adaptive")  # spec section 4: paper adds steps, adaptive removes them
+# The names of sampling.SCHEDULES (spec section 4): reference, the paper's schedule with no
+# threshold; paper, a confidence threshold that only adds steps; adaptive, one that removes steps.
+SCHEDULES = ("reference", "paper", "adaptive")
 UNMASK_SCORES = ("entropy", "confidence", "margin")
 ATTENTIONS = ("sparse", "dense")
-THRESHOLD_CHOICES = ("off", *THRESHOLD_RULES)  # as a person picks it: "off" is the reference schedule
 
 # (low, high) inclusive limits of each numeric knob; the app's sliders read them from here.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -37,7 +40,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 # The schedule knobs a checkpoint may set defaults for (its measured best point, in config.json
 # under "pdiff" -> "decoding"); the reference schedule is these knobs' defaults below.
-DECODING_KNOBS = ("steps_ratio", "threshold", "threshold_rule")
+DECODING_KNOBS = ("steps_ratio", "schedule", "threshold")
 
 
 class ConfigError(ValueError):
@@ -48,8 +51,8 @@ class ConfigError(ValueError):
 class GenerationConfig:
     mode: str = "planned"  # planned | autoregressive | diffusion (the two baselines)
     steps_ratio: float = 1.0  # denoise steps = int(longest span * steps_ratio), at least 1
-    threshold: float | None = None  # None: the reference schedule; else a confidence threshold
-    threshold_rule: str = "paper"  # paper: threshold only adds steps; adaptive: it removes steps
+    schedule: str = "reference"  # reference | paper (threshold only adds steps) | adaptive (removes them)
+    threshold: float = 0.9  # confidence threshold of paper and adaptive; the reference ignores it
     unmask: str = "entropy"  # score that ranks masked positions: entropy | confidence | margin
     temperature: float = 0.2  # 0 is greedy; the released demo uses 0.2
     top_p: float = 0.95  # nucleus sampling mass; 1.0 turns it off
@@ -68,7 +71,7 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         for name, allowed in (
             ("mode", MODES),
-            ("threshold_rule", THRESHOLD_RULES),
+            ("schedule", SCHEDULES),
             ("unmask", UNMASK_SCORES),
             ("attention", ATTENTIONS),
         ):
@@ -77,8 +80,6 @@ class GenerationConfig:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
-            if name == "threshold" and value is None:
-                continue
             integral = name not in ("steps_ratio", "threshold", "temperature", "top_p")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name} must be a number; got {value!r}")
@@ -91,11 +92,6 @@ class GenerationConfig:
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.plan is not None and not isinstance(self.plan, (str, tuple)):
             raise ConfigError(f"plan must be text or a tuple of PlanRound; got {type(self.plan).__name__}")
-
-    @property
-    def schedule(self) -> str:
-        """Name of the commit schedule in sampling.SCHEDULES."""
-        return "reference" if self.threshold is None else self.threshold_rule
 
     @classmethod
     def from_dict(cls, values: dict) -> GenerationConfig:
@@ -111,22 +107,22 @@ class GenerationConfig:
 
 
 _WHOLE = ("seed", "length_scale", "max_new_tokens", "top_k", "max_plan_tokens", "max_rounds")
-_OPTIONAL = ("threshold", "plan", "length_scale", "max_new_tokens")  # None has a meaning for these
+_OPTIONAL = ("plan", "length_scale", "max_new_tokens")  # None has a meaning for these
 
 
 @dataclass(frozen=True)
 class Knobs:
     """The knobs of one run as a person set them, by name, not yet checked.
 
-    Unlike GenerationConfig: threshold_rule may be "off" (no threshold: the reference schedule),
-    length_scale None is the checkpoint's own unit, max_new_tokens None is the default budget,
-    and whole numbers may come as floats (3.0 from a slider or JSON). `config` checks them all.
+    Unlike GenerationConfig: length_scale None is the checkpoint's own unit, max_new_tokens None
+    is the default budget, and whole numbers may come as floats (3.0 from a slider or JSON).
+    `config` checks them all.
     """
 
     mode: str = "planned"
     steps_ratio: float = 1.0
-    threshold: float | None = None
-    threshold_rule: str = "off"  # off | paper | adaptive
+    schedule: str = "reference"
+    threshold: float = 0.9
     unmask: str = "entropy"
     temperature: float = 0.2
     top_p: float = 0.95
@@ -151,12 +147,7 @@ class Knobs:
 
         ConfigError names the knob that is wrong: GenerationConfig checks every value.
         """
-        if self.threshold_rule not in THRESHOLD_CHOICES:
-            raise ConfigError(f"threshold_rule must be one of {', '.join(THRESHOLD_CHOICES)}; "
-                              f"got {self.threshold_rule!r}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.threshold_rule == "off" or self.threshold is None:
-            values.update(threshold=None, threshold_rule="paper")
         for name in ("length_scale", "max_new_tokens"):
             if values[name] is None:
                 del values[name]
@@ -168,12 +159,28 @@ class Knobs:
         return GenerationConfig(**{"length_scale": length_scale, **values})
 
 
-def schedule_knobs(decoding: Mapping) -> dict:
-    """A checkpoint's default schedule (`Engine.decoding`, GenerationConfig values) as Knobs
-    values: steps_ratio, threshold and threshold_rule, the rule "off" where it sets no threshold.
-    An empty `decoding` gives the reference schedule, the Knobs defaults."""
-    ref = Knobs()
-    threshold = decoding.get("threshold")
-    return {"steps_ratio": decoding.get("steps_ratio", ref.steps_ratio), "threshold": threshold,
-            "threshold_rule": ref.threshold_rule if threshold is None
-            else decoding.get("threshold_rule", GenerationConfig.threshold_rule)}
+def upgrade_schedule(values: Mapping) -> dict:
+    """Schedule knobs in the spelling before `schedule` was a knob, in today's; the rest as given.
+
+    Then, a threshold of None was the reference schedule and a threshold ran the rule named by
+    `threshold_rule` (the paper's when not named). Checkpoint configs ("decoding") and traces
+    written then hold that spelling; so does the bench grid of the README. A mapping that has no
+    `schedule` but has a `threshold` or a `threshold_rule` is read so; any other is returned as
+    it is. ConfigError names a rule that is not one, or the two names given together.
+    """
+    values = dict(values)
+    if "schedule" in values:
+        if "threshold_rule" in values:
+            raise ConfigError("threshold_rule is the old name of schedule; give schedule only")
+        return values
+    if "threshold" not in values and "threshold_rule" not in values:
+        return values
+    rule = values.pop("threshold_rule", "paper")
+    if rule not in ("paper", "adaptive"):  # the old rules: the reference was threshold None
+        raise ConfigError(f"threshold_rule must be one of paper, adaptive; got {rule!r}")
+    if values.get("threshold") is None:
+        values.pop("threshold", None)  # the reference schedule: GenerationConfig's threshold
+        values["schedule"] = "reference"
+    else:
+        values["schedule"] = rule
+    return values

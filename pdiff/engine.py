@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import torch
 
 from pdiff import sampling
-from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, upgrade_schedule
 from pdiff.events import (
     TOP_CANDIDATES,
     Candidate,
@@ -60,8 +60,9 @@ class Engine:
                  length_scale: int = 10, decoding: dict | None = None) -> None:
         self.model = model.eval()
         self.length_scale = length_scale  # the unit this checkpoint was trained with
-        # The checkpoint's default schedule knobs (its measured best point), under any given knob.
-        self.decoding = dict(decoding or {})
+        # The checkpoint's default schedule knobs (its measured best point), under any given knob;
+        # a checkpoint written before `schedule` was a knob spells it threshold None/threshold_rule.
+        self.decoding = upgrade_schedule(decoding or {})
         unknown = sorted(set(self.decoding) - set(DECODING_KNOBS))
         if unknown:
             raise ConfigError(f"the checkpoint's decoding defaults name unknown knobs: {', '.join(unknown)}")
@@ -311,7 +312,7 @@ class Engine:
             proposal = self._propose(run, rd, fill)
             # 2) the schedule's rule: which of them commit this step
             commit, fill.carry = rule(fill.masked, proposal.scores, proposal.conf, step, rd.steps,
-                                      cfg.threshold or 0.0, fill.carry)  # (S, L) bool
+                                      cfg.threshold, fill.carry)  # (S, L) bool
             # 3) commit them into the sequence
             fill.commit(run.layout, proposal, commit)
             run.counts["denoise_steps"] += 1

@@ -145,17 +145,20 @@ def test_examples_file():
 
 
 def test_config_from_inputs(engine):
-    cfg = run_config(Knobs(steps_ratio=0.5, threshold=0.8, threshold_rule="off", seed=3.0,
+    """The knobs reach the config by name, as they are: the schedule the radio names and the
+    slider's threshold (which the reference schedule does not read); whole floats become ints."""
+    cfg = run_config(Knobs(steps_ratio=0.5, threshold=0.8, schedule="reference", seed=3.0,
                            max_new_tokens=64.0, length_scale=None), engine, 256)
-    assert cfg.threshold is None and cfg.schedule == "reference" and cfg.seed == 3
+    assert (cfg.schedule, cfg.threshold) == ("reference", 0.8) and cfg.seed == 3
     assert cfg.length_scale == engine.length_scale and cfg.max_new_tokens == 64
-    cfg = run_config(Knobs(threshold=0.8, threshold_rule="adaptive"), engine, 256)
+    cfg = run_config(Knobs(threshold=0.8, schedule="adaptive"), engine, 256)
     assert (cfg.threshold, cfg.schedule) == (0.8, "adaptive")
-    assert run_config(Knobs(threshold=None, threshold_rule="paper"), engine, 256).threshold is None
+    assert run_config(Knobs(), engine, 256).schedule == "reference"
 
 
 @pytest.mark.parametrize("knobs, message", [
-    (dict(threshold_rule="sometimes"), "threshold_rule must be one of off, paper, adaptive"),
+    (dict(schedule="off"), "schedule must be one of reference, paper, adaptive; got 'off'"),
+    (dict(threshold=None), "threshold is missing"),
     (dict(max_new_tokens=300), "at most 256 on this server"),
     (dict(steps_ratio=9.0), r"steps_ratio must be in \[0.01, 4\]"),
     (dict(seed=1.5), "seed must be a whole number"),
@@ -247,16 +250,17 @@ def test_live_frames_are_live(engine):
 
 
 def test_sweep_grid():
+    """(steps_ratio, schedule) runs: every ratio under the reference and under the picked threshold
+    schedule (the paper's when the reference is picked), spread over at most `limit` runs."""
     full = sweep_grid(8, "adaptive")
     assert len(full) == 8 and len(set(full)) == 8
-    assert {t for _, t, _ in full} == {None, SWEEP_THRESHOLD}
-    assert {rule for _, t, rule in full if t is not None} == {"adaptive"}
-    assert all(rule == "off" for _, t, rule in full if t is None)
-    assert sweep_grid(8, "off")[-1][2] == "paper"
+    assert {s for _, s in full} == {"reference", "adaptive"}
+    assert {r for r, s in full if s == "reference"} == {r for r, s in full if s == "adaptive"}
+    assert sweep_grid(8, "reference")[-1][1] == "paper"
     for limit in (1, 2, 3, 5, 7, 64):
         grid = sweep_grid(limit, "paper")
         assert 1 <= len(grid) <= limit and len(set(grid)) == len(grid)
-    assert {t for _, t, _ in sweep_grid(2, "paper")} == {None, SWEEP_THRESHOLD}
+    assert {s for _, s in sweep_grid(2, "paper")} == {"reference", "paper"}
 
 
 def test_quality_and_stats_dict(engine):
@@ -280,7 +284,7 @@ def app(engine, tmp_path):
                    sleep=lambda s: None)
 
 
-KNOBS = dict(steps_ratio=1.0, threshold=0.9, threshold_rule="off", unmask="entropy",
+KNOBS = dict(steps_ratio=1.0, threshold=0.9, schedule="reference", unmask="entropy",
              temperature=0.2, top_p=0.95, seed=0, length_scale=10, attention="sparse",
              use_cache=True, max_new_tokens=64)
 
@@ -319,7 +323,7 @@ def test_errors_are_messages(app):
     # a plan that does not fit the budget fails inside the run: still one clear message
     frames = list(app.rerun_plan("hi", [[1, "a" * 200, 1, "end"]], **{**KNOBS, "max_new_tokens": 8}))
     assert "max_new_tokens" in frames[-1][WARNING]
-    (frame,) = list(app.sweep("", "off", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16))
+    (frame,) = list(app.sweep("", "reference", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16))
     assert "prompt is empty" in frame[WARNING]
 
 
@@ -361,6 +365,8 @@ def test_baseline_sweep_and_chart(app):
                            True, session))
     runs = sweep[-1]["stats_json"]["runs"]
     assert len(runs) == 2 and sweep[-1]["stats_json"]["status"] == "finished"
+    assert [(r["schedule"], r["threshold"]) for r in runs] == [("reference", SWEEP_THRESHOLD),
+                                                                ("paper", SWEEP_THRESHOLD)]
     assert app.rechart(True, session)["chart"] is not None
 
 
@@ -455,7 +461,7 @@ def stream(job, limit: float = 60.0) -> list:
 
 
 def test_e2e_generate_streams(client):
-    job = client.submit("Tell me about the city Lagil.", 1.0, 0.9, "off", "entropy", 0.2, 0.95,
+    job = client.submit("Tell me about the city Lagil.", 1.0, 0.9, "reference", "entropy", 0.2, 0.95,
                         0, 10, "sparse", True, 48, False, False, api_name="/generate")
     outs = stream(job)
     final = job.result()

@@ -21,6 +21,7 @@ import torch
 
 from pdiff.bench import run as bench
 from pdiff.bench.report import summarise
+from pdiff.config import ConfigError, GenerationConfig
 from pdiff.engine import Engine
 from pdiff.notes.data import make_split, write_jsonl
 
@@ -86,6 +87,36 @@ def test_every_setting_is_run_and_reported(done):
     assert "quality signal: agreement" in md and "capped at 16" in md
     for key in EXPECTED:
         assert f"| `{key}` |" in md and key in html
+
+
+def _configs(settings) -> set:
+    return {GenerationConfig(mode=s.mode, **s.knobs) for s in settings}
+
+
+def test_the_old_grid_spelling_names_settings_as_before_and_runs_todays_configs():
+    """A grid that spells the schedule as before `schedule` was a knob (threshold=none for the
+    reference, threshold_rule for the rule; the README's and docs/bench's) names its settings as
+    they were named, so older runs.jsonl files resume, and runs the same configs as the grid
+    written with `schedule`, whose reference settings leave out the threshold they do not read."""
+    old = bench.make_settings(bench.parse_grid(GRID), diffusion=False)
+    assert {s.key for s in old} == EXPECTED - {"diffusion"}
+    assert all("threshold_rule" not in s.knobs for s in old)
+    new = bench.make_settings(bench.parse_grid(
+        "steps_ratio=1.0,0.5;schedule=reference,paper,adaptive;threshold=0.9"), diffusion=False)
+    assert {s.key for s in new} == {*(f"pd:steps_ratio={r},schedule=reference" for r in ("1.0", "0.5")),
+                                    *(f"pd:steps_ratio={r},schedule={s},threshold=0.9"
+                                      for r in ("1.0", "0.5") for s in ("paper", "adaptive")), "ar"}
+    assert _configs(old) == _configs(new) and len(_configs(new)) == len(new)
+    docs = json.loads((ROOT / "docs" / "bench" / "summary.json").read_text())
+    grid = docs["command"].split("--grid '")[1].split("'")[0]  # the README's grid, as docs/bench ran it
+    assert [s.key for s in bench.make_settings(bench.parse_grid(grid), diffusion=False)] == [
+        e["setting"] for e in docs["settings"]]
+
+
+def test_a_grid_naming_the_schedule_twice_is_refused():
+    """schedule and its old name threshold_rule in one grid: a ConfigError that names the old one."""
+    with pytest.raises(ConfigError, match="threshold_rule"):
+        bench.make_settings(bench.parse_grid("schedule=paper;threshold_rule=adaptive"), diffusion=False)
 
 
 def test_settings_are_interleaved_per_prompt_and_seed_in_rotated_order(done):

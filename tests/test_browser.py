@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pdiff.config import GenerationConfig, upgrade_schedule
 from pdiff.loader import BUNDLED
 from pdiff.notes.checker import fact_results, parse_facts, score
 from tests import apphelpers as H
@@ -176,8 +177,8 @@ def test_bundled_model_in_browser(browser, bundled_server):
     decoding = json.loads((BUNDLED / "config.json").read_text())["pdiff"]["decoding"]
     ratio = float(page.locator("#steps_ratio input[type=number]").input_value())
     assert ratio == decoding["steps_ratio"]  # the controls start at the checkpoint's default
-    rule = page.locator("#threshold_rule input:checked").get_attribute("value")
-    assert rule == decoding.get("threshold_rule", "off")
+    schedule = page.locator("#schedule input:checked").get_attribute("value")
+    assert schedule == GenerationConfig(**upgrade_schedule(decoding)).schedule
     assert "Default schedule" in page.locator("#schedule_note").inner_text()
     page.check("#compare input[type=checkbox]")  # with the bundled AR baseline after it
     page.click("#generate")
@@ -207,7 +208,7 @@ def test_bundled_model_in_browser(browser, bundled_server):
     if os.environ.get("PDIFF_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, H.ROOT / "docs" / "screenshot.png")
     page.click("#schedule_reference")
-    page.wait_for_function("document.querySelector('#threshold_rule input:checked')?.value === 'off'",
+    page.wait_for_function("document.querySelector('#schedule input:checked')?.value === 'reference'",
                            timeout=TIMEOUT_MS)
     # the default schedule may have the rule off already: wait for the ratio, which the click moves
     page.wait_for_function("parseFloat(document.querySelector('#steps_ratio input[type=number]')"

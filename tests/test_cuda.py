@@ -151,8 +151,8 @@ COPY_CASES = {
     "sparse": dict(),
     "dense": dict(attention="dense"),
     "uncached": dict(use_cache=False),
-    "paper-threshold": dict(threshold=0.5, steps_ratio=0.5),
-    "adaptive-threshold": dict(threshold=0.5, threshold_rule="adaptive"),
+    "paper-threshold": dict(schedule="paper", threshold=0.5, steps_ratio=0.5),
+    "adaptive-threshold": dict(schedule="adaptive", threshold=0.5),
     "diffusion": dict(mode="diffusion", max_new_tokens=40),
 }
 

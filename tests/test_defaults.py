@@ -1,5 +1,6 @@
 """A checkpoint's default schedule (its measured best point, config.json "pdiff" -> "decoding")
-is what the engine, the CLI and the app start from; the reference schedule is one flag away."""
+is what the engine, the CLI and the app start from; the reference schedule is one flag away. A
+"decoding" block written before `schedule` was a knob (the bundled model's) means what it meant."""
 
 from __future__ import annotations
 
@@ -8,11 +9,20 @@ import json
 import pytest
 
 from pdiff.cli import config_from_args, parser
-from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, Knobs, schedule_knobs
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, Knobs, upgrade_schedule
 from pdiff.loader import load_engine
 from tests.conftest import write_tiny_checkpoint
 
-FAST = {"threshold": 0.8, "threshold_rule": "adaptive", "steps_ratio": 0.5}
+FAST = {"steps_ratio": 0.5, "schedule": "adaptive", "threshold": 0.8}
+# "decoding" blocks as written before `schedule` was a knob (threshold None was the reference, a
+# threshold ran threshold_rule, the paper's by default), and the same blocks in today's spelling.
+OLD_BLOCKS = [
+    ({"threshold": 0.8, "threshold_rule": "adaptive", "steps_ratio": 0.5}, FAST),
+    ({"steps_ratio": 0.25, "threshold": None}, {"steps_ratio": 0.25, "schedule": "reference"}),  # bundled
+    ({"threshold": 0.7}, {"schedule": "paper", "threshold": 0.7}),
+    ({"threshold": None, "threshold_rule": "adaptive"}, {"schedule": "reference"}),
+    ({"threshold_rule": "adaptive"}, {"schedule": "reference"}),
+]
 
 
 def _with_decoding(folder, decoding):
@@ -53,7 +63,26 @@ def test_cli_defaults_are_the_checkpoint_defaults(fast_engine):
     ref = config_from_args(parser().parse_args(["--prompt", "x", "--reference"]), fast_engine)
     assert ref == fast_engine.config()
     mixed = config_from_args(parser().parse_args(["--prompt", "x", "--threshold", "0.6"]), fast_engine)
-    assert (mixed.threshold, mixed.threshold_rule) == (0.6, "adaptive")
+    assert (mixed.threshold, mixed.schedule) == (0.6, "adaptive")
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--threshold", "0.6"], ("paper", 0.6)),  # a threshold alone asks for a schedule that reads it
+    (["--schedule", "adaptive"], ("adaptive", GenerationConfig.threshold)),
+    (["--schedule", "adaptive", "--threshold", "0.6"], ("adaptive", 0.6)),
+    (["--schedule", "reference", "--threshold", "0.6"], ("reference", 0.6)),
+])
+def test_cli_schedule_flags(engine, flags, expected):
+    """--schedule names the schedule and --threshold its threshold, on a checkpoint whose
+    default is the reference schedule; a --threshold alone runs the paper's schedule."""
+    cfg = config_from_args(parser().parse_args(["--prompt", "x", *flags]), engine)
+    assert (cfg.schedule, cfg.threshold) == expected
+
+
+def test_cli_refuses_the_old_rule_flag():
+    """The rule is not a flag of its own any more: --threshold-rule is an unknown flag."""
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--prompt", "x", "--threshold-rule", "adaptive"])
 
 
 def test_a_checkpoint_without_defaults_runs_the_reference(engine):
@@ -63,7 +92,10 @@ def test_a_checkpoint_without_defaults_runs_the_reference(engine):
 
 @pytest.mark.parametrize(("decoding", "named"), [({"temperature": 0.5}, "temperature"),
                                                  ({"threshold": 2.0}, "threshold"),
-                                                 ({"threshold_rule": "fast"}, "threshold_rule")])
+                                                 ({"threshold_rule": "fast"}, "threshold_rule"),
+                                                 ({"schedule": "off"}, "schedule"),
+                                                 ({"schedule": "paper", "threshold_rule": "paper"},
+                                                  "threshold_rule")])
 def test_bad_defaults_are_refused_at_load(tmp_path, decoding, named):
     """Unknown or out-of-range default knobs stop the load with a message that names them."""
     folder = _with_decoding(write_tiny_checkpoint(tmp_path / "ckpt"), decoding)
@@ -78,7 +110,7 @@ def test_page_starts_at_the_checkpoint_default(fast_engine, engine):
 
     assert default_schedule(fast_engine) == FAST
     assert default_schedule(engine) == REFERENCE_SCHEDULE
-    assert REFERENCE_SCHEDULE["threshold_rule"] == "off" and REFERENCE_SCHEDULE["steps_ratio"] == 1.0
+    assert REFERENCE_SCHEDULE["schedule"] == "reference" and REFERENCE_SCHEDULE["steps_ratio"] == 1.0
 
 
 def test_schedule_note_says_which_is_which(fast_engine, engine):
@@ -90,10 +122,35 @@ def test_schedule_note_says_which_is_which(fast_engine, engine):
     assert "default is the reference schedule" in schedule_note(engine)
 
 
-@pytest.mark.parametrize("decoding", [FAST, {}, {"steps_ratio": 0.5}, {"threshold": 0.7}])
-def test_schedule_knobs_are_the_default_config(decoding, tmp_path):
-    """The page's and the CLI's default knobs (`schedule_knobs`) give exactly the engine's
-    default_config, for every shape of a checkpoint's "decoding" entry."""
-    engine = load_engine(_with_decoding(write_tiny_checkpoint(tmp_path / "ckpt"), decoding))
-    knobs = Knobs(**schedule_knobs(engine.decoding))
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """One tiny checkpoint whose "decoding" block a test rewrites just before it loads it."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("blocks") / "ckpt")
+
+
+@pytest.mark.parametrize("decoding", [FAST, {}, {"steps_ratio": 0.5}, {"schedule": "paper", "threshold": 0.7},
+                                      *(old for old, _ in OLD_BLOCKS)])
+def test_page_defaults_are_the_default_config(decoding, folder):
+    """The page's default controls (`default_schedule`), as a click's knobs, give exactly the
+    engine's default_config, for every shape of a checkpoint's "decoding" entry."""
+    from pdiff.app.inputs import default_schedule
+
+    engine = load_engine(_with_decoding(folder, decoding))
+    knobs = Knobs(**default_schedule(engine))
     assert knobs.config(engine.length_scale) == engine.default_config()
+
+
+@pytest.mark.parametrize(("old", "new"), OLD_BLOCKS)
+def test_an_old_decoding_block_means_what_it_meant(old, new, folder):
+    """A "decoding" block in the old spelling loads to the defaults of the same block in today's
+    spelling: the old reference (threshold None) is schedule reference, the old rule the schedule."""
+    assert upgrade_schedule(old) == new
+    before = load_engine(_with_decoding(folder, old)).default_config()
+    assert before == load_engine(_with_decoding(folder, new)).default_config()
+    assert before.schedule == new["schedule"]
+
+
+def test_upgrade_leaves_todays_spelling_alone():
+    """A mapping that names the schedule, or no schedule knob at all, is returned as given."""
+    for values in (FAST, {}, {"steps_ratio": 0.5, "seed": 3}, {"schedule": "reference", "threshold": 0.5}):
+        assert upgrade_schedule(values) == values

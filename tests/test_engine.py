@@ -116,27 +116,37 @@ def test_reference_schedule_commits_one_per_step_at_ratio_one(engine):
             assert len(committed) == (1 if e.step < (20, 30)[span] else 0)
 
 
-@pytest.mark.parametrize(("threshold", "rule"), [(None, "paper"), (0.9, "paper"), (0.9, "adaptive")])
-def test_steps_ratio_above_one_changes_nothing(engine, threshold, rule):
+@pytest.mark.parametrize("schedule", ["reference", "paper", "adaptive"])
+def test_steps_ratio_above_one_changes_nothing(engine, schedule):
     """Every step commits at least one token per unfinished span, so a steps_ratio above 1
     gives the same run as 1 (why the page's slider stops at 1)."""
     def ids(ratio):
-        cfg = greedy(plan=ONE_ROUND, steps_ratio=ratio, threshold=threshold, threshold_rule=rule)
+        cfg = greedy(plan=ONE_ROUND, steps_ratio=ratio, schedule=schedule, threshold=0.9)
         return engine.generate_text("Write.", cfg).token_ids
 
     assert ids(2.0) == ids(1.0) == ids(4.0)
 
 
+def test_the_reference_schedule_reads_no_threshold(engine):
+    """The threshold is a knob of the paper and adaptive schedules only: reference runs that
+    differ in nothing but it give the same events."""
+    strip = lambda evs: [e for e in evs if not isinstance(e, Finished)]  # Finished holds timings
+    runs = [strip(engine.generate("Write.", greedy(plan=ONE_ROUND, steps_ratio=0.5, threshold=t)))
+            for t in (0.0, 0.9)]
+    assert runs[0] == runs[1] and any(isinstance(e, DenoiseStep) for e in runs[0])
+
+
 def test_adaptive_threshold_zero_is_one_step(engine):
     """The adaptive rule at threshold 0 finishes every span in one step."""
-    events = list(engine.generate("Write.", greedy(plan=ONE_ROUND, threshold=0.0, threshold_rule="adaptive")))
+    events = list(engine.generate("Write.", greedy(plan=ONE_ROUND, schedule="adaptive", threshold=0.0)))
     assert sum(isinstance(e, DenoiseStep) for e in events) == 1
 
 
 def test_paper_threshold_never_finishes_early(engine):
     """The paper's rule with a threshold takes at least its scheduled steps."""
     for tau in (0.0, 0.5, 0.99):
-        events = list(engine.generate("Write.", greedy(plan=ONE_ROUND, threshold=tau, steps_ratio=0.5)))
+        cfg = greedy(plan=ONE_ROUND, schedule="paper", threshold=tau, steps_ratio=0.5)
+        events = list(engine.generate("Write.", cfg))
         opened = next(e for e in events if isinstance(e, SpansOpened))
         assert sum(isinstance(e, DenoiseStep) for e in events) >= opened.steps == 15
 
@@ -174,6 +184,7 @@ def test_prompt_longer_than_context_is_refused(engine):
     ("steps_ratio", 0.0), ("steps_ratio", 7), ("threshold", 1.5), ("temperature", -1.0),
     ("top_p", 0.0), ("max_new_tokens", 0), ("length_scale", 2.5), ("mode", "magic"),
     ("steps_ratio", float("nan")), ("seed", "x"), ("attention", "full"), ("use_cache", "yes"),
+    ("schedule", "off"), ("threshold", None),
 ])
 def test_out_of_range_knob_names_value(knob, value):
     """An out-of-range or mistyped knob is refused with its name and value."""

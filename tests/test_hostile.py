@@ -37,7 +37,7 @@ CAP = 256  # PDIFF_MAX_NEW_TOKENS of the test server (tests.apphelpers.app_env)
 MB = 2**20
 LONG = "Tell me about the city Lagil. Facts: country: Dregani; climate: hot."
 ROWS = [[1, "intro", 2, ""], [1, "details", 2, "sync"], [2, "summary", 1, "end"]]
-KNOBS = {"steps_ratio": 1.0, "threshold": 0.9, "threshold_rule": "off", "unmask": "entropy",
+KNOBS = {"steps_ratio": 1.0, "threshold": 0.9, "schedule": "reference", "unmask": "entropy",
          "temperature": 0.2, "top_p": 0.95, "seed": 0, "length_scale": 2, "attention": "sparse",
          "use_cache": True, "max_new_tokens": 24, "compare_ar": False, "relative_view": False}
 
@@ -322,7 +322,7 @@ def test_a_play_speed_off_its_choices_is_one_line(server):
     (1, "abc", "Step ratio must be a number; got 'abc'"),
     (7, True, "Seed must be a number; got 'True'"),
     (12, "false", "Compare with AR must be true or false; got 'false'"),
-    (3, True, "Threshold rule must be one of its choices; got 'True'"),
+    (3, True, "Schedule must be one of its choices; got 'True'"),
     (0, "hi \ud800 there", "lone surrogate"),
     (None, None, "this endpoint takes 15 values; got 5"),
 ])
@@ -331,7 +331,7 @@ def test_wrong_type_values_are_one_line(server, position, value, message):
     for a checkbox), a lone surrogate in the prompt, and a missing argument are refused with a
     line naming the control, and no traceback."""
     generate = next(d for d in dependencies(server) if d.get("api_name") == "generate")
-    data = ["hello", 1.0, 0.9, "off", "entropy", 0.2, 0.95, 0, 2, "sparse", True, 8, False, False, None]
+    data = ["hello", 1.0, 0.9, "reference", "entropy", 0.2, 0.95, 0, 2, "sparse", True, 8, False, False, None]
     if position is None:
         data = data[:5]
     else:
@@ -349,7 +349,7 @@ def test_a_surrogate_in_a_plan_topic_is_refused(server):
     rerun = next(d for d in dependencies(server) if d.get("api_name") == "rerun_plan")
     table = {"headers": ["round", "topic", "length units", "ends with"],
              "data": [[1, "intro \ud800", 1, "end"]]}
-    data = [LONG, table, 1.0, 0.9, "off", "entropy", 0.2, 0.95, 0, 2, "sparse", True, 16,
+    data = [LONG, table, 1.0, 0.9, "reference", "entropy", 0.2, 0.95, 0, 2, "sparse", True, 16,
             False, False, None]
     logged = tracebacks(server)
     text = json.dumps(queue_call(server, rerun["id"], data))
@@ -358,12 +358,12 @@ def test_a_surrogate_in_a_plan_topic_is_refused(server):
 
 
 def test_the_slowest_request_the_sliders_allow_is_refused_at_once(server):
-    """Length scale 200 (the slider's top), step ratio 1, threshold off, max new tokens at the
+    """Length scale 200 (the slider's top), step ratio 1, the reference schedule, max new tokens at the
     server's cap, through the real queue: one line saying what to lower, no traceback. It took
     211 s on the bundled model before the bound (docs/reliability.md)."""
     rerun = next(d for d in dependencies(server) if d.get("api_name") == "rerun_plan")
     table = {"headers": ["round", "topic", "length units", "ends with"], "data": [[1, "intro", 3, "end"]]}
-    data = [LONG, table, 1.0, 0.9, "off", "entropy", 0.2, 0.95, 0, 200, "sparse", True, CAP,
+    data = [LONG, table, 1.0, 0.9, "reference", "entropy", 0.2, 0.95, 0, 200, "sparse", True, CAP,
             False, False, None]
     logged = tracebacks(server)
     text = json.dumps(queue_call(server, rerun["id"], data))
@@ -441,12 +441,12 @@ def test_loading_a_trace_restores_its_prompt_and_settings(app, real_trace):
     """A loaded trace's after-run step puts its prompt and settings into the controls, so
     re-running its plan pairs it with its own prompt."""
     trace = copy.deepcopy(real_trace)
-    trace["settings"].update(seed=7, temperature=0.5, threshold=0.8, threshold_rule="adaptive")
+    trace["settings"].update(seed=7, temperature=0.5, threshold=0.8, schedule="adaptive")
     session = Session()
     app.replay_trace(_write(app, json.dumps(trace)), session)
     after = app.after_run(session, session.current)
     assert after["prompt"] == LONG and after["seed"] == 7 and after["temperature"] == 0.5
-    assert (after["threshold"], after["threshold_rule"]) == (0.8, "adaptive")
+    assert (after["threshold"], after["schedule"]) == (0.8, "adaptive")
     assert [r[1] for r in after["plan_table"]] == [r[1] for r in ROWS]
 
 

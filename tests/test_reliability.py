@@ -100,7 +100,7 @@ def consistent(stats: dict) -> bool:
 
 def knobs(length_scale: int, **over) -> dict:
     """Every /generate knob, by name (gradio_client keywords and DemoApp arguments alike)."""
-    return {"steps_ratio": 1.0, "threshold": 0.9, "threshold_rule": "off", "unmask": "entropy",
+    return {"steps_ratio": 1.0, "threshold": 0.9, "schedule": "reference", "unmask": "entropy",
             "temperature": 0.2, "top_p": 0.95, "seed": 0, "length_scale": length_scale,
             "attention": "sparse", "use_cache": True, "max_new_tokens": 16, "compare_ar": False,
             "relative_view": False, **over}
@@ -108,7 +108,7 @@ def knobs(length_scale: int, **over) -> dict:
 
 def reference_text(engine, prompt: str, k: dict) -> str:
     """The answer `prompt` gets alone, in this process, with the knobs the server was sent."""
-    names = ("steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p", "seed",
+    names = ("steps_ratio", "threshold", "schedule", "unmask", "temperature", "top_p", "seed",
              "length_scale", "attention", "use_cache", "max_new_tokens")
     config = run_config(Knobs(**{n: k[n] for n in names}), engine, CAP)
     return engine.generate_text(prompt, config).text
@@ -140,7 +140,7 @@ def generate_args(prompt: str, state: bool = False, **over) -> list:
     """/generate's inputs in order, for the raw HTTP routes; the queue route also takes the
     session state (last), the /call route does not."""
     k = knobs(10, **over)
-    return [prompt, *(k[n] for n in ("steps_ratio", "threshold", "threshold_rule", "unmask",
+    return [prompt, *(k[n] for n in ("steps_ratio", "threshold", "schedule", "unmask",
                                       "temperature", "top_p", "seed", "length_scale", "attention",
                                       "use_cache", "max_new_tokens", "compare_ar", "relative_view")),
             *([None] if state else [])]

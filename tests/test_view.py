@@ -238,6 +238,17 @@ def pt(label, latency, quality, mode="planned"):
     return ChartPoint(label, mode, latency, quality, {"steps_ratio": 1.0})
 
 
+def test_a_point_names_its_schedule_and_only_a_threshold_it_reads():
+    """A point's hover names its schedule; its threshold only under a schedule that reads one."""
+    def hover(**settings):
+        fig = chart_figure([ChartPoint("p", "planned", 1.0, 0.5, settings)], "q")
+        return fig.data[0].text[0]
+
+    assert "schedule=adaptive, threshold=0.8" in hover(schedule="adaptive", threshold=0.8)
+    reference = hover(steps_ratio=1.0, schedule="reference", threshold=0.8)
+    assert "schedule=reference" in reference and "threshold" not in reference
+
+
 def test_pareto_front_excludes_dominated_and_keeps_ties():
     """Dominated points (slower and no better, or worse and no faster) leave the front; equal
     points both stay."""
@@ -355,6 +366,20 @@ def test_trace_holds_only_settings_and_events():
     assert set(json.loads(trace_to_json({}, EVENTS))) == {"format", "version", "settings", "events"}
 
 
+@pytest.mark.parametrize(("old", "new"), [
+    ({"threshold": None, "threshold_rule": "paper"}, {"schedule": "reference"}),
+    ({"threshold": 0.8, "threshold_rule": "adaptive"}, {"schedule": "adaptive", "threshold": 0.8}),
+    ({"threshold": 0.7, "threshold_rule": "paper"}, {"schedule": "paper", "threshold": 0.7}),
+])
+def test_a_trace_from_before_the_schedule_knob_reads_in_todays_spelling(old, new):
+    """A trace whose settings spell the schedule as before `schedule` was a knob (threshold None
+    for the reference, the rule as threshold_rule) reads with the schedule as one knob, the other
+    settings as written; they are a run's settings."""
+    settings, events = trace_from_json(trace_to_json({"seed": 3, **old}, EVENTS))
+    assert settings == {"seed": 3, **new} and events == EVENTS
+    assert GenerationConfig.from_dict(settings).schedule == new["schedule"]
+
+
 def _trace(events) -> str:
     return json.dumps({"format": "pdiff-trace", "version": 1, "settings": {}, "events": events})
 
@@ -367,6 +392,9 @@ def _trace(events) -> str:
     (_trace([{"type": "TextToken", "token_id": "1", "text": "a"}]), "wrong type"),
     (_trace([E.to_dict(ROUND0_STEPS[0])]), "does not follow"),
     (" " * (20 * 1024 * 1024 + 1), "over 20 MB"),
+    (json.dumps({"format": "pdiff-trace", "version": 1, "events": [],
+                 "settings": {"threshold": 0.5, "threshold_rule": "sometimes"}}),
+     "threshold_rule must be one of"),
 ])
 def test_bad_traces_raise_a_clear_trace_error(text, fragment):
     """Bad JSON, wrong shape, unknown or mistyped events, inconsistent order and oversize input

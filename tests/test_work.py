@@ -16,7 +16,7 @@ from pdiff.app.work import WORK_PER_TOKEN, WorkError, bounded, round_work, work_
 from pdiff.events import DenoiseStep, Finished, PlanItem, SpansOpened
 
 LONG = "Tell me about the city Lagil. Facts: country: Dregani; climate: hot."
-KNOBS = {"steps_ratio": 1.0, "threshold": 0.9, "threshold_rule": "off", "unmask": "entropy",
+KNOBS = {"steps_ratio": 1.0, "threshold": 0.9, "schedule": "reference", "unmask": "entropy",
          "temperature": 0.2, "top_p": 0.95, "seed": 0, "length_scale": 2, "attention": "sparse",
          "use_cache": True, "max_new_tokens": 256, "compare_ar": False, "relative_view": False}
 ONE_SPAN = [[1, "intro", 1, "end"]]

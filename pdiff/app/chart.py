@@ -28,7 +28,7 @@ PAPER_LABEL = "paper: 7B, AlpacaEval, GPU"  # a different model, benchmark and m
 PAPER_DOMAIN = (0.78, 1.0)  # the paper's panel, right of this model's (x domain of the figure)
 COLOURS = {"planned": "#0072B2", "diffusion": "#009E73", AR_MODE: "#D55E00"}  # Okabe-Ito
 SYMBOLS = {"planned": "circle", "diffusion": "square", AR_MODE: "diamond"}
-_SHOWN_SETTINGS = ("steps_ratio", "threshold", "threshold_rule", "unmask", "attention",
+_SHOWN_SETTINGS = ("steps_ratio", "schedule", "threshold", "unmask", "attention",
                    "temperature", "use_cache")
 _GREY = "rgba(128,128,128,0.3)"
 
@@ -80,7 +80,8 @@ def relative_xy(point: ChartPoint, ref: tuple[float, float]) -> tuple[float, flo
 
 
 def _hover(p: ChartPoint) -> str:
-    shown = [f"{k}={p.settings[k]}" for k in _SHOWN_SETTINGS if k in p.settings]
+    ignored = ("threshold",) if p.settings.get("schedule") == "reference" else ()  # it reads none
+    shown = [f"{k}={p.settings[k]}" for k in _SHOWN_SETTINGS if k in p.settings and k not in ignored]
     return "<br>".join(escape(str(x)) for x in [p.label, p.mode, ", ".join(shown)] if x)
 
 

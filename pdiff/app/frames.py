@@ -29,7 +29,7 @@ OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane
            "facts", "ar_facts", "timeline", "why",
            "run")  # run: the RunRecord a run's (or a trace's) after-run step shows
 # The controls a loaded trace restores (its prompt and settings), by output name.
-CONTROLS = ("prompt", "steps_ratio", "threshold", "threshold_rule", "unmask", "temperature", "top_p",
+CONTROLS = ("prompt", "steps_ratio", "threshold", "schedule", "unmask", "temperature", "top_p",
             "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
 WARNING = "warning"  # not an output: a message app.py shows as a toast
 SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
@@ -127,13 +127,8 @@ def nothing_to_replay() -> dict:
 
 def restored_controls(settings: dict) -> dict:
     """The control values of a loaded trace's settings, by output name (SKIP: not in the trace).
-    A threshold of None is the reference schedule: the rule control shows "off"."""
+    The settings are in today's spelling: `pdiff.app.trace` reads older traces so."""
     out = {name: settings.get(name, SKIP) for name in CONTROLS}
-    if "threshold" in settings:
-        if settings["threshold"] is None:
-            out.update(threshold=SKIP, threshold_rule="off")
-    else:
-        out["threshold_rule"] = SKIP
     if isinstance(out["steps_ratio"], (int, float)):
         out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
     return out

@@ -41,6 +41,7 @@ from pdiff.app.frames import (
 )
 from pdiff.app.inputs import (
     MAX_SPAN_UNITS,
+    SWEEP_THRESHOLD,
     check_flag,
     check_prompt,
     plan_rows,
@@ -112,7 +113,7 @@ class DemoApp:
 
     # -- the endpoints: their names and parameter names are the API --
 
-    def generate(self, prompt, steps_ratio, threshold, threshold_rule, unmask, temperature,  # noqa: PLR0913
+    def generate(self, prompt, steps_ratio, threshold, schedule, unmask, temperature,  # noqa: PLR0913
                  top_p, seed, length_scale, attention, use_cache, max_new_tokens, compare_ar=False,
                  relative_view=False, session=None):
         """Plan, then diffuse; optionally run the AR baseline after it on the same prompt."""
@@ -120,7 +121,7 @@ class DemoApp:
         yield from self._guarded(self._planned(prompt, knobs, Session.of(session), None,
                                                compare_ar, relative_view))
 
-    def rerun_plan(self, prompt, plan_table, steps_ratio, threshold, threshold_rule, unmask,  # noqa: PLR0913
+    def rerun_plan(self, prompt, plan_table, steps_ratio, threshold, schedule, unmask,  # noqa: PLR0913
                    temperature, top_p, seed, length_scale, attention, use_cache, max_new_tokens,
                    compare_ar=False, relative_view=False, session=None):
         """Diffuse with the editor's plan used verbatim (no plan is sampled)."""
@@ -134,7 +135,7 @@ class DemoApp:
         knobs = Knobs.named(locals())
         yield from self._guarded(self._baseline(prompt, knobs, Session.of(session), relative_view))
 
-    def sweep(self, prompt, threshold_rule, unmask, temperature, top_p, seed, length_scale,  # noqa: PLR0913
+    def sweep(self, prompt, schedule, unmask, temperature, top_p, seed, length_scale,  # noqa: PLR0913
               attention, use_cache, max_new_tokens, relative_view=False, session=None):
         """A small grid of step ratios x thresholds on one prompt; points arrive on the chart."""
         knobs = Knobs.named(locals())
@@ -333,11 +334,12 @@ class DemoApp:
                    chart=self.chart(session, relative), extra=self._chart_note(quality))
 
     def _sweep(self, prompt: str, knobs: Knobs, session: Session, relative: bool):
-        pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.threshold_rule)
+        pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.schedule)
         try:
             check_prompt(prompt)
-            configs = [run_config(dataclasses.replace(knobs, steps_ratio=r, threshold=t, threshold_rule=rule),
-                                  pd, self.settings.max_new_tokens) for r, t, rule in grid]
+            configs = [run_config(dataclasses.replace(knobs, steps_ratio=r, schedule=s,
+                                                      threshold=SWEEP_THRESHOLD),
+                                  pd, self.settings.max_new_tokens) for r, s in grid]
             stream = self._started(pd, prompt, configs[0])
         except RUN_ERRORS as err:
             yield error_frame(err, session)
@@ -352,16 +354,16 @@ class DemoApp:
                          session=session,
                          stats_json={"status": "running", **runs})
 
-        for i, ((ratio, thr, rule), config) in enumerate(zip(grid, configs, strict=True), start=1):
-            what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, threshold "
-                    f"{'off' if thr is None else f'{thr:g} ({rule})'}")
+        for i, ((ratio, schedule), config) in enumerate(zip(grid, configs, strict=True), start=1):
+            what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, " + ("reference schedule"
+                    if schedule == "reference" else f"{schedule} threshold {config.threshold:g}"))
             stream = stream if i == 1 else pd.generate(prompt, config)
             stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
             fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
             if fin is None:
                 return
             q = self._record(session, prompt, fin, settings_for_trace(prompt, config, self.models.name))
-            results.append({"steps_ratio": ratio, "threshold": thr, "threshold_rule": rule,
+            results.append({"steps_ratio": ratio, "schedule": schedule, "threshold": config.threshold,
                             "seconds": fin.stats.total_seconds, "quality": q,
                             "forward_passes": fin.stats.forward_passes})
             yield draw(f"{what}: {fin.stats.total_seconds:.2f} s", chart=self.chart(session, relative))

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from pdiff.app.guard import MAX_PROMPT_CHARS, check_text  # the page's cap on a prompt
 from pdiff.app.view import RunView
-from pdiff.config import THRESHOLD_RULES, ConfigError, GenerationConfig, Knobs, schedule_knobs
+from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, Knobs
 from pdiff.plan import PlanError, PlanRound
 
 DEFAULT_MAX_NEW_TOKENS = GenerationConfig.max_new_tokens  # or the server's cap, whichever is smaller
@@ -27,7 +27,7 @@ PLAN_HEADERS = ["round", "topic", "length units", "ends with"]
 # more steps than tokens: a steps_ratio above 1 changes nothing, and the page stops at 1.
 MAX_STEPS_RATIO = 1.0
 SWEEP_RATIOS = (0.25, 0.5, 0.75, 1.0)
-SWEEP_THRESHOLD = 0.9
+SWEEP_THRESHOLD = GenerationConfig.threshold  # the threshold of the sweep's threshold runs
 
 
 def check_prompt(prompt) -> None:
@@ -58,36 +58,36 @@ def run_config(knobs: Knobs, engine, max_new_tokens_cap: int) -> GenerationConfi
     return config
 
 
-# The reference schedule as the page's controls show it: rule off, one token per span per step.
-REFERENCE_SCHEDULE = {"steps_ratio": 1.0, "threshold": SWEEP_THRESHOLD, "threshold_rule": "off"}
+# The reference schedule as the page's controls show it: GenerationConfig's schedule knobs, one
+# token per span per step (the threshold slider rests at its default; the reference ignores it).
+REFERENCE_SCHEDULE = {name: getattr(GenerationConfig, name) for name in DECODING_KNOBS}
 
 
 def default_schedule(engine) -> dict:
     """The checkpoint's default schedule (its measured best point, `engine.decoding`) as control
-    values: steps_ratio, threshold and threshold_rule ("off", with the slider's resting value,
-    when it sets no threshold)."""
-    s = schedule_knobs(engine.decoding)
-    return {**s, "threshold": REFERENCE_SCHEDULE["threshold"] if s["threshold"] is None else s["threshold"]}
+    values: steps_ratio, schedule and threshold, as `engine.default_config` has them."""
+    config = engine.default_config()
+    return {name: getattr(config, name) for name in DECODING_KNOBS}
 
 
 def schedule_note(engine) -> str:
     """One line that says which schedule is which, from the checkpoint's own defaults."""
-    reference = ("the reference schedule (threshold rule off, step ratio 1: the paper's, one token "
+    reference = ("the reference schedule (no threshold, step ratio 1: the paper's, one token "
                  "per span per step)")
     s = default_schedule(engine)
-    if s == REFERENCE_SCHEDULE:
+    if s["schedule"] == "reference" and s["steps_ratio"] == REFERENCE_SCHEDULE["steps_ratio"]:
         return f"This model's default is {reference}."
-    rule = f"{s['threshold_rule']} threshold {s['threshold']:g}, " if s["threshold_rule"] != "off" else ""
+    rule = f"{s['schedule']} threshold {s['threshold']:g}, " if s["schedule"] != "reference" else ""
     return (f"**Default schedule**: {rule}step ratio {s['steps_ratio']:g}, this model's measured "
             "best speed/quality point (its model card says how it was chosen). "
             f"**Reference**: {reference}.")
 
 
-def sweep_grid(limit: int, rule: str) -> list[tuple[float, float | None, str]]:
-    """(steps_ratio, threshold, rule) runs: ratios x {off, threshold}, at most `limit`, spread."""
-    rule = rule if rule in THRESHOLD_RULES else "paper"
-    grid = [(ratio, thr, rule if thr is not None else "off")
-            for thr, ratio in itertools.product((None, SWEEP_THRESHOLD), SWEEP_RATIOS)]
+def sweep_grid(limit: int, schedule: str) -> list[tuple[float, str]]:
+    """(steps_ratio, schedule) runs: ratios x {the reference, `schedule` at SWEEP_THRESHOLD}, at
+    most `limit`, spread. With the reference (or no schedule) picked, the paper's is the second."""
+    schedule = schedule if schedule in ("paper", "adaptive") else "paper"  # the two with a threshold
+    grid = [(ratio, s) for s, ratio in itertools.product(("reference", schedule), SWEEP_RATIOS)]
     if limit >= len(grid):
         return grid
     picks = sorted({round(i * (len(grid) - 1) / max(1, limit - 1)) for i in range(limit)})

@@ -2,7 +2,8 @@
 
 `trace_to_json` and `trace_from_json` are the format (checked field by field and event by event,
 `TraceError` with a short message on anything else; with `TraceLimits`, every number is held to
-what a real run of the loaded model could produce, see `pdiff.app.guard`); `settings_for_trace`
+what a real run of the loaded model could produce, see `pdiff.app.guard`; the settings of a trace
+written before `schedule` was a knob are read in today's spelling); `settings_for_trace`
 is what a trace says about a run; `TraceStore` keeps the newest downloads in one folder of its
 own, removed at exit (and, at the next start, the folders of processes that were killed);
 `read_trace` reads an upload.
@@ -28,7 +29,7 @@ from pathlib import Path
 from pdiff.app.guard import TraceCheck, TraceError, TraceLimits, check_settings
 from pdiff.app.settings import public_model_name
 from pdiff.app.view import RunView
-from pdiff.config import GenerationConfig
+from pdiff.config import ConfigError, GenerationConfig, upgrade_schedule
 from pdiff.events import Event
 from pdiff.events import from_dict as event_from_dict
 from pdiff.events import to_dict as event_to_dict
@@ -116,6 +117,10 @@ def _document(text) -> tuple[dict, list]:
     settings, raw = data.get("settings"), data.get("events")
     if not isinstance(settings, dict) or not isinstance(raw, list):
         raise TraceError("a trace needs a \"settings\" object and an \"events\" list")
+    try:
+        settings = upgrade_schedule(settings)  # a trace written before `schedule` was a knob
+    except ConfigError as err:
+        raise TraceError(f"the trace's settings are not a run's: {str(err)[:160]}") from None
     return settings, raw
 
 

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from pdiff.bench.report import AR, SIGNALS, summarise, write_reports
-from pdiff.config import ConfigError, GenerationConfig
+from pdiff.config import ConfigError, GenerationConfig, upgrade_schedule
 
-DEFAULT_GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive;attention=sparse,dense"
+DEFAULT_GRID = "steps_ratio=1.0,0.5;schedule=reference,paper,adaptive;threshold=0.9;attention=sparse,dense"
 RUN_LEVEL = ("mode", "seed", "plan", "temperature", "max_new_tokens")  # flags, not grid knobs
 DIFFUSION = "diffusion"
 
@@ -53,7 +53,7 @@ class Setting:
 
 def parse_value(text: str):
     low = text.strip().lower()
-    if low in ("none", "null", "off"):
+    if low in ("none", "null", "off"):  # threshold=none, or off: the old spelling of the reference
         return None
     if low in ("true", "false"):
         return low == "true"
@@ -67,7 +67,9 @@ def parse_value(text: str):
 
 def parse_grid(text: str) -> dict[str, list[tuple[str, object]]]:
     """'a=1,2;b=x' -> {a: [('1', 1), ('2', 2)], b: [('x', 'x')]}, names checked."""
-    known = {f.name for f in fields(GenerationConfig)}
+    # A grid may spell the schedule as before `schedule` was a knob (the README's grid does):
+    # threshold=none for the reference, threshold_rule for the rule of a threshold.
+    known = {f.name for f in fields(GenerationConfig)} | {"threshold_rule"}
     grid: dict[str, list] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, _, values = part.partition("=")
@@ -81,18 +83,30 @@ def parse_grid(text: str) -> dict[str, list[tuple[str, object]]]:
     return grid
 
 
+def _unread(values: dict) -> str | None:
+    """The grid knob a reference run does not read, left out of its key so that each run is named
+    once: the threshold of schedule=reference, the threshold_rule of threshold=none (the old
+    spelling, under which the README's grid and older runs.jsonl files name their settings)."""
+    if values.get("schedule") == "reference":
+        return "threshold"
+    if "threshold" in values and values["threshold"] is None:
+        return "threshold_rule"
+    return None
+
+
 def make_settings(grid: dict, diffusion: bool) -> list[Setting]:
-    """The planned product of the grid (threshold_rule dropped when threshold is off), then AR,
-    then plain diffusion."""
+    """The planned product of the grid (a knob the run does not read left out, `_unread`), then
+    AR, then plain diffusion. A setting's knobs are GenerationConfig's, in today's spelling."""
     combos: list[list[tuple[str, str, object]]] = [[]]
     for name, values in grid.items():
         combos = [c + [(name, shown, v)] for c in combos for shown, v in values]
     out: dict[str, Setting] = {}
     for combo in combos:
-        off = any(n == "threshold" and v is None for n, _, v in combo)
-        kept = [(n, s, v) for n, s, v in combo if not (off and n == "threshold_rule")]
+        unread = _unread({n: v for n, _, v in combo})
+        kept = [(n, s, v) for n, s, v in combo if n != unread]
         key = "pd:" + ",".join(f"{n}={s}" for n, s, _ in kept)
-        out.setdefault(key, Setting(key, "planned", {n: v for n, _, v in kept}))
+        knobs = upgrade_schedule({n: v for n, _, v in kept})
+        out.setdefault(key, Setting(key, "planned", knobs))
     out[AR] = Setting(AR, "autoregressive")
     if diffusion:
         out[DIFFUSION] = Setting(DIFFUSION, "diffusion")
