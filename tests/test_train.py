@@ -90,3 +90,16 @@ def test_two_processes_follow_the_loss_curve_of_one(tmp_path):
     assert max(abs(x - y) for x, y in zip(a, b)) < LOSS_TOLERANCE, (a, b)
     assert a[0] != a[-1]  # the curve moved: the comparison is not of two constants
     assert json.loads((tmp_path / "two" / "config.json").read_text())["pdiff"]["processes"] == 2
+
+
+def test_seconds_sizes_the_run_to_its_time(tmp_path):
+    """With `seconds`, the step time of the warm-up sets the number of steps: a run given more
+    time takes more steps, the schedule ends on its last step, and the record says so."""
+    cfg = dataclasses.replace(SMOKE, steps=1000, warmup=5)
+    short = train(cfg, tmp_path / "short", progress=False, seconds=0.0)
+    assert short["steps_done"] == short["train_config"]["steps"] == cfg.warmup + 1
+    longer = train(cfg, tmp_path / "longer", progress=False, seconds=short["seconds"] + 3.0)
+    assert cfg.warmup + 1 < longer["steps_done"] == longer["train_config"]["steps"] < 1000
+    assert longer["sessions"][-1]["seconds"] == short["seconds"] + 3.0
+    with pytest.raises(SystemExit, match="cannot resume"):
+        train(cfg, tmp_path / "longer", progress=False, resume=True, seconds=10.0)

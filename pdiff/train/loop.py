@@ -203,13 +203,21 @@ def _begin(cfg: TrainConfig, examples, out: Path, init: Path | None, resume: boo
     return model, hf_tok, cfg, state, saved
 
 
-def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,
+def fit_steps(cfg: TrainConfig, seconds: float, spent: float, step_seconds: float) -> int:
+    """The number of steps of a run that is to end `seconds` after it started, when `spent`
+    seconds are gone at the end of the warm-up and a step takes `step_seconds`."""
+    return cfg.warmup + max(1, int((seconds - spent) / step_seconds))
+
+
+def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,  # noqa: PLR0913 (the CLI's options)
           init: Path | None = None, save_every: int = 0, resume: bool = False,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, seconds: float | None = None) -> dict:
     """Train and save a checkpoint to `out` (also every `save_every` steps, with the trainer
     state, so a stopped run keeps its progress and `resume` continues it); returns the run's
     record (also in config.json). `stop_after` ends this session after that many steps in all
-    (a test stands in for a killed run with it)."""
+    (a test stands in for a killed run with it). `seconds` sizes a fresh run to the time it has:
+    at the end of the warm-up the step time so far sets `steps` (the learning rate of the
+    warm-up does not depend on it), so the schedule still decays to its end."""
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=device == "cpu")
@@ -229,10 +237,21 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         raise SystemExit(f"batch size {cfg.batch_size} does not split over {acc.num_processes} processes")
     share = cfg.batch_size // acc.num_processes
     rows = slice(acc.process_index * share, (acc.process_index + 1) * share)
-    last = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(state.step, last), desc=f"train {cfg.kind}", mininterval=2,
-               disable=not progress or not acc.is_main_process, initial=state.step, total=cfg.steps)
-    for step in bar:
+    if seconds is not None and (state.step or cfg.warmup < 4):
+        raise SystemExit("--seconds sizes a fresh run from its warm-up: it needs --warmup 4 or more"
+                         " and cannot resume a started run (resume it with --steps)")
+    bar = tqdm(desc=f"train {cfg.kind}", mininterval=2, disable=not progress or not acc.is_main_process,
+               initial=state.step, total=cfg.steps)
+    while state.step < (cfg.steps if stop_after is None else min(cfg.steps, stop_after)):
+        step = state.step
+        if seconds is not None and step == 2:  # the first steps pay for start-up; time from here
+            timed_from = time.time()
+        if seconds is not None and step == cfg.warmup:
+            per_step = torch.tensor((time.time() - timed_from) / (step - 2), device=device)
+            steps = fit_steps(cfg, seconds, time.time() - started, acc.reduce(per_step, "max").item())
+            cfg = dataclasses.replace(cfg, steps=steps)
+            state.sessions[-1].update(steps=steps, seconds=seconds)
+            bar.total = steps
         if len(state.order) < cfg.batch_size:  # a fresh shuffle each epoch; [PAD]s are re-drawn too
             state.order += state.rng.sample(range(len(examples)), len(examples))
         idx, state.order = state.order[: cfg.batch_size], state.order[cfg.batch_size:]
@@ -250,6 +269,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         opt.step()
         state.losses.append(acc.reduce(value.detach(), "mean").item())
         state.step = step + 1
+        bar.update()
         bar.set_postfix(loss=f"{sum(state.losses[-20:]) / len(state.losses[-20:]):.3f}")
         if save_every and state.step % save_every == 0 and state.step < cfg.steps:
             save(acc, model, opt, hf_tok, out, cfg, state)
@@ -303,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mask-copies", type=int, help="mask draws of the span blocks per sequence (default 1)")
     p.add_argument("--stratified", action="store_true", default=None,
                    help="stratify the batch's mask ratios t over (0, 1)")
+    p.add_argument("--seconds", type=float,
+                   help="size a fresh run to end about this many seconds after it starts: the warm-up's"
+                        " step time sets --steps")
     p.add_argument("--stop-after", type=int,
                    help="end this session after N steps in all (the schedule still runs to --steps)")
     args = p.parse_args(argv)
@@ -312,6 +335,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     record = train(cfg, args.out, args.device, init=args.init, save_every=args.save_every,
-                   resume=args.resume, stop_after=args.stop_after)
+                   resume=args.resume, stop_after=args.stop_after, seconds=args.seconds)
     record.pop("losses")
     print(json.dumps(record, indent=2))
