@@ -89,10 +89,10 @@ def top_candidates(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Te
 
 
 def ban(logits: torch.Tensor, ids: torch.Tensor | list[int]) -> torch.Tensor:
-    """A copy of `logits` (..., V) in which the tokens `ids` can never be drawn."""
-    logits = logits.clone()
-    logits[..., ids] = NEG_INF
-    return logits
+    """A copy of `logits` (..., V) in which the tokens `ids` can never be drawn. index_fill takes
+    the value as a kernel argument; on one H200 the indexed assignment it replaces
+    (`logits[..., ids] = NEG_INF`) was a synchronising CUDA operation in every denoise step."""
+    return logits.index_fill(-1, torch.as_tensor(ids, dtype=torch.long, device=logits.device), NEG_INF)
 
 
 def score_entropy(probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
