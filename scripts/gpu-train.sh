@@ -5,9 +5,12 @@
 #
 #     bash scripts/gpu-train.sh OUTDIR SECONDS
 #
-# The runs start from the bundled pair (assets/models): AR continued; PD adapted from AR (the
-# paper's recipe) and PD continued, each with the plain objective and with two stratified mask
-# draws per sequence. One process each: on a GPU the batch is built on the host in Python (about
+# The runs start from the bundled pair (assets/models). This table is the second round of the
+# v5 models: AR continued on the wide pool of extra-detail keys (and, as the control, on task
+# v3's narrow pool); PD continued, with the plain objective and with two stratified mask draws per
+# sequence; and PD adapted afresh from the AR model (the paper's recipe). The first round (AR
+# continued; PD from AR and from PD, plain and with two mask draws; narrow pool) is this file's
+# previous commit. One process each: on a GPU the batch is built on the host in Python (about
 # 2 ms a sequence), so the runs share the GPU and take a few host cores each. Uses the machine's
 # python3 (PDIFF_PYTHON names another) and installs nothing. A run that outlives its time by a
 # minute is stopped; its last save (every 200 steps) is packed. PDIFF_TRAIN_ARGS adds options to
@@ -29,11 +32,11 @@ mkdir -p "$RUNS"
 
 AR=assets/models/ar-notes PD=assets/models/pd-notes
 declare -A RUN=(
-  [ar]="--kind ar --init $AR --lr 5e-4 --seed 60"
-  [pd-from-ar]="--kind pd --init $AR --lr 1e-3 --seed 61"
-  [pd-from-ar-mc]="--kind pd --init $AR --lr 1e-3 --seed 61 --mask-copies 2 --stratified"
-  [pd-from-pd]="--kind pd --init $PD --lr 5e-4 --seed 62"
-  [pd-from-pd-mc]="--kind pd --init $PD --lr 5e-4 --seed 62 --mask-copies 2 --stratified"
+  [ar]="--kind ar --init $AR --lr 5e-4 --seed 70"
+  [ar-narrow]="--kind ar --init $AR --lr 5e-4 --seed 70 --extras narrow"
+  [pd]="--kind pd --init $PD --lr 5e-4 --seed 71"
+  [pd-mc]="--kind pd --init $PD --lr 5e-4 --seed 71 --mask-copies 2 --stratified"
+  [pd-from-ar]="--kind pd --init $AR --lr 1e-3 --seed 72"
 )
 COMMON="--batch-size 32 --warmup 30 --examples 50000 --threads 2 --save-every 200 --seconds $TIME ${PDIFF_TRAIN_ARGS:-}"
 

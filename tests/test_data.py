@@ -28,9 +28,15 @@ from pdiff.notes.data import (
     read_jsonl,
     write_jsonl,
 )
-from pdiff.notes.lexicon import EXTRA_KEYS
+from pdiff.notes.lexicon import ATTRS, EXTRA_KEYS, MORE_EXTRA_KEYS
 
 N = 1500  # examples per split for the shape checks
+ATTR_KEYS = {k for attrs in ATTRS.values() for a in attrs for k in a.keys}
+
+
+def _extras(ex: Example) -> set[str]:
+    """The keys of `ex`'s extra details: every key that is not an attribute's."""
+    return {f.key for f in ex.facts if f.key not in ATTR_KEYS}
 
 
 @pytest.fixture(scope="module", params=SPLITS)
@@ -270,7 +276,7 @@ def test_extra_keys_are_stated_as_given(examples: list[Example]) -> None:
     seen = 0
     for ex in examples:
         for f in ex.facts:
-            if f.key in EXTRA_KEYS:
+            if f.key in _extras(ex):
                 seen += 1
                 assert f"{f.key} is {f.value}." in ex.answer
     assert seen > len(examples) / 10
@@ -278,9 +284,29 @@ def test_extra_keys_are_stated_as_given(examples: list[Example]) -> None:
 
 def test_heldout_extra_keys_never_occur_in_training(big_splits: dict[str, list[Example]]) -> None:
     """Extra keys split like names: held-out prompts use keys training never sees."""
-    train = {f.key for ex in big_splits["train"] for f in ex.facts if f.key in EXTRA_KEYS}
-    heldout = {f.key for ex in big_splits["heldout"] for f in ex.facts if f.key in EXTRA_KEYS}
+    train = set().union(*map(_extras, big_splits["train"]))
+    heldout = set().union(*map(_extras, big_splits["heldout"]))
     assert train and heldout and not train & heldout
+    # and the wide pool's own keys share no word with them (task v3's "colour code" stays)
+    words = lambda keys: {w for k in keys for w in k.split()}  # noqa: E731
+    assert not words(heldout) & words(train - set(EXTRA_KEYS))
+
+
+def test_the_wide_pool_trains_on_many_keys(big_splits: dict[str, list[Example]]) -> None:
+    """Training draws its extra details from the wide pool (task v4): over a hundred keys, most of
+    them beyond task v3's 25, every one from the lexicon's two lists."""
+    train = set().union(*map(_extras, big_splits["train"]))
+    assert len(train) > 100 and len(train - set(EXTRA_KEYS)) > 75
+    assert train <= set(EXTRA_KEYS) | set(MORE_EXTRA_KEYS)
+    narrow = set().union(*map(_extras, make_split("train", 3000, seed=0, extras="narrow")))
+    assert narrow <= set(EXTRA_KEYS) and len(narrow) < 30
+
+
+def test_the_pool_leaves_heldout_prompts_alone() -> None:
+    """Held-out prompts, the benchmark's and the learning curve's, are the same whichever pool
+    training uses; the training prompts are not."""
+    assert make_split("heldout", 300, seed=0) == make_split("heldout", 300, seed=0, extras="narrow")
+    assert make_split("train", 300, seed=0) != make_split("train", 300, seed=0, extras="narrow")
 
 
 def test_instruction_wording_varies(examples: list[Example]) -> None:
@@ -417,7 +443,7 @@ def test_extra_details_follow_the_prompt_order(big_splits: dict[str, list[Exampl
     """Extra details are stated in the order the prompt gives them."""
     seen = 0
     for ex in big_splits["train"]:
-        extras = [f for f in ex.facts if f.key in EXTRA_KEYS]
+        extras = [f for f in ex.facts if f.key in _extras(ex)]
         if len(extras) == 2:
             seen += 1
             assert ex.answer.index(f"{extras[0].key} is {extras[0].value}.") < ex.answer.index(

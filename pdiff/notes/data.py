@@ -45,6 +45,7 @@ from pdiff.notes.lexicon import (
     EXTRA_KEYS,
     HEADS,
     INSTRUCTIONS,
+    MORE_EXTRA_KEYS,
     PRODUCTS,
     SENTENCE_KEYS,
     SUMMARY_ASKS,
@@ -60,6 +61,10 @@ FORMS = ("facts", "notes", "bullets", "equals", "commas", "sentences")
 # canonical: the answer is a function of the prompt (v3, what the bundled models learn);
 # varied: v2's random predicates, subjects, orders and groupings (many answers per prompt).
 STYLES = ("canonical", "varied")
+# The training split's extra-detail keys: "wide" adds lexicon.MORE_EXTRA_KEYS to the 25 of
+# task v3 ("narrow"), so that a model learns to copy a key rather than the keys. The held-out
+# split draws from the same 5 keys either way.
+EXTRAS = ("wide", "narrow")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,20 @@ _ENDINGS = ("", "", "a", "i", "n", "sk", "r", "th", "ra", "ni", "l", "m")
 def name_split(name: str) -> str:
     """The split a made-up name (or extra key) belongs to: a stable hash sends 1 in 5 to "heldout"."""
     return "heldout" if zlib.crc32(name.lower().encode()) % 5 == 0 else "train"
+
+
+def extra_keys(split: str, extras: str = "wide") -> list[str]:
+    """The extra-detail keys `split` draws from. A wide training pool leaves out every key of the
+    held-out split and every key that shares a word with one, and the attributes' own keys."""
+    if extras not in EXTRAS:
+        raise ValueError(f"extras must be one of {EXTRAS}, got {extras!r}")
+    pool = [k for k in EXTRA_KEYS if name_split(k) == split]
+    if split == "heldout" or extras == "narrow":
+        return pool
+    heldout_words = {w for k in extra_keys("heldout") for w in k.split()}
+    attr_keys = {k for attrs in ATTRS.values() for a in attrs for k in a.keys}
+    return pool + [k for k in MORE_EXTRA_KEYS if name_split(k) == "train" and k not in attr_keys
+                   and k not in pool and not heldout_words & set(k.split())]
 
 
 def make_name(rng: random.Random, split: str = "train") -> str:
@@ -216,9 +235,10 @@ def _render_prompt(form: str, instruction: str, facts: list[Fact], subject: str,
     return f"{instruction}. {head} {body}." if first else f"{head} {body}. {instruction}."
 
 
-def make_example(rng: random.Random, split: str = "train", style: str = "canonical") -> Example:
+def make_example(rng: random.Random, split: str = "train", style: str = "canonical",
+                 extras: str = "wide") -> Example:
     """One example; every random choice comes from `rng`, every made-up name from `split`; the
-    answer in `style` (one of STYLES)."""
+    answer in `style` (one of STYLES); extra-detail keys from `split`'s `extras` pool."""
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     kind = rng.choice(KINDS)
@@ -240,12 +260,12 @@ def make_example(rng: random.Random, split: str = "train", style: str = "canonic
     ref, first, later, possessive = _refs(kind, name, product)
     values = {a: _value(a, rng, names, product, split) for a in chosen}
     typed = {a: rng.choice(a.keys) for a in chosen}
-    extras: list[Fact] = []
+    extra_facts: list[Fact] = []
     if rng.random() < 0.3:
-        pool = [k for k in EXTRA_KEYS if name_split(k) == split]
-        extras = [Fact(k, _extra_value(rng, split)) for k in rng.sample(pool, rng.randint(1, 2))]
+        pool = extra_keys(split, extras)
+        extra_facts = [Fact(k, _extra_value(rng, split)) for k in rng.sample(pool, rng.randint(1, 2))]
 
-    facts = [Fact(typed[a], values[a]) for a in chosen] + extras
+    facts = [Fact(typed[a], values[a]) for a in chosen] + extra_facts
     rng.shuffle(facts)
     form = rng.choice(FORMS)
     summary = rng.random() < 0.2
@@ -257,11 +277,11 @@ def make_example(rng: random.Random, split: str = "train", style: str = "canonic
 
     # The varied answer is always drawn, so the random stream (and so every later prompt) is the
     # same in both styles: the canonical style's prompts are exactly v2's.
-    varied = _varied_rounds(rng, groups, chosen, values, extras, summary, (first, later, possessive))
+    varied = _varied_rounds(rng, groups, chosen, values, extra_facts, summary, (first, later, possessive))
     if style == "varied":
         rounds = varied
     else:
-        in_prompt = [f for f in facts if f in extras]  # extra details in the order the prompt gives them
+        in_prompt = [f for f in facts if f in extra_facts]  # extra details in the order the prompt gives them
         rounds = _canonical_rounds(kind, chosen, values, in_prompt, summary, first, possessive)
     return Example(prompt, tuple(facts), rounds, kind, name, form)
 
@@ -331,16 +351,17 @@ def _canonical_rounds(kind: str, chosen: list[Attr], values: dict, extras: list[
     return tuple(rounds)
 
 
-def make_split(split: str, n: int, seed: int = 0, style: str = "canonical") -> list[Example]:
-    """`n` examples with distinct prompts, deterministic given (split, seed); the prompts do not
-    depend on `style`."""
+def make_split(split: str, n: int, seed: int = 0, style: str = "canonical",
+               extras: str = "wide") -> list[Example]:
+    """`n` examples with distinct prompts, deterministic given (split, seed, extras); the prompts
+    do not depend on `style`, and held-out prompts not on `extras`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"pdiff-notes-v2:{split}:{seed}")
     out: list[Example] = []
     seen: set[str] = set()
     while len(out) < n:
-        ex = make_example(rng, split, style)
+        ex = make_example(rng, split, style, extras)
         if ex.prompt not in seen:
             seen.add(ex.prompt)
             out.append(ex)

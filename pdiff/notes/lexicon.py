@@ -152,6 +152,33 @@ EXTRA_KEYS = ("motto", "symbol", "nickname", "mascot", "emblem", "lucky number",
                "flag colour", "slogan", "anthem", "seal", "crest", "stamp", "label", "tag", "sign",
                "model number", "serial number", "postcode", "team", "club", "star sign", "password",
                "theme", "logo", "banner", "colour code", "charm", "totem")
+# More extra-detail keys, for training only (task v4). With the 25 training keys above, a small
+# model learns those keys rather than copying one it has never seen: the v4 models dropped most
+# held-out extra keys ("Its password is ..."). pdiff.notes.data keeps out of training every key
+# here that hashes to the held-out split or shares a word with a held-out key, so held-out
+# prompts are the same with or without them.
+MORE_EXTRA_KEYS = (
+    "secret", "riddle", "saying", "greeting", "shape", "pattern", "ticket", "lock", "gate", "street",
+    "bell", "song", "tune", "dance", "game", "toy", "flower", "tree", "bird", "fish", "stone", "gem",
+    "metal", "fabric", "scent", "taste", "sound", "note", "letter", "word", "phrase", "title", "rank",
+    "grade", "level", "group", "unit", "batch", "series", "edition", "version", "shelf", "drawer",
+    "room", "floor", "seat", "row", "lane", "track", "route", "station", "port", "dock", "pin", "signal",
+    "mark", "marker", "icon", "crown", "shield", "ribbon", "medal", "trophy", "prize", "award", "honour",
+    "rule", "custom", "habit", "ritual", "guardian", "patron", "hero", "rival", "neighbour", "twin",
+    "alias", "handle", "initials", "monogram", "cipher", "token", "coin", "birthstone", "tagline",
+    "catchphrase", "watchword", "keyword", "cheer", "chant", "hymn", "ballad", "march", "poem",
+    "proverb", "legend", "myth", "fable", "shade", "tint", "hue", "finish", "texture", "grain", "trim",
+    "lid", "cap", "stripe", "sticker", "patch", "flag", "pennant", "licence", "permit", "range",
+    "collection", "signature", "sigil", "insignia", "watermark", "hallmark", "trademark", "lucky day",
+    "lucky stone", "lucky colour", "spirit animal", "sister city", "partner town", "old name",
+    "short name", "pen name", "call sign", "room number", "house number", "locker number", "shoe size",
+    "hat size", "ring size", "blood type", "eye colour", "favourite number", "favourite word",
+    "favourite song", "favourite book", "favourite film", "favourite game", "favourite flower",
+    "favourite tree", "favourite bird", "favourite season", "favourite month", "birth month",
+    "battle cry", "secret word", "magic word", "brand colour", "paint colour", "mascot name",
+    "team colour", "home colour", "away colour", "jersey number", "number plate", "ticket number",
+    "order number", "batch number", "part number", "product line", "brand mark",
+)
 TOPICS: dict[str, tuple[str, ...]] = {
     "location": ("location", "geography", "where it is"), "history": ("history", "origins", "past"),
     "people": ("people", "population"), "economy": ("economy", "trade", "work"),
@@ -204,7 +231,8 @@ SENTENCE_KEYS = {
 
 
 # Every key the data writes, as typed: the checker trusts these as keys however many words they have.
-KNOWN_KEYS = frozenset({k for attrs in ATTRS.values() for a in attrs for k in a.keys} | set(EXTRA_KEYS))
+KNOWN_KEYS = frozenset({k for attrs in ATTRS.values() for a in attrs for k in a.keys} | set(EXTRA_KEYS)
+                       | set(MORE_EXTRA_KEYS))
 
 
 # The shape of a value per open rule (`Attr.values` names the rule), as a regular expression: the
