@@ -86,3 +86,24 @@ def test_every_run_has_a_colour_of_its_own():
     rows = [{"label": f"run {i}", "step": 1, "score": 0.5} for i in range(10)]
     colours = re.findall(r'<polyline fill="none" stroke="([^"]+)"', curve.svg(rows))
     assert len(colours) == 10 and len(set(colours)) == 10
+
+
+def test_the_step_axis_names_the_batch_its_runs_share():
+    """The x axis says which batch a step is when every run has the same (rows logged before the
+    batch size was recorded are 16s), and no batch when runs differ."""
+    row = lambda label, batch: {"label": label, "step": 1, "score": 0.5, "batch_size": batch}  # noqa: E731
+    assert "training step (batch 32)" in curve.svg([row("a", 32), row("b", 32)])
+    assert "training step (batch 16)" in curve.svg([row("a", None), row("b", 16)])
+    assert re.search(r">training step</text>", curve.svg([row("a", 16), row("b", 32)]))
+
+
+def test_the_score_axis_starts_a_tenth_below_the_lowest_score():
+    """Close scores stay apart: the axis runs from the tenth below the lowest score to 1, and
+    a score at that tenth sits on the bottom line."""
+    for low, scores in ((0.9, [0.95, 0.99]), (0.4, [0.466, 0.9]), (0.0, [0.05])):
+        rows = [{"label": "a", "step": i, "score": v} for i, v in enumerate(scores + [low])]
+        chart = curve.svg(rows)
+        ticks = [float(t) for t in re.findall(r'text-anchor="end">([\d.]+)</text>', chart)]
+        assert ticks[0] == low and ticks[-1] == 1.0
+        bottom = re.search(r'<line x1="\d+" x2="[\d.]+" y1="([\d.]+)"', chart)[1]
+        assert re.findall(r'points="([^"]+)"', chart)[0].split()[-1].endswith("," + bottom)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -57,7 +58,8 @@ def evaluate(folder: Path, n: int = 50) -> dict:
         scores.append(score(ex.prompt, engine.generate_text(ex.prompt, config).text))
     return {
         "run": record.get("train_config", {}).get("seed"), "kind": kind,
-        "step": record["steps_done"], "seconds": record["seconds"], "prompts": n,
+        "step": record["steps_done"], "batch_size": record.get("train_config", {}).get("batch_size"),
+        "seconds": record["seconds"], "prompts": n,
         "score": round(statistics.mean(s.value for s in scores), 4),
         "fact_accuracy": round(statistics.mean(s.fact_accuracy for s in scores), 4),
         "format_ok": round(statistics.mean(s.format_ok for s in scores), 4),
@@ -89,18 +91,21 @@ def svg(rows: list[dict], width: int = 640, height: int = 320) -> str:
     width += right - 150
     x_max = max([r["step"] for r in rows] + [1])
     x = lambda step: left + (width - left - right) * step / x_max
-    y = lambda value: top + (height - top - bottom) * (1 - value)
+    # the score axis runs from the tenth below the lowest score to 1, so close runs stay apart
+    low = min([math.floor(r["score"] * 10) / 10 for r in rows] + [0.9])
+    y = lambda value: top + (height - top - bottom) * (1 - value) / (1 - low)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for tick in (low + (1 - low) * k / 4 for k in range(5)):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                      f'stroke="#ddd"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" '
-                     f'text-anchor="end">{tick:.2f}</text>')
+                     f'text-anchor="end">{tick:.3f}</text>')
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         step = round(x_max * frac)
         parts.append(f'<text x="{x(step):.1f}" y="{height - bottom + 16}" text-anchor="middle">{step}</text>')
+    batch = {r.get("batch_size") or 16 for r in rows}  # rows logged before batch_size were 16s
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle">'
-                 'training step (batch 16)</text>')
+                 f'training step{f" (batch {batch.pop()})" if len(batch) == 1 else ""}</text>')
     parts.append(f'<text x="12" y="{(top + height - bottom) / 2}" transform="rotate(-90 12 '
                  f'{(top + height - bottom) / 2})" text-anchor="middle">checker score</text>')
     for i, label in enumerate(labels):
