@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,3 +104,24 @@ def test_seconds_sizes_the_run_to_its_time(tmp_path):
     assert longer["sessions"][-1]["seconds"] == short["seconds"] + 3.0
     with pytest.raises(SystemExit, match="cannot resume"):
         train(cfg, tmp_path / "longer", progress=False, resume=True, seconds=10.0)
+
+
+def test_the_gpu_training_script_packs_every_run(tmp_path):
+    """scripts/gpu-train.sh (the bundled models' GPU rounds), here on the CPU with tiny batches:
+    every run of its table trains for its seconds and comes back as NAME.tgz holding its weights
+    and a config.json whose record says the run ended where `--seconds` sized it."""
+    import tarfile
+
+    env = {**os.environ, "PDIFF_PYTHON": sys.executable, "PDIFF_RUNS": str(tmp_path / "runs"),
+           "PDIFF_TRAIN_ARGS": "--batch-size 2 --warmup 4 --examples 40 --threads 1"}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-train.sh"), str(tmp_path / "out"), "1"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = re.findall(r"^\s+\[([\w-]+)\]=", (ROOT / "scripts" / "gpu-train.sh").read_text(), re.M)
+    assert len(runs) >= 2
+    for name in runs:
+        with tarfile.open(tmp_path / "out" / f"{name}.tgz") as tar:
+            assert sorted(tar.getnames()) == ["config.json", "model.safetensors"]
+            record = json.load(tar.extractfile("config.json"))["pdiff"]
+        assert record["steps_done"] == record["train_config"]["steps"] > 4
+        assert record["sessions"][-1]["seconds"] == 1.0
