@@ -8,13 +8,14 @@
 # The runs start from the bundled pair (assets/models). This table is the second round of the
 # v5 models: AR continued on the wide pool of extra-detail keys (and, as the control, on task
 # v3's narrow pool); PD continued, with the plain objective and with two stratified mask draws per
-# sequence; and PD adapted afresh from the AR model (the paper's recipe). The first round (AR
-# continued; PD from AR and from PD, plain and with two mask draws; narrow pool) is this file's
-# previous commit. One process each: on a GPU the batch is built on the host in Python (about
-# 2 ms a sequence), so the runs share the GPU and take a few host cores each. Uses the machine's
-# python3 (PDIFF_PYTHON names another) and installs nothing. A run that outlives its time by a
-# minute is stopped; its last save (every 200 steps) is packed. PDIFF_TRAIN_ARGS adds options to
-# every run (later options win: a smoke run here uses smaller batches).
+# sequence; and PD adapted afresh from the AR model (the paper's recipe). The first round's table
+# (AR continued; PD from AR and from PD, plain and with two mask draws; narrow pool) is this
+# file in commit 42a370d. One process each: on a GPU the batch is built on the host in Python
+# (about 2 ms a sequence), so the runs share the GPU and take a few host cores each. Uses the
+# machine's python3 (PDIFF_PYTHON names another) and installs nothing. A run that outlives its
+# time by a minute (PDIFF_TRAIN_GRACE seconds) is stopped; its last save (every 200 steps) is
+# packed. PDIFF_TRAIN_ARGS adds options to every run (later options win: a smoke run here uses
+# smaller batches).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -27,6 +28,7 @@ TIME=$2
 cd "$(dirname "$0")/.."
 PY=${PDIFF_PYTHON:-python3}
 RUNS=${PDIFF_RUNS:-runs/gpu}
+GRACE=${PDIFF_TRAIN_GRACE:-60}  # seconds a run may outlive its time (start-up included)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$RUNS"
 
@@ -42,7 +44,7 @@ COMMON="--batch-size 32 --warmup 30 --examples 50000 --threads 2 --save-every 20
 
 for name in "${!RUN[@]}"; do
   # shellcheck disable=SC2086  # the options are words
-  timeout -k 10 $((TIME + 60)) "$PY" -m pdiff train ${RUN[$name]} $COMMON --out "$RUNS/$name" \
+  timeout -k 10 $((TIME + GRACE)) "$PY" -m pdiff train ${RUN[$name]} $COMMON --out "$RUNS/$name" \
     > "$RUNS/$name.log" 2>&1 &
 done
 wait

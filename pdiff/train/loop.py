@@ -206,10 +206,33 @@ def _begin(cfg: TrainConfig, examples, out: Path, init: Path | None, resume: boo
     return model, hf_tok, cfg, state, saved
 
 
-def fit_steps(cfg: TrainConfig, seconds: float, spent: float, step_seconds: float) -> int:
-    """The number of steps of a run that is to end `seconds` after it started, when `spent`
-    seconds are gone at the end of the warm-up and a step takes `step_seconds`."""
-    return cfg.warmup + max(1, int((seconds - spent) / step_seconds))
+@dataclass
+class TimeBudget:
+    """Sizes a fresh run to end `seconds` after it `started`: at the end of the warm-up, the
+    step time since step 2 (the first steps pay for start-up) sets the run's steps. The learning
+    rate of the warm-up does not depend on the steps, so the schedule still decays to its end."""
+
+    seconds: float
+    started: float
+    timed_from: float = 0.0
+
+    def check(self, cfg: TrainConfig, state: Progress) -> TimeBudget:
+        if state.step or cfg.warmup < 4:
+            raise SystemExit("--seconds sizes a fresh run from its warm-up: it needs --warmup 4 or more"
+                             " and cannot resume a started run (resume it with --steps)")
+        return self
+
+    def fit(self, cfg: TrainConfig, state: Progress, acc) -> TrainConfig:
+        """`cfg`, with its steps set once the warm-up ends (processes agree on the slowest)."""
+        if state.step == 2:
+            self.timed_from = time.time()
+        if state.step != cfg.warmup:
+            return cfg
+        per_step = torch.tensor((time.time() - self.timed_from) / (state.step - 2), device=acc.device)
+        left = self.seconds - (time.time() - self.started)
+        steps = cfg.warmup + max(1, int(left / acc.reduce(per_step, "max").item()))
+        state.sessions[-1].update(steps=steps, seconds=self.seconds)
+        return dataclasses.replace(cfg, steps=steps)
 
 
 def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = True,  # noqa: PLR0913 (the CLI's options)
@@ -218,9 +241,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     """Train and save a checkpoint to `out` (also every `save_every` steps, with the trainer
     state, so a stopped run keeps its progress and `resume` continues it); returns the run's
     record (also in config.json). `stop_after` ends this session after that many steps in all
-    (a test stands in for a killed run with it). `seconds` sizes a fresh run to the time it has:
-    at the end of the warm-up the step time so far sets `steps` (the learning rate of the
-    warm-up does not depend on it), so the schedule still decays to its end."""
+    (a test stands in for a killed run with it). `seconds` sizes a fresh run (TimeBudget)."""
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=device == "cpu")
@@ -240,21 +261,14 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
         raise SystemExit(f"batch size {cfg.batch_size} does not split over {acc.num_processes} processes")
     share = cfg.batch_size // acc.num_processes
     rows = slice(acc.process_index * share, (acc.process_index + 1) * share)
-    if seconds is not None and (state.step or cfg.warmup < 4):
-        raise SystemExit("--seconds sizes a fresh run from its warm-up: it needs --warmup 4 or more"
-                         " and cannot resume a started run (resume it with --steps)")
+    budget = None if seconds is None else TimeBudget(seconds, started).check(cfg, state)
     bar = tqdm(desc=f"train {cfg.kind}", mininterval=2, disable=not progress or not acc.is_main_process,
                initial=state.step, total=cfg.steps)
     while state.step < (cfg.steps if stop_after is None else min(cfg.steps, stop_after)):
         step = state.step
-        if seconds is not None and step == 2:  # the first steps pay for start-up; time from here
-            timed_from = time.time()
-        if seconds is not None and step == cfg.warmup:
-            per_step = torch.tensor((time.time() - timed_from) / (step - 2), device=device)
-            steps = fit_steps(cfg, seconds, time.time() - started, acc.reduce(per_step, "max").item())
-            cfg = dataclasses.replace(cfg, steps=steps)
-            state.sessions[-1].update(steps=steps, seconds=seconds)
-            bar.total = steps
+        if budget:
+            cfg = budget.fit(cfg, state, acc)
+            bar.total = cfg.steps
         if len(state.order) < cfg.batch_size:  # a fresh shuffle each epoch; [PAD]s are re-drawn too
             state.order += state.rng.sample(range(len(examples)), len(examples))
         idx, state.order = state.order[: cfg.batch_size], state.order[cfg.batch_size:]
