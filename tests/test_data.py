@@ -28,10 +28,9 @@ from pdiff.notes.data import (
     read_jsonl,
     write_jsonl,
 )
-from pdiff.notes.lexicon import ATTRS, EXTRA_KEYS, MORE_EXTRA_KEYS
+from pdiff.notes.lexicon import ATTR_KEYS, EXTRA_KEYS, MORE_EXTRA_KEYS
 
 N = 1500  # examples per split for the shape checks
-ATTR_KEYS = {k for attrs in ATTRS.values() for a in attrs for k in a.keys}
 
 
 def _extras(ex: Example) -> set[str]:

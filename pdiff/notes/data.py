@@ -31,6 +31,7 @@ not judge answers (that is `pdiff.notes.checker`). Its tables live in `pdiff.not
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdiff.notes.lexicon import (
+    ATTR_KEYS,
     ATTRS,
     COLOURS,
     EXTRA_KEYS,
@@ -106,18 +108,18 @@ def name_split(name: str) -> str:
     return "heldout" if zlib.crc32(name.lower().encode()) % 5 == 0 else "train"
 
 
-def extra_keys(split: str, extras: str = "wide") -> list[str]:
+@functools.cache  # one pool per (split, extras), not one per example
+def extra_keys(split: str, extras: str = "wide") -> tuple[str, ...]:
     """The extra-detail keys `split` draws from. A wide training pool leaves out every key of the
     held-out split and every key that shares a word with one, and the attributes' own keys."""
     if extras not in EXTRAS:
         raise ValueError(f"extras must be one of {EXTRAS}, got {extras!r}")
-    pool = [k for k in EXTRA_KEYS if name_split(k) == split]
+    pool = tuple(k for k in EXTRA_KEYS if name_split(k) == split)
     if split == "heldout" or extras == "narrow":
         return pool
     heldout_words = {w for k in extra_keys("heldout") for w in k.split()}
-    attr_keys = {k for attrs in ATTRS.values() for a in attrs for k in a.keys}
-    return pool + [k for k in MORE_EXTRA_KEYS if name_split(k) == "train" and k not in attr_keys
-                   and k not in pool and not heldout_words & set(k.split())]
+    return pool + tuple(k for k in MORE_EXTRA_KEYS if name_split(k) == "train" and k not in ATTR_KEYS
+                        and k not in pool and not heldout_words & set(k.split()))
 
 
 def make_name(rng: random.Random, split: str = "train") -> str:

@@ -230,9 +230,10 @@ SENTENCE_KEYS = {
 }
 
 
-# Every key the data writes, as typed: the checker trusts these as keys however many words they have.
-KNOWN_KEYS = frozenset({k for attrs in ATTRS.values() for a in attrs for k in a.keys} | set(EXTRA_KEYS)
-                       | set(MORE_EXTRA_KEYS))
+# The attributes' keys as typed, and every key the data writes: the checker trusts these as keys
+# however many words they have.
+ATTR_KEYS = frozenset(k for attrs in ATTRS.values() for a in attrs for k in a.keys)
+KNOWN_KEYS = ATTR_KEYS | set(EXTRA_KEYS) | set(MORE_EXTRA_KEYS)
 
 
 # The shape of a value per open rule (`Attr.values` names the rule), as a regular expression: the
