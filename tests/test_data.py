@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from pdiff.notes import data
 from pdiff.notes.checker import parse_facts
 from pdiff.notes.data import (
     FORMS,
     KINDS,
     SPLITS,
+    TASKS,
     Example,
     make_example,
     make_name,
@@ -28,7 +30,7 @@ from pdiff.notes.data import (
     read_jsonl,
     write_jsonl,
 )
-from pdiff.notes.lexicon import ATTR_KEYS, EXTRA_KEYS, MORE_EXTRA_KEYS
+from pdiff.notes.lexicon import ATTR_KEYS, EXTRA_KEYS, MORE_EXTRA_KEYS, TOPICS
 
 N = 1500  # examples per split for the shape checks
 
@@ -128,10 +130,15 @@ def test_every_kind_occurs(examples: list[Example]) -> None:
     assert {ex.kind for ex in examples} == set(KINDS)
 
 
-def test_eight_to_seventeen_facts(examples: list[Example]) -> None:
-    """Each prompt gives 8 to 17 facts with distinct keys."""
+@pytest.mark.parametrize(("split", "task", "fewest"),
+                         [("heldout", "v5", 8), ("train", "v4", 8), ("train", "v5", 4)])
+def test_four_or_eight_to_seventeen_facts(split: str, task: str, fewest: int) -> None:
+    """Each prompt gives 8 to 17 facts with distinct keys; task v5's training prompts (with
+    one-fact sections) from 4."""
+    examples = make_split(split, N, seed=3, task=task)
+    assert min(len(ex.facts) for ex in examples) == fewest
     for ex in examples:
-        assert 8 <= len(ex.facts) <= 17
+        assert fewest <= len(ex.facts) <= 17
         assert len({f.key for f in ex.facts}) == len(ex.facts)
 
 
@@ -236,8 +243,10 @@ def _values_in(text: str, ex: Example) -> int:
 
 
 def test_sections_are_two_or_three_sentences_of_two_to_four_facts(examples: list[Example]) -> None:
-    """Each fact-group section is 2-3 sentences stating 2-4 facts, 8-50 words; the optional
-    extra-details section states 1-2 facts, one sentence each."""
+    """Each fact-group section is 2-3 sentences stating 2-4 facts, 8-50 words (task v5's training
+    split: also one sentence of one fact); the optional extra-details section states 1-2 facts,
+    one sentence each."""
+    fewest = 1 if name_split(examples[0].name) == "train" else 2
     for ex in examples:
         for s in ex.rounds[0]:
             sentences = len(re.findall(r"\.(?: |$)", s.text))
@@ -245,15 +254,15 @@ def test_sections_are_two_or_three_sentences_of_two_to_four_facts(examples: list
             if s.topic in ("other details", "more facts", "extras"):
                 assert 1 <= sentences <= 2 and 1 <= _values_in(s.text, ex) <= 2 + sentences
             else:
-                assert 2 <= sentences <= 3, s.text
-                assert 2 <= _values_in(s.text, ex), s.text
-                assert 8 <= len(s.text.split()) <= 50, s.text
+                assert fewest <= sentences <= 3, s.text
+                assert fewest <= _values_in(s.text, ex), s.text
+                assert 4 * fewest <= len(s.text.split()) <= 50, s.text
 
 
 def test_answers_are_long_enough_for_the_plan_to_be_small(examples: list[Example]) -> None:
-    """Answers average 60 to 160 words (about 150 tokens): a plan of 4-7 items is a small part."""
+    """Answers average 50 to 160 words (about 150 tokens): a plan of 4-7 items is a small part."""
     mean = sum(len(ex.answer.split()) for ex in examples) / len(examples)
-    assert 60 <= mean <= 160, mean
+    assert 50 <= mean <= 160, mean
 
 
 def test_answer_joins_sections_in_order(examples: list[Example]) -> None:
@@ -297,15 +306,34 @@ def test_the_wide_pool_trains_on_many_keys(big_splits: dict[str, list[Example]])
     train = set().union(*map(_extras, big_splits["train"]))
     assert len(train) > 100 and len(train - set(EXTRA_KEYS)) > 75
     assert train <= set(EXTRA_KEYS) | set(MORE_EXTRA_KEYS)
-    narrow = set().union(*map(_extras, make_split("train", 3000, seed=0, extras="narrow")))
+    narrow = set().union(*map(_extras, make_split("train", 3000, seed=0, task="v3")))
     assert narrow <= set(EXTRA_KEYS) and len(narrow) < 30
 
 
-def test_the_pool_leaves_heldout_prompts_alone() -> None:
-    """Held-out prompts, the benchmark's and the learning curve's, are the same whichever pool
+@pytest.mark.parametrize("task", TASKS[1:])
+def test_the_task_leaves_heldout_prompts_alone(task: str) -> None:
+    """Held-out prompts, the benchmark's and the learning curve's, are the same whichever task
     training uses; the training prompts are not."""
-    assert make_split("heldout", 300, seed=0) == make_split("heldout", 300, seed=0, extras="narrow")
-    assert make_split("train", 300, seed=0) != make_split("train", 300, seed=0, extras="narrow")
+    assert make_split("heldout", 300, seed=0) == make_split("heldout", 300, seed=0, task=task)
+    assert make_split("train", 300, seed=0) != make_split("train", 300, seed=0, task=task)
+
+
+_NARROW_LETTERS = set("".join(data._ONSETS + data._VOWELS + data._ENDINGS))
+
+
+def test_task_v5_trains_on_wider_names_and_one_fact_sections(big_splits: dict[str, list[Example]]) -> None:
+    """Task v5's training names use letters task v4's never do ("Quillon", "Tillby") and lengths
+    down to 3, all still from the training half of the name space; some sections state a single
+    fact. The held-out split has neither."""
+    for split, wide in (("train", True), ("heldout", False)):
+        names = {ex.name for ex in big_splits[split]}
+        odd = {n for n in names if set(n.lower()) - _NARROW_LETTERS}
+        assert (len(odd) > len(names) / 5) == wide and bool(odd) == wide
+        assert any(len(n) == 3 for n in names) == wide
+        assert all(name_split(n) == split for n in names)
+        one = [s for ex in big_splits[split] for s in ex.rounds[0]
+               if s.text.count(". ") == 0 and s.topic != TOPICS["extra"][0]]
+        assert (len(one) > len(big_splits[split])) == wide and bool(one) == wide
 
 
 def test_instruction_wording_varies(examples: list[Example]) -> None:

@@ -1,6 +1,6 @@
-"""Notes to text, v3: a deterministic generator of instruction/answer pairs for training and evaluation.
+"""Notes to text, v5: a deterministic generator of instruction/answer pairs for training and evaluation.
 
-A prompt gives 8 to 16 facts about one made-up entity (a city, a product, a person or an animal)
+A prompt gives 8 to 17 facts about one made-up entity (a city, a product, a person or an animal)
 the way people type them (`FORMS`): a "Facts: key: value; ..." tail, "from these notes: ...",
 bullet lines, `key = value` lines, a comma list, or short sentences ("It was founded in 1843.").
 Key names vary ("founded" / "established in", "known for" / "famous for", "maker" / "made by",
@@ -18,12 +18,15 @@ Kravask as its ma."); the v2 style, with random predicates, subjects and orders,
 
 The reference answer is shaped for Planned Diffusion: round 1 holds 4 to 6 sections, one per
 group of facts (each with a short topic), of 2 to 3 sentences stating 2 to 4 facts, about 25 to
-50 tokens each. Only a prompt that asks for a summary gets a round 2: one short sentence after a
+50 tokens each (task v5's training split also has sections of one fact, and so prompts of 4 to 7
+facts). Only a prompt that asks for a summary gets a round 2: one short sentence after a
 `<sync/>` (it runs strictly after round 1, so it is kept short and is never added unasked).
 Every value is copied exactly from the prompt.
 
-Made-up names come from syllables; a stable hash splits the name space (and the pool of extra
-keys), so held-out examples use names and extra keys that training never sees.
+Made-up names come from syllables (task v5's training split: half of them from a wider
+alphabet); a stable hash splits the name space (and the pool of extra keys), so held-out examples
+use names and extra keys that training never sees. `TASKS` names the training split's variety;
+the held-out split is the same in each.
 
 This module knows nothing about tokenizers, control tags, span lengths or models, and it does
 not judge answers (that is `pdiff.notes.checker`). Its tables live in `pdiff.notes.lexicon`.
@@ -63,10 +66,12 @@ FORMS = ("facts", "notes", "bullets", "equals", "commas", "sentences")
 # canonical: the answer is a function of the prompt (v3, what the bundled models learn);
 # varied: v2's random predicates, subjects, orders and groupings (many answers per prompt).
 STYLES = ("canonical", "varied")
-# The training split's extra-detail keys: "wide" adds lexicon.MORE_EXTRA_KEYS to the 25 of
-# task v3 ("narrow"), so that a model learns to copy a key rather than the keys. The held-out
-# split draws from the same 5 keys either way.
-EXTRAS = ("wide", "narrow")
+# The training split's variety (the held-out split is the same in every task). v3: 25 extra-detail
+# keys. v4: lexicon.MORE_EXTRA_KEYS too, so that a model learns to copy a key rather than the
+# keys. v5: v4, and half the made-up names from a wider alphabet ("Quillon", "Tillby", "Ivo"), and
+# sections of a single fact: a model trained on v4 mis-copied such names and invented a second
+# fact for a section given one, on prompts people typed.
+TASKS = ("v5", "v4", "v3")
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,14 @@ _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
            "kr", "st", "tr", "vel", "or", "al", "el")
 _VOWELS = ("a", "e", "i", "o", "u", "a", "o", "ai")
 _ENDINGS = ("", "", "a", "i", "n", "sk", "r", "th", "ra", "ni", "l", "m")
+# task v5's wider name space: any letter, doubled consonants, English-looking endings
+_WIDE_ONSETS = _ONSETS + ("", "c", "h", "w", "j", "y", "q", "x", "ch", "sh", "th", "gr", "pl", "cl",
+                          "fl", "qu", "wh", "sn", "sp", "gl", "fr", "pr", "bl", "sl", "sw", "sk")
+_WIDE_MIDDLES = ("rr", "ll", "nn", "ss", "tt", "mm", "ck", "lv", "rn", "nd", "sl", "lt", "rk")
+_WIDE_VOWELS = _VOWELS + ("e", "i", "u", "ee", "ou", "ea", "y", "io", "au", "oa")
+_WIDE_ENDINGS = _ENDINGS + ("y", "by", "ton", "wick", "ck", "ll", "ss", "ne", "re", "mere", "son",
+                            "ow", "do", "go", "vo", "lo", "so", "x", "ley", "ford", "dale", "ia",
+                            "o", "e", "et", "en", "er", "an", "on", "is", "us", "ey", "ard")
 
 
 def name_split(name: str) -> str:
@@ -108,24 +121,36 @@ def name_split(name: str) -> str:
     return "heldout" if zlib.crc32(name.lower().encode()) % 5 == 0 else "train"
 
 
-@functools.cache  # one pool per (split, extras), not one per example
-def extra_keys(split: str, extras: str = "wide") -> tuple[str, ...]:
-    """The extra-detail keys `split` draws from. A wide training pool leaves out every key of the
-    held-out split and every key that shares a word with one, and the attributes' own keys."""
-    if extras not in EXTRAS:
-        raise ValueError(f"extras must be one of {EXTRAS}, got {extras!r}")
+@functools.cache  # one pool per (split, task), not one per example
+def extra_keys(split: str, task: str = "v5") -> tuple[str, ...]:
+    """The extra-detail keys `split` draws from. From task v4 on, the training pool leaves out
+    every key of the held-out split and every key that shares a word with one, and the
+    attributes' own keys."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     pool = tuple(k for k in EXTRA_KEYS if name_split(k) == split)
-    if split == "heldout" or extras == "narrow":
+    if split == "heldout" or task == "v3":
         return pool
     heldout_words = {w for k in extra_keys("heldout") for w in k.split()}
     return pool + tuple(k for k in MORE_EXTRA_KEYS if name_split(k) == "train" and k not in ATTR_KEYS
                         and k not in pool and not heldout_words & set(k.split()))
 
 
-def make_name(rng: random.Random, split: str = "train") -> str:
-    """A capitalised made-up name of 2-3 syllables, drawn from `split`'s part of the name space."""
+def make_name(rng: random.Random, split: str = "train", wide: bool = False) -> str:
+    """A capitalised made-up name of 2-3 syllables, drawn from `split`'s part of the name space;
+    `wide`: half of them from task v5's wider alphabet, 3 to 9 letters."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if wide and rng.random() < 0.5:
+        while True:
+            n = 2 if rng.random() < 0.8 else 3
+            onsets = ["" if rng.random() < 0.2 else rng.choice(_WIDE_ONSETS)]  # "Ada", "Orla"
+            onsets += [rng.choice(_WIDE_MIDDLES if rng.random() < 0.25 else _WIDE_ONSETS)
+                       for _ in range(n - 1)]
+            name = "".join(o + rng.choice(_WIDE_VOWELS) for o in onsets)
+            name = (name + rng.choice(_WIDE_ENDINGS)).capitalize()
+            if 3 <= len(name) <= 9 and name_split(name) == split:
+                return name
     while True:
         n = 2 if rng.random() < 0.85 else 3
         name = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n))
@@ -134,14 +159,15 @@ def make_name(rng: random.Random, split: str = "train") -> str:
             return name
 
 
-def _value(attr: Attr, rng: random.Random, names: list[str], product: str, split: str) -> str:
+def _value(attr: Attr, rng: random.Random, names: list[str], product: str, split: str,
+           wide: bool) -> str:
     if isinstance(attr.values, tuple):
         return rng.choice(attr.values)
     rule = attr.values
     if rule == "name":
-        return names.pop() if names else make_name(rng, split)
+        return names.pop() if names else make_name(rng, split, wide)
     if rule == "the name":
-        return "the " + (names.pop() if names else make_name(rng, split))
+        return "the " + (names.pop() if names else make_name(rng, split, wide))
     numbers = {
         "year": lambda: str(rng.randint(1100, 1990)),
         "launch": lambda: str(rng.randint(1950, 2025)),
@@ -163,10 +189,10 @@ def _value(attr: Attr, rng: random.Random, names: list[str], product: str, split
     return numbers[rule]()
 
 
-def _extra_value(rng: random.Random, split: str) -> str:
+def _extra_value(rng: random.Random, split: str, wide: bool) -> str:
     roll = rng.random()
     if roll < 0.4:
-        return make_name(rng, split)
+        return make_name(rng, split, wide)
     if roll < 0.7:
         return str(rng.randint(2, 9999))
     return rng.choice(COLOURS)
@@ -238,11 +264,12 @@ def _render_prompt(form: str, instruction: str, facts: list[Fact], subject: str,
 
 
 def make_example(rng: random.Random, split: str = "train", style: str = "canonical",
-                 extras: str = "wide") -> Example:
+                 task: str = "v5") -> Example:
     """One example; every random choice comes from `rng`, every made-up name from `split`; the
-    answer in `style` (one of STYLES); extra-detail keys from `split`'s `extras` pool."""
+    answer in `style` (one of STYLES); the training split's variety of `task` (one of TASKS)."""
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    wide = split == "train" and task == "v5"
     kind = rng.choice(KINDS)
     attrs = ATTRS[kind]
     groups = list(dict.fromkeys(a.group for a in attrs))
@@ -251,21 +278,21 @@ def make_example(rng: random.Random, split: str = "train", style: str = "canonic
     for group in groups:
         members = [a for a in attrs if a.group == group]
         if group in chosen_groups:
-            chosen += rng.sample(members, rng.randint(2, len(members)))
+            chosen += rng.sample(members, rng.randint(1 if wide else 2, len(members)))
     names: list[str] = []
     while len(names) < 8:  # the entity and the name-valued facts, all distinct
-        nm = make_name(rng, split)
+        nm = make_name(rng, split, wide)
         if nm not in names:
             names.append(nm)
     name = names.pop(0)
     product = rng.choice(sorted(PRODUCTS))
     ref, first, later, possessive = _refs(kind, name, product)
-    values = {a: _value(a, rng, names, product, split) for a in chosen}
+    values = {a: _value(a, rng, names, product, split, wide) for a in chosen}
     typed = {a: rng.choice(a.keys) for a in chosen}
     extra_facts: list[Fact] = []
     if rng.random() < 0.3:
-        pool = extra_keys(split, extras)
-        extra_facts = [Fact(k, _extra_value(rng, split)) for k in rng.sample(pool, rng.randint(1, 2))]
+        pool = extra_keys(split, task)
+        extra_facts = [Fact(k, _extra_value(rng, split, wide)) for k in rng.sample(pool, rng.randint(1, 2))]
 
     facts = [Fact(typed[a], values[a]) for a in chosen] + extra_facts
     rng.shuffle(facts)
@@ -354,16 +381,16 @@ def _canonical_rounds(kind: str, chosen: list[Attr], values: dict, extras: list[
 
 
 def make_split(split: str, n: int, seed: int = 0, style: str = "canonical",
-               extras: str = "wide") -> list[Example]:
-    """`n` examples with distinct prompts, deterministic given (split, seed, extras); the prompts
-    do not depend on `style`, and held-out prompts not on `extras`."""
+               task: str = "v5") -> list[Example]:
+    """`n` examples with distinct prompts, deterministic given (split, seed, task); the prompts
+    do not depend on `style`, and held-out prompts not on `task`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"pdiff-notes-v2:{split}:{seed}")
     out: list[Example] = []
     seen: set[str] = set()
     while len(out) < n:
-        ex = make_example(rng, split, style, extras)
+        ex = make_example(rng, split, style, task)
         if ex.prompt not in seen:
             seen.add(ex.prompt)
             out.append(ex)

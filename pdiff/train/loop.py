@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from pdiff.loader import load_model, save_checkpoint
 from pdiff.model import PRESETS, DreamModel
-from pdiff.notes.data import EXTRAS, STYLES, make_split
+from pdiff.notes.data import STYLES, TASKS, make_split
 from pdiff.tokenizer import Tokenizer, build_tokenizer
 from pdiff.train import objective
 
@@ -54,7 +54,7 @@ class TrainConfig:
     attention: str = "sparse"
     seed: int = 0
     style: str = "canonical"  # the answers' style (pdiff.notes.data.STYLES)
-    extras: str = "wide"  # the training split's pool of extra-detail keys (pdiff.notes.data.EXTRAS)
+    task: str = "v5"  # the training split's variety (pdiff.notes.data.TASKS)
     mask_copies: int = 1  # independent mask draws of the span blocks per sequence (objective.collate)
     stratified: bool = False  # spread the batch's mask ratios t over (0, 1) (objective.mask_levels)
 
@@ -65,8 +65,8 @@ class TrainConfig:
             raise ValueError(f"shape must be one of {', '.join(PRESETS)}; got {self.shape!r}")
         if self.mask_copies < 1:
             raise ValueError(f"mask_copies must be at least 1; got {self.mask_copies}")
-        if self.extras not in EXTRAS:
-            raise ValueError(f"extras must be one of {', '.join(EXTRAS)}; got {self.extras!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {', '.join(STYLES)}; got {self.style!r}")
 
@@ -247,7 +247,7 @@ def train(cfg: TrainConfig, out: Path, device: str = "cpu", progress: bool = Tru
     acc = Accelerator(cpu=device == "cpu")
     device = str(acc.device)
     started = time.time()
-    examples = make_split("train", cfg.examples, seed=cfg.seed, style=cfg.style, extras=cfg.extras)
+    examples = make_split("train", cfg.examples, seed=cfg.seed, style=cfg.style, task=cfg.task)
     model, hf_tok, cfg, state, saved = _begin(cfg, examples, out, init, resume, device)
     state.started = started
     tok = Tokenizer(hf_tok)
@@ -337,8 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-pad", type=int, help="override the preset's [PAD] slack per span")
     p.add_argument("--length-scale", type=int, help="override the preset's tokens per plan unit")
     p.add_argument("--style", choices=STYLES, help="the answers' style (default canonical)")
-    p.add_argument("--extras", choices=EXTRAS,
-                   help="extra-detail keys of the training data: wide (default) or task v3's narrow 25")
+    p.add_argument("--task", choices=TASKS,
+                   help="the training data's variety: v5 (default; wider names, one-fact sections),"
+                        " v4 (wide extra-detail keys) or v3 (25 extra-detail keys)")
     p.add_argument("--mask-copies", type=int, help="mask draws of the span blocks per sequence (default 1)")
     p.add_argument("--stratified", action="store_true", default=None,
                    help="stratify the batch's mask ratios t over (0, 1)")
