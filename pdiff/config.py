@@ -1,8 +1,8 @@
 """Generation settings: one frozen, validated dataclass, and the knobs a person sets.
 
 Every knob of the engine lives in `GenerationConfig` with its default and its limits. `Knobs` is
-the same knobs as they arrive from a person (CLI flags, API arguments, sliders), and
-`Knobs.config` is the one mapping from them to a GenerationConfig; the CLI and the app both use
+the same knobs, by the same names, as they arrive from a person (CLI flags, API arguments,
+sliders), and `Knobs.config` is the one mapping from them to a GenerationConfig; the CLI and the app both use
 it. Errors name the bad value, so the CLI and the app can show them as they are. The commit
 schedule is one knob, `schedule`, in every layer; `upgrade_schedule` reads the spelling that
 came before it (checkpoint configs and traces written then). This module knows nothing about
@@ -80,7 +80,7 @@ class GenerationConfig:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
-            integral = name not in ("steps_ratio", "threshold", "temperature", "top_p")
+            integral = _FIELDS[name].type == "int"
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name} must be a number; got {value!r}")
             if integral and not float(value).is_integer():
@@ -106,53 +106,62 @@ class GenerationConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_WHOLE = ("seed", "length_scale", "max_new_tokens", "top_k", "max_plan_tokens", "max_rounds")
-_OPTIONAL = ("plan", "length_scale", "max_new_tokens")  # None has a meaning for these
+_FIELDS = {f.name: f for f in fields(GenerationConfig)}
+_WHOLE = tuple(name for name, f in _FIELDS.items() if f.type == "int")
+_AUTO = ("length_scale", "max_new_tokens")  # None: the checkpoint's unit, the default budget
 
 
-@dataclass(frozen=True)
 class Knobs:
-    """The knobs of one run as a person set them, by name, not yet checked.
+    """The knobs of one run as a person set them, by GenerationConfig's names, not yet checked;
+    a knob left out reads as GenerationConfig's default.
 
     Unlike GenerationConfig: length_scale None is the checkpoint's own unit, max_new_tokens None
-    is the default budget, and whole numbers may come as floats (3.0 from a slider or JSON).
-    `config` checks them all.
+    is the default budget (both read None when left out), and whole numbers may come as floats
+    (3.0 from a slider or JSON). `config` checks them all.
     """
 
-    mode: str = "planned"
-    steps_ratio: float = 1.0
-    schedule: str = "reference"
-    threshold: float = 0.9
-    unmask: str = "entropy"
-    temperature: float = 0.2
-    top_p: float = 0.95
-    top_k: int = 0
-    seed: int = 0
-    length_scale: int | None = None  # None: the checkpoint's own
-    attention: str = "sparse"
-    use_cache: bool = True
-    max_new_tokens: int | None = None  # None: GenerationConfig's default
-    max_plan_tokens: int = 128
-    max_rounds: int = 8
-    plan: str | tuple | None = None  # markup or PlanRounds, used verbatim
-    chat_template: bool = True
+    __slots__ = ("_values",)
+
+    def __init__(self, **values) -> None:
+        unknown = sorted(set(values) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        object.__setattr__(self, "_values", values)
 
     @classmethod
     def named(cls, values: Mapping) -> Knobs:
         """The knobs among `values` (a function's named arguments), the others at their defaults."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        return cls(**{name: value for name, value in values.items() if name in _FIELDS})
+
+    def __getattr__(self, name: str):
+        if name not in _FIELDS:
+            raise AttributeError(name)
+        return self._values.get(name, None if name in _AUTO else _FIELDS[name].default)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError("Knobs are read-only; use replace")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Knobs) and self._values == other._values
+
+    __hash__ = None  # the values may be unhashable (a plan)
+
+    def __repr__(self) -> str:
+        return f"Knobs({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+
+    def replace(self, **changes) -> Knobs:
+        """These knobs with `changes`."""
+        return Knobs(**{**self._values, **changes})
 
     def config(self, length_scale: int) -> GenerationConfig:
         """The GenerationConfig of these knobs; `length_scale` is the checkpoint's own unit.
 
         ConfigError names the knob that is wrong: GenerationConfig checks every value.
         """
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("length_scale", "max_new_tokens"):
-            if values[name] is None:
-                del values[name]
+        values = {name: value for name, value in self._values.items()
+                  if not (name in _AUTO and value is None)}
         for name, value in values.items():
-            if value is None and name not in _OPTIONAL:
+            if value is None and name != "plan":  # a plan of None: the model writes its own
                 raise ConfigError(f"{name} is missing; give a value")
             if name in _WHOLE and isinstance(value, float) and math.isfinite(value) and value.is_integer():
                 values[name] = int(value)  # sliders and JSON send 3.0 for 3

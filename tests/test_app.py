@@ -13,6 +13,7 @@ import pytest
 from pdiff.app.frames import OUTPUTS, SKIP, WARNING, error_html, stats_dict
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
+from pdiff.app.machine import device_words
 from pdiff.app.session import URGENT, Session, live_frames, quality_of
 from pdiff.app.settings import (
     EXAMPLES_PATH,
@@ -300,6 +301,7 @@ def test_rerun_plan_streams_and_compares(app):
     assert s["forward_passes"] == s["plan_tokens"] + s["denoise_steps"] + s["prefill_forwards"]
     assert s["speedup_vs_ar"] is not None and "speedup vs AR" in final["stats"]
     assert "autoregressive mode" in final["notices"]  # no AR model: says it uses itself
+    assert f"on this {device_words('cpu')} a denoise forward" in s["why"]  # the device in words
     assert MASK not in final["answer"] and final["ar_answer"] == s["ar"]["text"]
     session = final["session"]
     assert [p.mode for p in session.points] == ["planned", "autoregressive"]  # AR reports confidence

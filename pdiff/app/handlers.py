@@ -49,6 +49,7 @@ from pdiff.app.inputs import (
     run_config,
     sweep_grid,
 )
+from pdiff.app.machine import device_words
 from pdiff.app.playback import PlaybackError, play_schedule
 from pdiff.app.session import FRAME_INTERVAL, RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models, load_examples
@@ -85,7 +86,7 @@ class DemoApp:
                  interval: float = FRAME_INTERVAL, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, device: str | None = None) -> None:
         self.models, self.settings = models, settings
-        self.device = device or settings.device  # in words (pdiff.app.machine.device_words)
+        self.device = device or device_words(settings.device)  # in words: "CPU (2 cores)"
         self.traces = traces or TraceStore()
         self.interval, self.clock, self.sleep = interval, clock, sleep
         self.examples, self.example_plan = load_examples(models.kind)
@@ -260,7 +261,7 @@ class DemoApp:
             check_flag(compare_ar, "compare_ar")
             check_flag(relative, "relative_view")
             plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
-            config = run_config(dataclasses.replace(knobs, plan=plan), pd, self.settings.max_new_tokens)
+            config = run_config(knobs.replace(plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
             stream = self._started(pd, prompt, config)  # the engine's own checks run here
             stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
@@ -337,8 +338,7 @@ class DemoApp:
         pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.schedule)
         try:
             check_prompt(prompt)
-            configs = [run_config(dataclasses.replace(knobs, steps_ratio=r, schedule=s,
-                                                      threshold=SWEEP_THRESHOLD),
+            configs = [run_config(knobs.replace(steps_ratio=r, schedule=s, threshold=SWEEP_THRESHOLD),
                                   pd, self.settings.max_new_tokens) for r, s in grid]
             stream = self._started(pd, prompt, configs[0])
         except RUN_ERRORS as err:

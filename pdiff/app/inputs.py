@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
 
 from pdiff.app.guard import MAX_PROMPT_CHARS, check_text  # the page's cap on a prompt
 from pdiff.app.view import RunView
@@ -50,7 +49,7 @@ def run_config(knobs: Knobs, engine, max_new_tokens_cap: int) -> GenerationConfi
     max_new_tokens None: DEFAULT_MAX_NEW_TOKENS or the server's cap, whichever is smaller.
     """
     if knobs.max_new_tokens is None:
-        knobs = replace(knobs, max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_cap))
+        knobs = knobs.replace(max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_cap))
     config = knobs.config(engine.length_scale)  # GenerationConfig validates every knob
     if config.max_new_tokens > max_new_tokens_cap:
         raise ConfigError(f"max_new_tokens must be at most {max_new_tokens_cap} on this server "

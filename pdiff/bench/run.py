@@ -53,7 +53,7 @@ class Setting:
 
 def parse_value(text: str):
     low = text.strip().lower()
-    if low in ("none", "null", "off"):  # threshold=none, or off: the old spelling of the reference
+    if low in ("none", "null"):  # threshold=none: the grid's spelling of the reference schedule
         return None
     if low in ("true", "false"):
         return low == "true"
