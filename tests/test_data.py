@@ -260,9 +260,11 @@ def test_sections_are_two_or_three_sentences_of_two_to_four_facts(examples: list
 
 
 def test_answers_are_long_enough_for_the_plan_to_be_small(examples: list[Example]) -> None:
-    """Answers average 50 to 160 words (about 150 tokens): a plan of 4-7 items is a small part."""
+    """Answers average 60 to 160 words (about 150 tokens; task v5's training split, with its
+    one-fact sections, from 50): a plan of 4-7 items is a small part."""
+    fewest = 50 if name_split(examples[0].name) == "train" else 60
     mean = sum(len(ex.answer.split()) for ex in examples) / len(examples)
-    assert 50 <= mean <= 160, mean
+    assert fewest <= mean <= 160, mean
 
 
 def test_answer_joins_sections_in_order(examples: list[Example]) -> None:
