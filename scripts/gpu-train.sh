@@ -5,12 +5,13 @@
 #
 #     bash scripts/gpu-train.sh OUTDIR SECONDS
 #
-# The runs start from the bundled pair (assets/models). This table trains on task v5 (wider
-# names, one-fact sections): AR continued (and, as the control, on task v4); PD continued, with
-# the plain objective and with two stratified mask draws per sequence; and PD adapted afresh from
-# the AR model (the paper's recipe). The earlier rounds' tables are this file in commits 42a370d
-# and 9ba9a6c. One process each: on a GPU the batch is built on the host in Python
-# (about 2 ms a sequence), so the runs share the GPU and take a few host cores each. Uses the
+# The runs start from the bundled pair (assets/models: AR v7, PD v6) and train on task v5: AR
+# continued at a lower learning rate; PD continued with two stratified mask draws per sequence
+# (round 2's winner) at two learning rates, and with the plain objective as the control; and PD
+# adapted afresh from AR v7 (the paper's recipe). The earlier rounds' tables are this file in
+# commits 42a370d, 9ba9a6c and eb8769d. One process each: on a GPU the batch is built on the
+# host in Python (about 2 ms a sequence), so the runs share the GPU and take a few host cores
+# each. Uses the
 # machine's python3 (PDIFF_PYTHON names another) and installs nothing. A run that outlives its
 # time by a minute (PDIFF_TRAIN_GRACE seconds) is stopped; its last save (every 200 steps) is
 # packed. PDIFF_TRAIN_ARGS adds options to every run (later options win: a smoke run here uses
@@ -33,11 +34,11 @@ mkdir -p "$RUNS"
 
 AR=assets/models/ar-notes PD=assets/models/pd-notes
 declare -A RUN=(
-  [ar]="--kind ar --init $AR --lr 5e-4 --seed 70"
-  [ar-v4]="--kind ar --init $AR --lr 5e-4 --seed 70 --task v4"
-  [pd]="--kind pd --init $PD --lr 5e-4 --seed 71"
-  [pd-mc]="--kind pd --init $PD --lr 5e-4 --seed 71 --mask-copies 2 --stratified"
-  [pd-from-ar]="--kind pd --init $AR --lr 1e-3 --seed 72"
+  [ar]="--kind ar --init $AR --lr 3e-4 --seed 80"
+  [pd]="--kind pd --init $PD --lr 3e-4 --seed 81"
+  [pd-mc]="--kind pd --init $PD --lr 3e-4 --seed 81 --mask-copies 2 --stratified"
+  [pd-mc-hi]="--kind pd --init $PD --lr 5e-4 --seed 81 --mask-copies 2 --stratified"
+  [pd-from-ar]="--kind pd --init $AR --lr 1e-3 --seed 82"
 )
 COMMON="--batch-size 32 --warmup 30 --examples 50000 --threads 2 --save-every 200 --seconds $TIME ${PDIFF_TRAIN_ARGS:-}"
 
