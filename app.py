@@ -32,7 +32,7 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
-from pdiff.app.frames import CONTROLS, OUTPUTS, SKIP, WARNING, Update  # noqa: E402
+from pdiff.app.frames import CONTROLS, Frame, Update  # noqa: E402
 from pdiff.app.handlers import DemoApp  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
@@ -101,21 +101,14 @@ def load_app(environ: Mapping[str, str] = os.environ) -> tuple[DemoApp, str]:
 # --- handlers: DemoApp frames as gradio outputs ---------------------------------------------------
 
 
-def _value(v):
-    if v is SKIP:
-        return gr.skip()
-    if isinstance(v, Update):
-        return gr.update(**v.props)
-    return v
-
-
-def _to_gradio(out: dict, names: Mapping) -> dict:
+def _to_gradio(out: Frame, names: Mapping) -> dict:
     """A handler's frame by component (`names`: the page's components by name; "run" is the
-    event's own run state, when it has one)."""
-    if out.get(WARNING):
-        gr.Warning(out[WARNING])
-    return {names[name]: _value(v) for name, v in out.items()
-            if name in OUTPUTS + CONTROLS and names.get(name) is not None}
+    event's own run state, when it has one): the outputs it changes, the others left as they are."""
+    if out.warning:
+        gr.Warning(out.warning)
+    changed = {names[name]: gr.update(**v.props) if isinstance(v, Update) else v
+               for name, v in out.changed().items() if names.get(name) is not None}
+    return changed or gr.skip()  # gradio reads an empty dict as one value
 
 
 def streamed(method, names: Mapping, gpu_seconds=None):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pdiff.app.frames import OUTPUTS, SKIP, WARNING, error_html, stats_dict
+from pdiff.app.frames import OUTPUTS, SKIP, error_html, stats_dict
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
 from pdiff.app.machine import device_words
@@ -293,40 +293,40 @@ KNOBS = dict(steps_ratio=1.0, threshold=0.9, schedule="reference", unmask="entro
 def test_rerun_plan_streams_and_compares(app):
     rows = [[1, "a", 1, ""], [1, "b", 1, "end"]]
     frames = list(app.rerun_plan("Write about Velora.", rows, **KNOBS, compare_ar=True))
-    assert len(frames) > 3 and all(set(f) <= set(OUTPUTS) for f in frames)
-    assert frames[0]["stats_json"]["status"] == "running" and frames[0]["chart"] is SKIP
+    assert len(frames) > 3 and all(set(f.changed()) <= set(OUTPUTS) for f in frames)
+    assert frames[0].stats_json["status"] == "running" and frames[0].chart is SKIP
     final = frames[-1]
-    s = final["stats_json"]
+    s = final.stats_json
     assert s["spans"] == 2 and s["ar"]["mode"] == "autoregressive"
     assert s["forward_passes"] == s["plan_tokens"] + s["denoise_steps"] + s["prefill_forwards"]
-    assert s["speedup_vs_ar"] is not None and "speedup vs AR" in final["stats"]
-    assert "autoregressive mode" in final["notices"]  # no AR model: says it uses itself
+    assert s["speedup_vs_ar"] is not None and "speedup vs AR" in final.stats
+    assert "autoregressive mode" in final.notices  # no AR model: says it uses itself
     assert f"on this {device_words('cpu')} a denoise forward" in s["why"]  # the device in words
-    assert MASK not in final["answer"] and final["ar_answer"] == s["ar"]["text"]
-    session = final["session"]
+    assert MASK not in final.answer and final.ar_answer == s["ar"]["text"]
+    session = final.session
     assert [p.mode for p in session.points] == ["planned", "autoregressive"]  # AR reports confidence
     out = app.after_run(session)
-    assert out["replay"].props["maximum"] == len(session.events)
-    assert out["plan_table"] == [[1, "a", 1, ""], [1, "b", 1, "end"]]
-    assert out["visibility"] is not None
-    settings, events = read_trace(out["trace_file"])
+    assert out.replay.props["maximum"] == len(session.events)
+    assert out.plan_table == [[1, "a", 1, ""], [1, "b", 1, "end"]]
+    assert out.visibility is not None
+    settings, events = read_trace(out.trace_file)
     assert events == session.events and settings["prompt"] == "Write about Velora."
     assert settings["plan"].startswith("<promise>")
 
 
 def test_errors_are_messages(app):
     (frame,) = list(app.generate("  ", **KNOBS))
-    assert frame["stats_json"] == {"error": "the prompt is empty; type an instruction"}
-    assert "pd-notice" in frame["notices"] and frame[WARNING]
+    assert frame.stats_json == {"error": "the prompt is empty; type an instruction"}
+    assert "pd-notice" in frame.notices and frame.warning
     (frame,) = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 500}))
-    assert "at most 128" in frame[WARNING]
+    assert "at most 128" in frame.warning
     (frame,) = list(app.rerun_plan("hi", [[1, "a", "x", ""]], **KNOBS))
-    assert "row 1" in frame[WARNING]
+    assert "row 1" in frame.warning
     # a plan that does not fit the budget fails inside the run: still one clear message
     frames = list(app.rerun_plan("hi", [[1, "a" * 200, 1, "end"]], **{**KNOBS, "max_new_tokens": 8}))
-    assert "max_new_tokens" in frames[-1][WARNING]
+    assert "max_new_tokens" in frames[-1].warning
     (frame,) = list(app.sweep("", "reference", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16))
-    assert "prompt is empty" in frame[WARNING]
+    assert "prompt is empty" in frame.warning
 
 
 def test_unexpected_failure_is_one_line(app, engine):
@@ -342,61 +342,61 @@ def test_unexpected_failure_is_one_line(app, engine):
 
     app.models.pd = Broken()
     frames = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 4}))
-    assert "RuntimeError: device on fire" in frames[-1][WARNING]
-    assert "pd-notice" in frames[-1]["notices"] and "error" in frames[-1]["stats_json"]
+    assert "RuntimeError: device on fire" in frames[-1].warning
+    assert "pd-notice" in frames[-1].notices and "error" in frames[-1].stats_json
 
 
 def test_generate_stream_and_stop_closes_the_run(app, engine):
     frames = app.generate("Write about the city.", **KNOBS)
     first = next(frames)
-    assert first["stats_json"]["status"] == "running"
+    assert first.stats_json["status"] == "running"
     frames.close()  # what Stop does; the engine's generator is closed with it
-    session = first["session"]
+    session = first.session
     assert 0 < len(session.events) and not isinstance(session.events[-1], Finished)
     done = list(app.generate("Write about the city.", **{**KNOBS, "max_new_tokens": 16}))
-    s = done[-1]["stats_json"]
+    s = done[-1].stats_json
     assert s["forward_passes"] == s["plan_tokens"] + s["denoise_steps"] + s["prefill_forwards"]
 
 
 def test_baseline_sweep_and_chart(app):
     session = Session()
     base = list(app.baseline("hello", 0.2, 0.95, 0, 8, False, session))
-    assert base[-1]["stats_json"]["mode"] == "autoregressive"
-    assert session.ar_seconds["hello"] == base[-1]["stats_json"]["total_seconds"]
+    assert base[-1].stats_json["mode"] == "autoregressive"
+    assert session.ar_seconds["hello"] == base[-1].stats_json["total_seconds"]
     sweep = list(app.sweep("hello", "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 8,
                            True, session))
-    runs = sweep[-1]["stats_json"]["runs"]
-    assert len(runs) == 2 and sweep[-1]["stats_json"]["status"] == "finished"
+    runs = sweep[-1].stats_json["runs"]
+    assert len(runs) == 2 and sweep[-1].stats_json["status"] == "finished"
     assert [(r["schedule"], r["threshold"]) for r in runs] == [("reference", SWEEP_THRESHOLD),
                                                                 ("paper", SWEEP_THRESHOLD)]
-    assert app.rechart(True, session)["chart"] is not None
+    assert app.rechart(True, session).chart is not None
 
 
 def test_replay_and_traces(app, tmp_path):
     frames = list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], **KNOBS))
-    session = frames[-1]["session"]
+    session = frames[-1].session
     n = len(session.events)
-    assert app.replay_step(0, session)["spans"] == ""
-    assert app.replay_step(n, session)["answer"] == frames[-1]["answer"]
-    assert app.replay_step(10**9, session)["answer"] == frames[-1]["answer"]
+    assert app.replay_step(0, session).spans == ""
+    assert app.replay_step(n, session).answer == frames[-1].answer
+    assert app.replay_step(10**9, session).answer == frames[-1].answer
     played = list(app.play(session))
-    assert played[0]["replay"] == 0 and played[-1]["replay"] == n
+    assert played[0].replay == 0 and played[-1].replay == n
     assert len(played) <= MAX_REPLAY_FRAMES + 2
-    assert WARNING in next(app.play(Session()))
-    assert app.after_run(session)["trace_file"] == app.after_run(session)["trace_file"]  # one per run
+    assert next(app.play(Session())).warning
+    assert app.after_run(session).trace_file == app.after_run(session).trace_file  # one per run
     for _ in range(2):
         list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], **KNOBS, session=session))
-    paths = [app.after_run(session)["trace_file"] for _ in range(3)]
+    paths = [app.after_run(session).trace_file for _ in range(3)]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2  # the store keeps the newest
     fresh = Session()
     out = app.replay_trace(paths[-1], fresh)
-    assert out["answer"] == frames[-1]["answer"] and fresh.events == session.events
-    assert out["stats_json"]["status"] == "replayed"
+    assert out.answer == frames[-1].answer and fresh.events == session.events
+    assert out.stats_json["status"] == "replayed"
     bad = tmp_path / "bad.json"
     for text, message in (("{", "not valid JSON"), ('{"format": "x"}', "not a pdiff trace")):
         bad.write_text(text)
-        assert message in app.replay_trace(str(bad), fresh)[WARNING]
-    assert "choose a trace" in app.replay_trace(None)[WARNING]
+        assert message in app.replay_trace(str(bad), fresh).warning
+    assert "choose a trace" in app.replay_trace(None).warning
 
 
 def test_notices_and_settings_helpers(engine):

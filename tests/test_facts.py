@@ -120,22 +120,22 @@ def test_bundled_runs_mark_every_fact_for_planned_and_ar(bundled_app):
     prompt = make_split("heldout", 1, seed=4)[0].prompt
     n = len(parse_facts(prompt))
     final = list(bundled_app.generate(prompt, **knobs(bundled_app), compare_ar=True))[-1]
-    for facts, answer, stats in ((final["facts"], final["answer"], final["stats"]),
-                                 (final["ar_facts"], final["ar_answer"], final["ar_stats"])):
+    for facts, answer, stats in ((final.facts, final.answer, final.stats),
+                                 (final.ar_facts, final.ar_answer, final.ar_stats)):
         assert answer and len(re.findall(r'class="pd-fact ', facts)) == n
         marks = re.findall(r'class="pd-fact pd-fact-(\w+)"', facts)
         assert marks == [r.mark for r in fact_results(prompt, answer)]
         assert f"{score(prompt, answer).value:.2f}" in stats and "quality · checker" in stats
-    assert "likely invented" not in final["notices"]
+    assert "likely invented" not in final.notices
 
 
 def test_bundled_run_without_facts_still_runs_and_says_so(bundled_app):
     """An off-topic prompt is answered, with the notice that the answer is likely invented."""
     frames = list(bundled_app.generate("Explain how tides work.", **knobs(bundled_app)))
     final = frames[-1]
-    assert final["answer"].strip() and final["facts"] == ""
-    assert "likely invented" in final["notices"] and "no facts" in final["notices"]
-    assert "likely invented" in frames[0]["notices"]  # said from the first frame on
+    assert final.answer.strip() and final.facts == ""
+    assert "likely invented" in final.notices and "no facts" in final.notices
+    assert "likely invented" in frames[0].notices  # said from the first frame on
 
 
 def test_plan_editor_note_only_for_the_measured_model():

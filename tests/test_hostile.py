@@ -25,7 +25,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pdiff.app.frames import WARNING
 from pdiff.app.guard import TraceLimits
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.session import Session
@@ -72,7 +71,7 @@ def real_trace(engine, tiny_ckpt, tmp_path_factory) -> dict:
                    TraceStore(tmp / "traces"))
     session = Session()
     list(demo.rerun_plan(LONG, ROWS, **{**KNOBS, "max_new_tokens": 64}, session=session))
-    return json.loads(Path(demo.after_run(session)["trace_file"]).read_text())
+    return json.loads(Path(demo.after_run(session).trace_file).read_text())
 
 
 def rss(server) -> int:
@@ -196,8 +195,8 @@ def test_a_real_trace_still_loads_and_its_export_loads_again(app, real_trace):
     settings, events = trace_from_json(text, limits=limits)
     session = Session()
     out = app.replay_trace(_write(app, text), session)
-    assert out["stats_json"]["status"] == "replayed"
-    exported = Path(app.after_run(session, session.current)["trace_file"]).read_text()
+    assert out.stats_json["status"] == "replayed"
+    exported = Path(app.after_run(session, session.current).trace_file).read_text()
     again_settings, again = trace_from_json(exported, limits=limits)
     assert again == events and again_settings == settings
 
@@ -260,7 +259,7 @@ def test_replay_of_the_largest_trace_is_bounded_in_frames_and_size(app, real_tra
     app.replay_trace(_write(app, text), session)
     app.after_run(session, session.current)
     frames = list(app.play(session))
-    biggest = max(sum(len(str(v)) for v in f.values()) for f in frames)
+    biggest = max(sum(len(str(v)) for v in f.changed().values()) for f in frames)
     print(f"\nHOSTILE replay of the largest trace: {len(frames)} frames, biggest {biggest / 1024:.0f} KB")
     assert len(frames) <= MAX_REPLAY_FRAMES + 1 and biggest < 200 * 1024
 
@@ -275,7 +274,7 @@ def test_a_refused_trace_changes_nothing(app, real_trace):
     bad = copy.deepcopy(real_trace)
     _surrogate(bad)
     out = app.replay_trace(_write(app, json.dumps(bad)), session)
-    assert "lone surrogate" in out[WARNING]
+    assert "lone surrogate" in out.warning
     assert session.current is current and session.shown is shown
 
 
@@ -411,9 +410,9 @@ def test_each_run_after_step_shows_its_own_run(app, real_trace):
     next(second)
     app.replay_trace(_write(app, json.dumps(real_trace)), session)  # a trace upload mid-run
     frames += list(first_run)
-    mine = frames[-1]["run"]
+    mine = frames[-1].run
     after = app.after_run(session, mine)
-    trace = json.loads(Path(after["trace_file"]).read_text())
+    trace = json.loads(Path(after.trace_file).read_text())
     assert trace["settings"]["prompt"] == "First prompt about Velora."
     assert session.shown is mine and session.current is not mine
     list(second)
@@ -428,13 +427,13 @@ def test_stop_says_where_the_run_stood(app):
     last = None
     for out in frames:
         last = out
-        if out["stats_json"].get("events", 0) > 6:
+        if out.stats_json.get("events", 0) > 6:
             break
     frames.close()
-    after = app.after_run(session, last["run"])
-    assert re.search(r"stopped (at denoise step \d+ of \d+|while planning|before)", after["notices"])
-    assert after["stats_json"]["status"] == "stopped" and after["stats_json"]["events"] >= 6
-    assert "stats appear" not in after["stats"] and "events" in after["stats"]
+    after = app.after_run(session, last.run)
+    assert re.search(r"stopped (at denoise step \d+ of \d+|while planning|before)", after.notices)
+    assert after.stats_json["status"] == "stopped" and after.stats_json["events"] >= 6
+    assert "stats appear" not in after.stats and "events" in after.stats
 
 
 def test_loading_a_trace_restores_its_prompt_and_settings(app, real_trace):
@@ -445,9 +444,10 @@ def test_loading_a_trace_restores_its_prompt_and_settings(app, real_trace):
     session = Session()
     app.replay_trace(_write(app, json.dumps(trace)), session)
     after = app.after_run(session, session.current)
-    assert after["prompt"] == LONG and after["seed"] == 7 and after["temperature"] == 0.5
-    assert (after["threshold"], after["schedule"]) == (0.8, "adaptive")
-    assert [r[1] for r in after["plan_table"]] == [r[1] for r in ROWS]
+    restored = after.controls
+    assert restored["prompt"] == LONG and restored["seed"] == 7 and restored["temperature"] == 0.5
+    assert (restored["threshold"], restored["schedule"]) == (0.8, "adaptive")
+    assert [r[1] for r in after.plan_table] == [r[1] for r in ROWS]
 
 
 # --- 4. one policy for every route ---------------------------------------------------------------------
@@ -489,9 +489,9 @@ def test_trace_files_are_named_by_their_run(app):
     names = []
     for _ in range(2):
         list(app.rerun_plan(LONG, ROWS, **KNOBS, session=session))
-        names.append(Path(app.after_run(session, session.current)["trace_file"]).name)
+        names.append(Path(app.after_run(session, session.current).trace_file).name)
         assert names[-1] == f"pdiff-trace-{session.current.id}.json"
-        assert Path(app.after_run(session, session.current)["trace_file"]).name == names[-1]
+        assert Path(app.after_run(session, session.current).trace_file).name == names[-1]
     assert names[0] != names[1] and not any(str(os.getpid()) in n for n in names)
 
 

@@ -10,7 +10,6 @@ from html import unescape
 import pytest
 
 from pdiff import events as E
-from pdiff.app.frames import WARNING
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inspector import shown
 from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule, speed_label
@@ -200,7 +199,7 @@ def test_replay_at_a_scrubbed_step_shows_that_steps_candidates(app, session):
             for s, committed in enumerate(e.committed):
                 for slot, cands in zip(committed, e.top[s], strict=True):
                     want[(s, slot)] = (e.step + 1, listed(cands))
-    shown = slots(app.replay_step(k, session)["spans"])
+    shown = slots(app.replay_step(k, session).spans)
     assert len(shown) == len(want) < sum(len(t) for t in step.tokens)  # some still masked
     assert sorted((d["step"], d["top"]) for d in shown) == sorted(want.values())
     assert all(1 <= len(top) <= 5 for _, top in want.values())
@@ -213,7 +212,7 @@ def test_trace_replay_checks_ids_against_the_loaded_model(app, session, tmp_path
     first["top"][0][0][0]["token_id"] = app.models.pd.model.config.vocab_size
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    assert "vocabulary" in app.replay_trace(str(bad), Session())[WARNING]
+    assert "vocabulary" in app.replay_trace(str(bad), Session()).warning
 
 
 @pytest.mark.parametrize("speed", SPEEDS)
@@ -224,7 +223,7 @@ def test_play_speed_scales_the_playing_time(app, session, speed):
     normal = list(app.play(session))
     normal_time, app.pauses[:] = sum(app.pauses), []
     played = list(app.play(session, speed))
-    frames = [f["replay"] for f in played]
+    frames = [f.replay for f in played]
     assert frames[0] == 0 and frames[-1] == n and frames == sorted(set(frames))
     assert sum(app.pauses) == pytest.approx(normal_time / speed, abs=2 / 15)
     assert min(app.pauses) >= 1 / 15 - 1e-9 and len(normal) <= MAX_REPLAY_FRAMES + 1
@@ -234,7 +233,7 @@ def test_play_speed_scales_the_playing_time(app, session, speed):
 def test_play_refuses_a_speed_the_page_does_not_offer(app, session, speed):
     """Any other speed is one message naming the choices, and no frame."""
     out = list(app.play(session, speed))
-    assert len(out) == 1 and ", ".join(speed_label(s) for s in SPEEDS) in out[0][WARNING]
+    assert len(out) == 1 and ", ".join(speed_label(s) for s in SPEEDS) in out[0].warning
     with pytest.raises(PlaybackError):
         check_speed(speed)
 

@@ -36,7 +36,6 @@ import psutil
 import pytest
 import torch
 
-from pdiff.app.frames import WARNING
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import MAX_PROMPT_CHARS, PLAN_HEADERS, run_config
 from pdiff.app.session import Session
@@ -646,8 +645,8 @@ def test_nan_logits_give_a_finished_run(tiny_ckpt, tmp_path, poison):
     for frames in (demo.generate(LONG, **knobs(2, max_new_tokens=8)),
                    demo.rerun_plan(LONG, PLAN_ROWS, **knobs(2, max_new_tokens=24))):
         final = list(frames)[-1]
-        stats = final["stats_json"]
-        assert "error" not in stats and consistent(stats) and MASK not in final["answer"]
+        stats = final.stats_json
+        assert "error" not in stats and consistent(stats) and MASK not in final.answer
         json.dumps(stats, allow_nan=False)
 
 
@@ -755,7 +754,7 @@ def test_exported_trace_holds_only_its_run(app, tiny_ckpt):
                         session=a))
     list(app.rerun_plan("Beta prompt about Tamsk.", PLAN_ROWS, **knobs(2, max_new_tokens=12),
                         session=b))
-    text = open(app.after_run(a)["trace_file"]).read()
+    text = open(app.after_run(a).trace_file).read()
     trace = json.loads(text)
     assert set(trace) == {"format", "version", "settings", "events"}
     assert trace["settings"]["prompt"] == "Alpha prompt about Velora." and "Tamsk" not in text
@@ -800,9 +799,9 @@ def test_unexpected_failure_names_no_server_path(app, engine):
 
     app.models.pd = Faulty()
     final = list(app.generate(LONG, **knobs(10, max_new_tokens=4)))[-1]
-    assert "No space left on device" in final[WARNING]
-    assert_no_leak(final[WARNING])
-    assert_no_leak(final["notices"])
+    assert "No space left on device" in final.warning
+    assert_no_leak(final.warning)
+    assert_no_leak(final.notices)
 
 
 def test_trace_store_failure_names_no_server_path(app, tmp_path):
@@ -815,8 +814,8 @@ def test_trace_store_failure_names_no_server_path(app, tmp_path):
     folder.rmdir()
     folder.write_text("not a folder")  # every write into it now fails
     out = app.after_run(session)
-    assert out["trace_file"] is None and "could not be saved" in out["notices"]
-    assert_no_leak(out["notices"])
+    assert out.trace_file is None and "could not be saved" in out.notices
+    assert_no_leak(out.notices)
 
 
 # --- 6. soak (slow) -------------------------------------------------------------------------------------

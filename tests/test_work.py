@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from pdiff.app.frames import WARNING
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import DEFAULT_MAX_NEW_TOKENS
 from pdiff.app.session import Session
@@ -81,7 +80,7 @@ def test_the_largest_length_scale_is_refused_before_any_denoise_step(app):
     the run is refused with one line naming the work and the cap, and no denoise step ran."""
     session = Session()
     frames = list(app.rerun_plan(LONG, ONE_SPAN, **{**KNOBS, "length_scale": 200}, session=session))
-    message = frames[-1][WARNING]
+    message = frames[-1].warning
     assert f"over the {work_cap(256):,} one request may use" in message
     record = session.current
     assert record.failed
@@ -92,5 +91,5 @@ def test_the_same_plan_at_a_normal_length_scale_runs(app):
     """The bound does not touch an ordinary run: the same plan at length scale 2 finishes."""
     session = Session()
     frames = list(app.rerun_plan(LONG, ONE_SPAN, **KNOBS, session=session))
-    assert WARNING not in frames[-1]
+    assert frames[-1].warning is None
     assert isinstance(session.current.events[-1], Finished)

@@ -1,9 +1,10 @@
-"""The app's output frames: dicts from output names to display values, and the one-line errors.
+"""The app's output frames (`Frame`: a value for each output a frame changes) and the one-line
+errors.
 
 Every handler's frames are built here (`frame`, the lanes of a run and of its AR baseline, the
 stats JSON), and every refusal becomes one line (`error_frame`): no traceback, no server path.
-app.py maps the names (`OUTPUTS`) to components, turns `Update` into gr.update and `SKIP` into
-gr.skip(), and shows the `WARNING` entry as a toast. This module imports no gradio and runs no
+app.py sends a frame's `changed()` outputs to the components of the same names, turns `Update`
+into gr.update, and shows its `warning` as a toast. This module imports no gradio and runs no
 model.
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pdiff.app.facts import Judge
 from pdiff.app.inputs import MAX_STEPS_RATIO
@@ -23,16 +25,10 @@ from pdiff.events import Finished, Notice
 
 log = logging.getLogger("pdiff.app")
 
-# Output names a handler may set; app.py has one component (or the session state) per name.
-OUTPUTS = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
-           "ar_stats", "chart", "replay", "plan_table", "trace_file", "visibility", "session",
-           "facts", "ar_facts", "timeline", "why",
-           "run")  # run: the RunRecord a run's (or a trace's) after-run step shows
 # The controls a loaded trace restores (its prompt and settings), by output name.
 CONTROLS = ("prompt", "steps_ratio", "threshold", "schedule", "unmask", "temperature", "top_p",
             "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
-WARNING = "warning"  # not an output: a message app.py shows as a toast
-SKIP = object()  # leave this output as it is (app.py turns it into gr.skip())
+SKIP = object()  # leave this output as it is
 
 
 @dataclass(frozen=True)
@@ -42,16 +38,63 @@ class Update:
     props: dict
 
 
+@dataclass(frozen=True)
+class Frame:
+    """One output frame: a value for each output it changes; the others stay SKIP. app.py has a
+    component (or state) of the same name for each field but `controls` and `warning`."""
+
+    # the planned run: its lanes, answer, stats and fact marks
+    plan: Any = SKIP
+    spans: Any = SKIP
+    answer: Any = SKIP
+    stats: Any = SKIP
+    facts: Any = SKIP
+    # the AR baseline beside it
+    ar_lane: Any = SKIP
+    ar_answer: Any = SKIP
+    ar_stats: Any = SKIP
+    ar_facts: Any = SKIP
+    notices: Any = SKIP
+    stats_json: Any = SKIP
+    chart: Any = SKIP
+    # what the after-run step shows
+    replay: Any = SKIP
+    plan_table: Any = SKIP
+    trace_file: Any = SKIP
+    visibility: Any = SKIP
+    timeline: Any = SKIP
+    why: Any = SKIP
+    session: Any = SKIP  # the visitor's Session
+    run: Any = SKIP  # the RunRecord a run's (or a trace's) after-run step shows
+    controls: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # a loaded trace's, by name
+    warning: str | None = None  # not an output: a message app.py shows as a toast
+
+    def changed(self) -> dict[str, Any]:
+        """The outputs this frame sets, by name (the restored controls among them)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("controls", "warning")}
+        return {**{k: v for k, v in out.items() if v is not SKIP}, **self.controls}
+
+    def __or__(self, other: Frame) -> Frame:
+        """This frame with `other`'s outputs (and warning) on top."""
+        values = {k: v for k, v in other.changed().items() if k not in CONTROLS}
+        return dataclasses.replace(self, **values, controls={**self.controls, **other.controls},
+                                   warning=other.warning or self.warning)
+
+
+OUTPUTS = tuple(f.name for f in dataclasses.fields(Frame) if f.name not in ("controls", "warning"))
+
+
 # --- frames -------------------------------------------------------------------------------------
 
 
-def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> dict:
+def frame(*lanes: dict, notices: Iterable[Notice] = (), **outputs) -> Frame:
     """One output frame: the lanes given (`run_lanes`, `ar_lanes`), the notices, and any other
     outputs by name. Every handler's frames are built here."""
     out: dict = {}
     for lane in lanes:
         out.update(lane)
-    return {**out, "notices": notices_list_html(notices), **outputs}
+    return Frame(**{**out, "notices": notices_list_html(notices), **outputs})
 
 
 def run_lanes(view: RunView, ar_seconds: float | None = None, judge: Judge | None = None,
@@ -103,7 +146,7 @@ def public_error(err: BaseException, limit: int = 200) -> str:
 
 
 def error_frame(err: BaseException, session: Session | None = None, *, expected: bool = True,
-                **outputs) -> dict:
+                **outputs) -> Frame:
     """An error as one line in the notices, the JSON and a toast.
 
     Expected errors (RUN_ERRORS: a refused input) say their own message; anything else (a bug,
@@ -116,19 +159,20 @@ def error_frame(err: BaseException, session: Session | None = None, *, expected:
         log.error("run failed", exc_info=err)
         message = (f"the run failed ({type(err).__name__}: {public_error(err)}); "
                    "the server log has the details")
-    out = frame(notices=[Notice("error", message)], stats_json={"error": message}, **{WARNING: message})
-    return {**out, **({} if session is None else {"session": session}), **outputs}
+    outputs = {"stats_json": {"error": message}, **({} if session is None else {"session": session}),
+               **outputs}
+    return frame(notices=[Notice("error", message)], warning=message, **outputs)
 
 
-def nothing_to_replay() -> dict:
+def nothing_to_replay() -> Frame:
     message = "nothing to replay yet: generate, or load a trace, first"
-    return frame(notices=[Notice("replay", message)], **{WARNING: message})
+    return frame(notices=[Notice("replay", message)], warning=message)
 
 
 def restored_controls(settings: dict) -> dict:
-    """The control values of a loaded trace's settings, by output name (SKIP: not in the trace).
+    """The control values of a loaded trace's settings, by output name (those in the trace).
     The settings are in today's spelling: `pdiff.app.trace` reads older traces so."""
-    out = {name: settings.get(name, SKIP) for name in CONTROLS}
-    if isinstance(out["steps_ratio"], (int, float)):
+    out = {name: settings[name] for name in CONTROLS if name in settings}
+    if isinstance(out.get("steps_ratio"), (int, float)):
         out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
     return out

@@ -1,0 +1,236 @@
+"""The model runs behind the app's endpoints: a planned run (with its AR baseline), the AR
+baseline alone, and the sweep. Each is a plain generator of `Frame`s that folds the engine's
+events into the visitor's `Session` live, so the page shows them as they come. This module
+imports no gradio.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+
+from pdiff.app.chart import chart_figure
+from pdiff.app.facts import Judge
+from pdiff.app.frames import SKIP, Frame, ar_lanes, error_frame, frame, run_lanes, stats_dict, status
+from pdiff.app.inputs import (
+    MAX_SPAN_UNITS,
+    SWEEP_THRESHOLD,
+    check_flag,
+    check_prompt,
+    rows_to_plan,
+    run_config,
+    sweep_grid,
+)
+from pdiff.app.session import RunRecord, Session, live_frames, quality_of
+from pdiff.app.settings import AppSettings, Models
+from pdiff.app.speed import why_line
+from pdiff.app.trace import settings_for_trace
+from pdiff.app.view import RunView
+from pdiff.app.work import bounded
+from pdiff.config import ConfigError, GenerationConfig, Knobs
+from pdiff.events import Event, Finished, Notice
+from pdiff.plan import PlanError
+from pdiff.tokenizer import TokenizerError
+
+log = logging.getLogger("pdiff.app")
+
+RUN_ERRORS = (ConfigError, PlanError, TokenizerError, ValueError)  # PromptError is a ValueError
+
+
+class ModelRuns:
+    """The loaded models' runs for a click, each a generator of frames; `interval` seconds
+    between live frames on `clock`."""
+
+    def __init__(self, models: Models, settings: AppSettings, judge: Judge, device: str,
+                 interval: float, clock: Callable[[], float]) -> None:
+        self.models, self.settings, self.judge, self.device = models, settings, judge, device
+        self.interval, self.clock = interval, clock
+
+    @property
+    def label(self) -> str:
+        return self.models.quality_label
+
+    def chart(self, session: Session, relative: bool = False):
+        return chart_figure(session.points, self.label, relative=bool(relative))
+
+    def why(self, record: RunRecord, session: Session) -> str:
+        """A run's one-line speed explanation (plain text), against its prompt's AR run."""
+        return why_line(record.view, session.ar_view_for(record.prompt), self.device,
+                        dense=record.settings.get("attention") == "dense",
+                        cached=record.settings.get("use_cache", True) is not False,
+                        repeats=(session.times_of(record.settings), session.ar_times_of(record.prompt)))
+
+    def planned(self, prompt: str, knobs: Knobs, session: Session, plan_table,
+                 compare_ar: bool, relative: bool) -> Iterator[Frame]:
+        """The planned run of a click (with the editor's plan, if given), then its AR baseline."""
+        pd = self.models.pd
+        try:
+            check_prompt(prompt)
+            check_flag(compare_ar, "compare_ar")
+            check_flag(relative, "relative_view")
+            plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
+            config = run_config(knobs.replace(plan=plan), pd, self.settings.max_new_tokens)
+            baseline = self._ar_config(knobs) if compare_ar else None
+            stream = self._started(pd, prompt, config)  # the engine's own checks run here
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
+        except RUN_ERRORS as err:
+            yield error_frame(err, session, run=None)
+            return
+        record = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
+        view = record.view
+        judge, scope = self.judge, self.judge.notices(prompt)
+
+        def draw(err=None, notes=(), result=None, chart=SKIP):
+            out = frame(run_lanes(view, session.ar_seconds.get(prompt), judge, prompt),
+                        ar_lanes(session.ar_view_for(prompt), judge, prompt),
+                        notices=[*scope, *view.notices, *notes],
+                        stats_json=status(view) if result is None else result, chart=chart,
+                        session=session, run=record)
+            return out if err is None else out | error_frame(err, session)
+
+        finished = yield from self._follow(stream, view, record.events, draw)
+        if finished is None:
+            record.failed = True  # refused mid-run: not a stop
+            return
+        quality = self._record(session, prompt, finished, record.settings)
+        notes = self._chart_note(quality)
+        result = stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt))
+        result["why"] = self.why(record, session)
+        yield draw(notes=notes, result=result, chart=self.chart(session, relative))
+        if baseline is None:
+            return
+        # the AR baseline, streamed beside the finished planned run
+        ar_engine, ar_config = baseline
+        ar_view = session.start_ar(prompt)
+        if self.models.ar is None:
+            notes = [*notes, Notice("baseline", self.models.baseline_note)]
+        ar_finished = yield from self._follow(
+            ar_engine.generate(prompt, ar_config), ar_view, [],
+            lambda err=None: draw(err, [*notes, *ar_view.notices], result))
+        if ar_finished is None:
+            record.failed = True
+            return
+        ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
+            prompt, ar_config, self.models.ar_name or self.models.name))
+        result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
+                  "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self.why(record, session)}
+        yield draw(notes=[*notes, *ar_view.notices], result=result, chart=self.chart(session, relative))
+
+    def baseline(self, prompt: str, knobs: Knobs, session: Session, relative: bool) -> Iterator[Frame]:
+        try:
+            check_prompt(prompt)
+            engine, config = self._ar_config(knobs)
+            stream = self._started(engine, prompt, config)
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return
+        view = session.start_ar(prompt)
+        notes = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
+        notes = [*self.judge.notices(prompt), *notes]
+
+        def draw(err=None, result=None, chart=SKIP, extra=()):
+            out = frame(ar_lanes(view, self.judge, prompt), notices=[*notes, *view.notices, *extra],
+                        stats_json=result or status(view), chart=chart, session=session)
+            return out if err is None else out | error_frame(err, session)
+
+        finished = yield from self._follow(stream, view, [], draw)
+        if finished is None:
+            return
+        settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
+        quality = self._record(session, prompt, finished, settings)
+        yield draw(result=stats_dict(finished, quality, self.label),
+                   chart=self.chart(session, relative), extra=self._chart_note(quality))
+
+    def sweep(self, prompt: str, knobs: Knobs, session: Session, relative: bool) -> Iterator[Frame]:
+        pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.schedule)
+        try:
+            check_prompt(prompt)
+            configs = [run_config(knobs.replace(steps_ratio=r, schedule=s, threshold=SWEEP_THRESHOLD),
+                                  pd, self.settings.max_new_tokens) for r, s in grid]
+            stream = self._started(pd, prompt, configs[0])
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return
+        results: list[dict] = []
+
+        def draw(line: str, err=None, chart=SKIP):
+            runs = {"runs": results}
+            if err is not None:
+                return error_frame(err, session, stats_json={"error": str(err), **runs})
+            return frame(notices=[*self.judge.notices(prompt), Notice("sweep", line)], chart=chart,
+                         session=session,
+                         stats_json={"status": "running", **runs})
+
+        for i, ((ratio, schedule), config) in enumerate(zip(grid, configs, strict=True), start=1):
+            what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, " + ("reference schedule"
+                    if schedule == "reference" else f"{schedule} threshold {config.threshold:g}"))
+            stream = stream if i == 1 else pd.generate(prompt, config)
+            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
+            fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
+            if fin is None:
+                return
+            q = self._record(session, prompt, fin, settings_for_trace(prompt, config, self.models.name))
+            results.append({"steps_ratio": ratio, "schedule": schedule, "threshold": config.threshold,
+                            "seconds": fin.stats.total_seconds, "quality": q,
+                            "forward_passes": fin.stats.forward_passes})
+            yield draw(f"{what}: {fin.stats.total_seconds:.2f} s", chart=self.chart(session, relative))
+        missing = sum(r["quality"] is None for r in results)
+        note = [Notice("sweep", f"done: {len(results)} runs on the chart, quality = {self.label}")]
+        if missing:
+            note.append(Notice("chart", f"{missing} run(s) committed no span tokens and are not "
+                                        "on the chart"))
+        yield frame(notices=note, chart=self.chart(session, relative), session=session,
+                    stats_json={"status": "finished", "runs": results})
+
+    def _ar_config(self, knobs: Knobs) -> tuple[object, GenerationConfig]:
+        """The AR baseline's engine and config: the click's sampling, seed and budget."""
+        engine = self.models.ar or self.models.pd
+        ar = Knobs(mode="autoregressive", temperature=knobs.temperature, top_p=knobs.top_p,
+                   seed=knobs.seed, max_new_tokens=knobs.max_new_tokens)
+        return engine, run_config(ar, engine, self.settings.max_new_tokens)
+
+    @staticmethod
+    def _started(engine, prompt: str, config: GenerationConfig) -> Iterator[Event]:
+        """The engine's stream with its first event already drawn: the engine's own checks of
+        the prompt and the plan have passed (or raised) before any frame or session change."""
+        stream = engine.generate(prompt, config)
+        first = next(stream)
+
+        def events():
+            try:
+                yield first
+                yield from stream
+            finally:
+                stream.close()  # a stopped run ends here: the engine releases its cache
+        return events()
+
+    def _follow(self, stream: Iterator[Event], view: RunView, record: list[Event],
+                draw: Callable[..., Frame]):
+        """Fold a run into `view` (and `record`) live, yielding draw() as each frame until it
+        finishes; return its Finished event. An error yields draw(err) and returns None."""
+        try:
+            for _ in live_frames(stream, view, record, self.interval, self.clock):
+                if view.finished is None:
+                    yield draw()
+        except RUN_ERRORS as err:
+            yield draw(err)
+            return None
+        except GeneratorExit:  # Stop or a disconnect closed the run (a refusal is logged as one)
+            log.info("run stopped after %d events (%s)", len(record), view.mode)
+            raise
+        finally:
+            stream.close()
+        return view.finished
+
+    def _record(self, session: Session, prompt: str, finished: Finished, settings: dict) -> float | None:
+        quality = quality_of(self.models.quality_kind, prompt, finished)
+        session.record(prompt, finished, quality, settings)
+        return quality
+
+    def _chart_note(self, quality) -> list[Notice]:
+        if quality is not None:
+            return []
+        why = ("no facts could be read from the prompt" if self.judge.kind == "checker"
+               else "this run committed no span tokens")
+        return [Notice("chart", f"{why}, so it has no {self.label} and is not on the chart")]
