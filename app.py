@@ -32,8 +32,8 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
-from pdiff.app.frames import CONTROLS, Frame, Update  # noqa: E402
-from pdiff.app.handlers import DemoApp  # noqa: E402
+from pdiff.app.frames import Frame, Update  # noqa: E402
+from pdiff.app.handlers import CONTROLS, DemoApp  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
     PLAN_HEADERS,

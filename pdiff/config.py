@@ -107,6 +107,7 @@ class GenerationConfig:
 
 
 _FIELDS = {f.name: f for f in fields(GenerationConfig)}
+KNOBS = tuple(_FIELDS)  # every knob's name, GenerationConfig's spelling
 _WHOLE = tuple(name for name, f in _FIELDS.items() if f.type == "int")
 _AUTO = ("length_scale", "max_new_tokens")  # None: the checkpoint's unit, the default budget
 

@@ -18,16 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdiff.app.facts import Judge
-from pdiff.app.inputs import MAX_STEPS_RATIO
 from pdiff.app.session import Session
 from pdiff.app.view import RunView, answer_text, notices_list_html, plan_html, spans_html, speedup, stats_html
 from pdiff.events import Finished, Notice
 
 log = logging.getLogger("pdiff.app")
 
-# The controls a loaded trace restores (its prompt and settings), by output name.
-CONTROLS = ("prompt", "steps_ratio", "threshold", "schedule", "unmask", "temperature", "top_p",
-            "seed", "length_scale", "attention", "use_cache", "max_new_tokens")
 SKIP = object()  # leave this output as it is
 
 
@@ -71,15 +67,16 @@ class Frame:
 
     def changed(self) -> dict[str, Any]:
         """The outputs this frame sets, by name (the restored controls among them)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in ("controls", "warning")}
-        return {**{k: v for k, v in out.items() if v is not SKIP}, **self.controls}
+        return {**self._set(), **self.controls}
 
     def __or__(self, other: Frame) -> Frame:
         """This frame with `other`'s outputs (and warning) on top."""
-        values = {k: v for k, v in other.changed().items() if k not in CONTROLS}
-        return dataclasses.replace(self, **values, controls={**self.controls, **other.controls},
+        return dataclasses.replace(self, **other._set(), controls={**self.controls, **other.controls},
                                    warning=other.warning or self.warning)
+
+    def _set(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in OUTPUTS}
+        return {name: v for name, v in values.items() if v is not SKIP}
 
 
 OUTPUTS = tuple(f.name for f in dataclasses.fields(Frame) if f.name not in ("controls", "warning"))
@@ -167,12 +164,3 @@ def error_frame(err: BaseException, session: Session | None = None, *, expected:
 def nothing_to_replay() -> Frame:
     message = "nothing to replay yet: generate, or load a trace, first"
     return frame(notices=[Notice("replay", message)], warning=message)
-
-
-def restored_controls(settings: dict) -> dict:
-    """The control values of a loaded trace's settings, by output name (those in the trace).
-    The settings are in today's spelling: `pdiff.app.trace` reads older traces so."""
-    out = {name: settings[name] for name in CONTROLS if name in settings}
-    if isinstance(out.get("steps_ratio"), (int, float)):
-        out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
-    return out

@@ -15,6 +15,7 @@ one line in the notices area, never as a traceback. This module imports no gradi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import time
@@ -31,10 +32,9 @@ from pdiff.app.frames import (
     frame,
     nothing_to_replay,
     public_error,
-    restored_controls,
     run_lanes,
 )
-from pdiff.app.inputs import plan_rows
+from pdiff.app.inputs import MAX_STEPS_RATIO, plan_rows
 from pdiff.app.machine import device_words
 from pdiff.app.playback import PlaybackError, play_schedule
 from pdiff.app.runs import ModelRuns
@@ -49,7 +49,7 @@ from pdiff.app.view import (
     notices_list_html,
     stats_rows_html,
 )
-from pdiff.config import ConfigError, Knobs
+from pdiff.config import KNOBS, ConfigError, Knobs
 from pdiff.events import Notice
 
 log = logging.getLogger("pdiff.app")
@@ -241,3 +241,16 @@ class DemoApp:
         return frame(run_lanes(view, state.ar_seconds.get(record.prompt), self.judge, record.prompt),
                      notices=view.notices, **outputs)
 
+
+# The controls a loaded trace restores: the prompt and the knobs of /generate, by name.
+CONTROLS = tuple(name for name in inspect.signature(DemoApp.generate).parameters
+                 if name == "prompt" or name in KNOBS)
+
+
+def restored_controls(settings: dict) -> dict:
+    """The control values of a loaded trace's settings, by name (those in the trace). The
+    settings are in today's spelling: `pdiff.app.trace` reads older traces so."""
+    out = {name: settings[name] for name in CONTROLS if name in settings}
+    if isinstance(out.get("steps_ratio"), (int, float)):
+        out["steps_ratio"] = min(out["steps_ratio"], MAX_STEPS_RATIO)  # above 1 is the same run
+    return out
