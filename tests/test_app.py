@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pdiff.app.frames import OUTPUTS, SKIP, error_html, stats_dict
+from pdiff.app.frames import OUTPUTS, SKIP, Frame, error_html, stats_dict
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
 from pdiff.app.machine import device_words
@@ -312,6 +312,18 @@ def test_rerun_plan_streams_and_compares(app):
     settings, events = read_trace(out.trace_file)
     assert events == session.events and settings["prompt"] == "Write about Velora."
     assert settings["plan"].startswith("<promise>")
+
+
+def test_a_frame_sends_only_what_it_changes():
+    """A Frame's outputs are the fields it sets (SKIP: left as they are), with a loaded trace's
+    controls; `a | b` is a with b's outputs, controls and warning on top."""
+    a = Frame(answer="x", stats_json={"status": "running"}, controls={"seed": 3})
+    assert a.changed() == {"answer": "x", "stats_json": {"status": "running"}, "seed": 3}
+    assert Frame().changed() == {} and Frame(trace_file=None).changed() == {"trace_file": None}
+    b = a | Frame(stats_json={"error": "no"}, warning="no", controls={"prompt": "p"})
+    assert b.changed() == {"answer": "x", "stats_json": {"error": "no"}, "seed": 3, "prompt": "p"}
+    assert b.warning == "no" and (b | Frame()).warning == "no" and a.warning is None
+    assert set(b.changed()) - {"seed", "prompt"} <= set(OUTPUTS)
 
 
 def test_errors_are_messages(app):

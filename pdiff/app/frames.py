@@ -67,14 +67,15 @@ class Frame:
 
     def changed(self) -> dict[str, Any]:
         """The outputs this frame sets, by name (the restored controls among them)."""
-        return {**self._set(), **self.controls}
+        return {**self._outputs(), **self.controls}
 
     def __or__(self, other: Frame) -> Frame:
         """This frame with `other`'s outputs (and warning) on top."""
-        return dataclasses.replace(self, **other._set(), controls={**self.controls, **other.controls},
+        return dataclasses.replace(self, **other._outputs(), controls={**self.controls, **other.controls},
                                    warning=other.warning or self.warning)
 
-    def _set(self) -> dict[str, Any]:
+    def _outputs(self) -> dict[str, Any]:
+        """The outputs (not the controls) this frame sets, by name."""
         values = {name: getattr(self, name) for name in OUTPUTS}
         return {name: v for name, v in values.items() if v is not SKIP}
 
