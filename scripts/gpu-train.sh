@@ -5,17 +5,16 @@
 #
 #     bash scripts/gpu-train.sh OUTDIR SECONDS
 #
-# The runs start from the bundled pair (assets/models: AR v7, PD v6) and train on task v5: AR
-# continued at a lower learning rate; PD continued with two stratified mask draws per sequence
-# (round 2's winner) at two learning rates, and with the plain objective as the control; and PD
-# adapted afresh from AR v7 (the paper's recipe). The earlier rounds' tables are this file in
-# commits 42a370d, 9ba9a6c and eb8769d. One process each: on a GPU the batch is built on the
-# host in Python (about 2 ms a sequence), so the runs share the GPU and take a few host cores
-# each. Uses the
-# machine's python3 (PDIFF_PYTHON names another) and installs nothing. A run that outlives its
-# time by a minute (PDIFF_TRAIN_GRACE seconds) is stopped; its last save (every 200 steps) is
-# packed. PDIFF_TRAIN_ARGS adds options to every run (later options win: a smoke run here uses
-# smaller batches).
+# The runs start from the bundled pair (assets/models; for round 3 of the model card, AR v7 and
+# PD v6) and train on task v5: AR continued at a lower learning rate; PD continued with two
+# stratified mask draws per sequence (round 2's winner) at two learning rates, and with the plain
+# objective as the control; and PD adapted afresh from the AR model (the paper's recipe). The
+# earlier rounds' tables are this file in commits 42a370d, 9ba9a6c and eb8769d. One process
+# each: on a GPU the batch is built on the host in Python (about 2 ms a sequence), so the runs
+# share the GPU and take a few host cores each. Uses the machine's python3 (PDIFF_PYTHON names
+# another) and installs nothing. A run that outlives its time by a minute (PDIFF_TRAIN_GRACE
+# seconds) is stopped; its last save (every 200 steps) is packed. PDIFF_TRAIN_ARGS adds options
+# to every run (later options win: a smoke run here uses smaller batches).
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
