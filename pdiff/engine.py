@@ -275,13 +275,14 @@ class Engine:
         run.plan.append(tuple(items))
         run.counts["spans"] += len(items)
         longest = max(it.length for it in items)
-        slots = torch.full((len(items), longest), -1, dtype=torch.long)  # (S, L) positions
+        # (S, L) positions, built on the device: a host tensor copied over synchronises on CUDA
+        slots = torch.full((len(items), longest), -1, dtype=torch.long, device=self.device)
         for s, (a, b) in enumerate(ranges):
-            slots[s, : b - a - 2] = torch.arange(a + 1, b - 1)
+            slots[s, : b - a - 2] = torch.arange(a + 1, b - 1, device=self.device)
         steps = sampling.scheduled_steps(longest, cfg.steps_ratio)
         yield SpansOpened(rnd, tuple(items), terminator, steps)
         start = ranges[0][0] if run.cache is not None else 0
-        return Round(rnd, tuple(items), terminator, ranges, slots.to(self.device), steps, start)
+        return Round(rnd, tuple(items), terminator, ranges, slots, steps, start)
 
     # 3) denoise ------------------------------------------------------------------------------
 
