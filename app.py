@@ -151,7 +151,7 @@ def _html(elem_id: str, label: str, value: str = "") -> gr.HTML:
 def _header(app: DemoApp) -> None:
     gr.Markdown(f"# Planned Diffusion, live\nA short autoregressive **plan**, then every promised "
                 f"**span** filled in parallel by diffusion. Model: `{app.models.display_name}` on "
-                f"`{app.settings.device}`; quality on the chart: {app.label}.")
+                f"`{app.settings.device}`; quality on the chart: {app.models.quality_label}.")
     gr.Markdown(scope_line(app.models.kind, app.models.display_name), elem_id="scope")
     gr.HTML(legend_html(), js_on_load=None)
 
@@ -273,7 +273,7 @@ def _chart(app: DemoApp) -> dict:
     gr.Markdown("### Latency and quality")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            c["chart"] = gr.Plot(chart_figure([], app.label), label="chart", show_label=False,
+            c["chart"] = gr.Plot(chart_figure([], app.models.quality_label), label="chart", show_label=False,
                                  elem_id="chart")
         with gr.Column(scale=1, min_width=200):
             c["relative_view"] = gr.Checkbox(label="Relative view", elem_id="relative",

@@ -89,10 +89,6 @@ class DemoApp:
         self.cache = CacheCap((*kept, self.traces.folder), self.cache.max_bytes)
         self.cache.trim()
 
-    @property
-    def label(self) -> str:
-        return self.models.quality_label
-
     # -- the endpoints: their names and parameter names are the API --
 
     def generate(self, prompt, steps_ratio, threshold, schedule, unmask, temperature,  # noqa: PLR0913
