@@ -19,7 +19,9 @@ each because no public gradio API does its job; the line numbers are gradio 6.31
   started a new run killed the new run. A flag in the session that the run checks between frames
   cannot help: gradio cancels the new run's task from outside, before the run sees any flag, and
   that task then never answers its client. The route's request names its event, and every task
-  is named by its event (utils.py:1175): the patch cancels that event's task alone.
+  is named by its event (utils.py:1175): the patch cancels that event's task alone. Without it,
+  at PDIFF_CONCURRENCY=2 (two runs of a session running at once), a Stop sent as a new run
+  started lost the new run in 19 of 20 trials (tests/test_hostile.py).
 
 `strict_inputs`: raw input is checked once, before gradio preprocesses it, and every refusal is
   a message without a traceback. `Blocks.preprocess_data` is where each raw value meets the
