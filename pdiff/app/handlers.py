@@ -97,7 +97,7 @@ class DemoApp:
         """Plan, then diffuse; optionally run the AR baseline after it on the same prompt."""
         knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.planned(prompt, knobs, Session.of(session), None,
-                                               compare_ar, relative_view))
+                                                   compare_ar, relative_view))
 
     def rerun_plan(self, prompt, plan_table, steps_ratio, threshold, schedule, unmask,  # noqa: PLR0913
                    temperature, top_p, seed, length_scale, attention, use_cache, max_new_tokens,
@@ -105,7 +105,7 @@ class DemoApp:
         """Diffuse with the editor's plan used verbatim (no plan is sampled)."""
         knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.planned(prompt, knobs, Session.of(session), plan_table,
-                                               compare_ar, relative_view))
+                                                   compare_ar, relative_view))
 
     def baseline(self, prompt, temperature, top_p, seed, max_new_tokens, relative_view=False,
                  session=None):
