@@ -20,7 +20,7 @@ import pytest
 
 from pdiff.config import GenerationConfig, upgrade_schedule
 from pdiff.loader import BUNDLED
-from pdiff.notes.checker import fact_results, parse_facts, score
+from pdiff.notes.checker import fact_results, invented_facts, parse_facts, score
 from tests import apphelpers as H
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -198,7 +198,8 @@ def test_bundled_model_in_browser(browser, bundled_server):
     page.wait_for_selector("#ar-facts .pd-fact", timeout=TIMEOUT_MS)
     for box, text in (("#facts", answer), ("#ar-facts", ar_answer)):
         marks = marks_on_page(page, box)
-        assert len(marks) == n and marks == [r.mark for r in fact_results(prompt, text)]
+        added = ["invented"] * len(invented_facts(prompt, text))  # a line per fact the answer adds
+        assert len(marks) == n + len(added) and marks == [r.mark for r in fact_results(prompt, text)] + added
     stats = page.locator("#stats").inner_text()
     assert "quality · checker score" in stats and f"{score(prompt, answer).value:.2f}" in stats
     assert "likely invented" not in page.locator("#notices").inner_text()

@@ -8,13 +8,13 @@ import re
 
 import pytest
 
-from pdiff.app.facts import NO_FACTS, Judge, fact_marks_html, plan_editor_note, scope_line
+from pdiff.app.facts import NO_FACTS, SYMBOLS, Judge, fact_marks_html, halving, plan_editor_note, scope_line
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import default_schedule
 from pdiff.app.settings import QUALITY_LABELS, RELEASED_PD, Models, settings_from_env
 from pdiff.app.view import RunView, stats_html
 from pdiff.events import Finished, Stats
-from pdiff.notes.checker import fact_results, parse_facts, score
+from pdiff.notes.checker import fact_results, invented_facts, parse_facts, score
 from pdiff.notes.data import make_split
 
 CHECKER = Judge("checker", QUALITY_LABELS["checker"])
@@ -62,8 +62,37 @@ def test_marks_list_every_fact_with_its_mark_and_counts():
     results = fact_results(PROMPT, answer)
     classes = re.findall(r'class="pd-fact pd-fact-(\w+)"', html)
     assert classes == [r.mark for r in results] == ["correct", "wrong", "missing"]
-    assert "1 of 3 stated correctly, 1 wrongly, 1 missing" in html
+    assert "1 of 3 stated correctly, 1 wrongly, 1 missing, 0 not in your notes" in html
     assert "the answer says rainy" in html
+
+
+def test_marks_add_a_line_for_each_fact_not_in_the_notes():
+    """After the prompt's facts, one line per fact the answer adds, marked "not in your notes"
+    with its own symbol, its key and value and the sentence that says it, all escaped; the head
+    counts them."""
+    added = ["Lagil is married to Vuvelu.", "Its motto is <i>Dovra</i>."]
+    answer = ("Lagil lies in the country of Dregani. It has a hot climate for most of the year. "
+              "It has a population of 4800. " + " ".join(added))
+    html = fact_marks_html(PROMPT, answer)
+    invented = invented_facts(PROMPT, answer)
+    assert [i.sentence for i in invented] == added  # the premise: the checker finds both
+    classes = re.findall(r'class="pd-fact pd-fact-(\w+)"', html)
+    assert classes == [r.mark for r in fact_results(PROMPT, answer)] + ["invented", "invented"]
+    assert "3 of 3 stated correctly, 0 wrongly, 0 missing, 2 not in your notes" in html
+    lines = re.findall(r'<li class="pd-fact pd-fact-invented" title="not in your notes">(.*?)</li>', html)
+    assert len(lines) == 2 and all(SYMBOLS["invented"] in line for line in lines)
+    assert SYMBOLS["invented"] not in SYMBOLS["correct"] + SYMBOLS["wrong"] + SYMBOLS["missing"]
+    assert "<b>partner</b> Vuvelu" in lines[0] and "Lagil is married to Vuvelu." in lines[0]
+    assert "<i>" not in html and "<b>motto</b> &lt;i&gt;Dovra&lt;/i&gt;" in lines[1]
+
+
+def test_a_halved_score_names_its_format_problem_not_an_invented_fact():
+    """An answer with an invented fact and a repeated sentence: the halving names the repeat."""
+    repeated = "It is a quiet place with many old streets."
+    answer = f"Lagil lies in the country of Dregani. Its motto is Dovra. {repeated} {repeated}"
+    scored = score(PROMPT, answer)
+    assert scored.invented == 1 and not scored.format_ok  # the premise
+    assert halving(scored).endswith("halved for: repeated sentence")
 
 
 def test_marks_escape_the_prompt_and_the_answer():
@@ -116,15 +145,17 @@ def knobs(app: DemoApp) -> dict:
 
 def test_bundled_runs_mark_every_fact_for_planned_and_ar(bundled_app):
     """A bundled run and its AR baseline: each answer's marks list every fact of the prompt, as
-    the checker marks that very answer, and each stats panel carries its checker score."""
+    the checker marks that very answer, then each fact it adds, and each stats panel carries its
+    checker score."""
     prompt = make_split("heldout", 1, seed=4)[0].prompt
     n = len(parse_facts(prompt))
     final = list(bundled_app.generate(prompt, **knobs(bundled_app), compare_ar=True))[-1]
     for facts, answer, stats in ((final.facts, final.answer, final.stats),
                                  (final.ar_facts, final.ar_answer, final.ar_stats)):
-        assert answer and len(re.findall(r'class="pd-fact ', facts)) == n
+        added = len(invented_facts(prompt, answer))
+        assert answer and len(re.findall(r'class="pd-fact ', facts)) == n + added
         marks = re.findall(r'class="pd-fact pd-fact-(\w+)"', facts)
-        assert marks == [r.mark for r in fact_results(prompt, answer)]
+        assert marks == [r.mark for r in fact_results(prompt, answer)] + ["invented"] * added
         assert f"{score(prompt, answer).value:.2f}" in stats and "quality · checker" in stats
     assert "likely invented" not in final.notices
 

@@ -2,10 +2,10 @@
 prompt without facts, the per-fact marks beside an answer and the quality row of the stats.
 
 A `Judge` is how a model's answers are judged: the bundled models by the notes checker
-(`pdiff.notes.checker`: fact accuracy, and each fact marked correct, wrong or missing), any
-other model by the benchmark's named signal alone (mean commit confidence: no per-fact marks).
-Everything here is pure: markdown, escaped HTML and `Notice`s from plain values. This module
-knows nothing of gradio, models or engines.
+(`pdiff.notes.checker`: fact accuracy, each fact marked correct, wrong or missing, and each fact
+the answer adds that the notes do not give), any other model by the benchmark's named signal
+alone (mean commit confidence: no per-fact marks). Everything here is pure: markdown, escaped
+HTML and `Notice`s from plain values. This module knows nothing of gradio, models or engines.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pdiff.app.session import quality_of
 from pdiff.app.settings import RELEASED_PD
 from pdiff.app.view import RunView
 from pdiff.events import Notice
-from pdiff.notes.checker import MARKS, Score, fact_results, parse_facts, score
+from pdiff.notes.checker import INVENTED, MARKS, Score, fact_results, invented_facts, parse_facts, score
 
 RELEASED_HUB = "https://huggingface.co/"  # a released checkpoint's page: this prefix + its id
 README_7B = "Run it on a released 7B checkpoint (GPU)"  # the README section for open questions
-SYMBOLS = {"correct": "✓", "wrong": "✗", "missing": "–"}  # the mark's shape, so colour is not the only cue
-WORDS = {"correct": "stated correctly", "wrong": "stated wrongly", "missing": "missing"}
+# The mark's shape, so colour is not the only cue; "invented": a fact the answer adds.
+SYMBOLS = {"correct": "✓", "wrong": "✗", "missing": "–", "invented": "＋"}
+WORDS = {"correct": "stated correctly", "wrong": "stated wrongly", "missing": "missing",
+         "invented": INVENTED}
 NO_FACTS = "likely_invented"  # the notice kind for a bundled-model prompt without facts
 
 
@@ -91,27 +93,38 @@ def halving(scored: Score) -> str:
     problem, so "8 of 12 stated correctly" beside 0.33 reads as what it is."""
     if scored.format_ok:
         return ""
-    problems = [p for p in scored.problems if not p.startswith("missing fact")]
+    problems = [p for p in scored.problems if not p.startswith(("missing fact", f"{INVENTED}:"))]
     reason = problems[0].split(":")[0] if problems else "the format is not clean"
     return f"{scored.fact_accuracy:.2f} of the facts, halved for: {reason}"
 
 
 def fact_marks_html(prompt: str, answer: str) -> str:
-    """Every fact of the prompt with its mark (correct, wrong with the value said, missing)."""
+    """Every fact of the prompt with its mark (correct, wrong with the value said, missing), then
+    each fact the answer adds that the notes do not give, with the sentence that says it."""
     results = fact_results(prompt, answer)
     if not results:
         return ""
+    invented = invented_facts(prompt, answer)
     counts = {m: sum(r.mark == m for r in results) for m in MARKS}
     head = (f"facts of the prompt: {counts['correct']} of {len(results)} stated correctly, "
-            f"{counts['wrong']} wrongly, {counts['missing']} missing")
-    halved = halving(score(prompt, answer))
+            f"{counts['wrong']} wrongly, {counts['missing']} missing, {len(invented)} {INVENTED}")
+    scored = score(prompt, answer)
+    halved = halving(scored)
     if halved:
-        head += f"; score {score(prompt, answer).value:.2f}: {halved}"
+        head += f"; score {scored.value:.2f}: {halved}"
     items = []
     for r in results:
         said = f' <span class="pd-fact-said">(the answer says {escape(r.said)})</span>' if r.said else ""
-        items.append(f'<li class="pd-fact pd-fact-{r.mark}" title="{WORDS[r.mark]}">'
-                     f'<span class="pd-fact-mark">{SYMBOLS[r.mark]}</span> <b>{escape(r.fact.key)}</b> '
-                     f'{escape(r.fact.value)}{said}</li>')
+        items.append(_mark_item(r.mark, r.fact.key, r.fact.value, said))
+    for i in invented:
+        said = f' <span class="pd-fact-said">({INVENTED}: “{escape(i.sentence)}”)</span>'
+        items.append(_mark_item("invented", i.key, i.value, said))
     return (f'<div class="pd pd-facts"><div class="pd-facts-head">{escape(head)}</div>'
             f'<ul class="pd-fact-list">{"".join(items)}</ul></div>')
+
+
+def _mark_item(mark: str, key: str, value: str, said: str) -> str:
+    """One line of the marks: its symbol, the key and value (escaped here), and `said` (HTML)."""
+    return (f'<li class="pd-fact pd-fact-{mark}" title="{WORDS[mark]}">'
+            f'<span class="pd-fact-mark">{SYMBOLS[mark]}</span> <b>{escape(key)}</b> '
+            f'{escape(value)}{said}</li>')

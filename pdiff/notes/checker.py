@@ -26,6 +26,15 @@ the attribute's kind: another word of its closed list ("rainy" for a climate), o
 its open rule (a number for a population, a capitalised name for a founder, "N dollars" for a
 price; any text for a key the data does not know). Anything else counts as not said.
 
+`invented_facts` finds the facts the answer adds: every statement of an attribute (a predicate of
+any attribute of any kind in the lexicon, its value in the attribute's shape, or "Its/His/Her/
+Their/<Name>'s <key> is <value>." for a short key) whose value does not occur in the prompt (as
+`score` matches values) and whose attribute no fact names (a fact with a key of that attribute
+makes the statement a "wrong" value, which `fact_results` marks). `score` counts them against
+the answer: fact_accuracy = facts_correct / (facts_total + invented), and a problem "not in your
+notes: <key>: <value>" for each. `score`, `fact_results` and `invented_facts` take the facts as
+given (a visitor set lists them) instead of reading them from the prompt.
+
 It deliberately does not know whether a fact is stated *truthfully* (a value that appears in a
 negated or wrong context still counts), nor anything about fluency, tokenizers or models.
 """
@@ -33,10 +42,12 @@ negated or wrong context still counts), nor anything about fluency, tokenizers o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pdiff.notes.data import Fact
-from pdiff.notes.lexicon import ATTRS, KNOWN_KEYS, value_shape
+from pdiff.notes.lexicon import ATTR_KEYS, ATTRS, KNOWN_KEYS, Attr, value_shape
 from pdiff.notes.plain import sentence_facts
 from pdiff.tags import CONTROL_TAGS
 
@@ -64,15 +75,17 @@ _GENERIC_TAG = re.compile(
 )
 MAX_STUTTER_WORDS = 6  # longest phrase checked for back-to-back repetition
 MAX_REPEATS_LISTED = 5  # repeated sentences named in problems, at most
+INVENTED = "not in your notes"  # how a problem (and the page) names a fact the notes do not give
 
 
 @dataclass(frozen=True)
 class Score:
     facts_total: int
     facts_correct: int
-    fact_accuracy: float  # facts_correct / facts_total; 0.0 when the prompt lists no facts
+    fact_accuracy: float  # facts_correct / (facts_total + invented); 0.0 when there are no facts
     format_ok: bool  # non-empty, no leftover control tags or masks, no repeated sentence/span
     problems: tuple[str, ...]  # human-readable reasons for lost points
+    invented: int = 0  # facts the answer states that the notes do not give (`invented_facts`)
 
     @property
     def value(self) -> float:
@@ -182,11 +195,16 @@ def format_problems(answer: str) -> list[str]:
     return problems
 
 
-def score(prompt: str, answer: str) -> Score:
-    """Score an answer against the facts of its prompt. Never raises on string input."""
+def _facts_of(prompt: str, facts: Iterable[Fact] | None) -> tuple[Fact, ...]:
+    return parse_facts(prompt) if facts is None else tuple(facts)
+
+
+def score(prompt: str, answer: str, facts: Iterable[Fact] | None = None) -> Score:
+    """Score an answer against the facts of its prompt (or the `facts` given instead). Never
+    raises on string input."""
     prompt = prompt if isinstance(prompt, str) else ""
     answer = answer if isinstance(answer, str) else ""
-    facts = parse_facts(prompt)
+    facts = _facts_of(prompt, facts)
     problems: list[str] = []
     correct = 0
     plain = _THOUSANDS.sub("", answer)
@@ -197,10 +215,12 @@ def score(prompt: str, answer: str) -> Score:
             problems.append(f"missing fact {fact.key}: {fact.value}")
     if not facts:
         problems.append("the prompt lists no facts")
+    invented = invented_facts(prompt, answer, facts)
+    problems.extend(f"{INVENTED}: {i.key}: {i.value}" for i in invented)
     fmt = format_problems(answer)
     problems.extend(fmt)
-    accuracy = correct / len(facts) if facts else 0.0
-    return Score(len(facts), correct, accuracy, not fmt, tuple(problems))
+    accuracy = correct / (len(facts) + len(invented)) if facts else 0.0
+    return Score(len(facts), correct, accuracy, not fmt, tuple(problems), len(invented))
 
 
 # --- per-fact marks ------------------------------------------------------------------------------
@@ -216,19 +236,29 @@ class FactResult:
     said: str | None = None  # for "wrong": the other value the answer gave
 
 
+def _attrs_of(key: str, value: str) -> list[Attr]:
+    """The attributes with this key whose kind the value has."""
+    return [a for kind in ATTRS.values() for a in kind
+            if key in a.keys and re.fullmatch(value_shape(a), value, re.IGNORECASE)]
+
+
+def _pred_patterns(attr: Attr) -> list[re.Pattern[str]]:
+    """Where an answer says the attribute with one of its predicates, the value in group "v"."""
+    shape = value_shape(attr)
+    out = []
+    for pred in attr.preds:
+        before, after = (re.escape(p) for p in pred.split("{v}"))
+        before = re.sub(r"(?<!\w)a\\ ", r"an?\\ ", before)  # "has a {v} finish": "an orange"
+        out.append(re.compile(rf"(?<!\w){before}(?P<v>{shape})(?!\w){after}", re.IGNORECASE))
+    return out
+
+
 def _said_patterns(fact: Fact) -> list[re.Pattern[str]]:
     """Where an answer says the fact's attribute, the value in group "v". The attributes are those
     of its key whose kind its own value has ("lives in: large flocks" is no habitat)."""
     key = fact.key
-    attrs = [a for kind in ATTRS.values() for a in kind if key in a.keys
-             and re.fullmatch(value_shape(a), _THOUSANDS.sub("", fact.value), re.IGNORECASE)]
-    out = []
-    for attr in attrs:
-        shape = value_shape(attr)
-        for pred in attr.preds:
-            before, after = (re.escape(p) for p in pred.split("{v}"))
-            before = re.sub(r"(?<!\w)a\\ ", r"an?\\ ", before)  # "has a {v} finish": "an orange"
-            out.append(re.compile(rf"(?<!\w){before}(?P<v>{shape})(?!\w){after}", re.IGNORECASE))
+    attrs = _attrs_of(key, _THOUSANDS.sub("", fact.value))
+    out = [p for attr in attrs for p in _pred_patterns(attr)]
     shape = "|".join(value_shape(a) for a in attrs) or _FREE
     out.append(re.compile(rf"(?<!\w){re.escape(key)}\s+is\s+(?P<v>{shape})(?=[.;,\n]|$)",
                           re.IGNORECASE))
@@ -244,15 +274,77 @@ def _said_otherwise(fact: Fact, plain_answer: str) -> str | None:
     return None
 
 
-def fact_results(prompt: str, answer: str) -> tuple[FactResult, ...]:
-    """Each fact of the prompt, in order, marked correct, wrong or missing (see the docstring)."""
+def fact_results(prompt: str, answer: str,
+                 facts: Iterable[Fact] | None = None) -> tuple[FactResult, ...]:
+    """Each fact of the prompt (or of `facts`, given instead), in order, marked correct, wrong or
+    missing (see the docstring)."""
     prompt = prompt if isinstance(prompt, str) else ""
     plain = _THOUSANDS.sub("", answer if isinstance(answer, str) else "")
     out = []
-    for fact in parse_facts(prompt):
+    for fact in _facts_of(prompt, facts):
         if _stated(fact, plain):
             out.append(FactResult(fact, "correct"))
             continue
         said = _said_otherwise(fact, plain)
         out.append(FactResult(fact, "missing") if said is None else FactResult(fact, "wrong", said))
     return tuple(out)
+
+
+# --- facts not in the notes ----------------------------------------------------------------------
+
+# "Its motto is Dovra." / "Mira's age is 41.": the key, then the value up to the clause's end
+# ("It's" and "She's" are no possessives).
+_POSSESSIVE = re.compile(r"(?:^|(?<=\s))(?!(?:It|He|She|That|There|This|What|Who|Here)'s\b)"
+                         r"(?:[Ii]ts|[Hh]is|[Hh]er|[Tt]heir|[A-Z]\w*'s)\s+"
+                         r"(?P<key>[a-z][a-z ]{0,30}?)\s+is\s+(?P<v>[^.;,\n]{1,60}?)(?=[.;,\n]|$)")
+
+
+@dataclass(frozen=True)
+class Invented:
+    key: str  # the attribute's first key ("partner" for "is married to"), or the key as said
+    value: str  # the value as the answer says it (thousands separators dropped)
+    sentence: str  # the answer's sentence that says it
+
+
+@lru_cache(maxsize=1)
+def _statements() -> tuple[tuple[Attr, tuple[str, ...], re.Pattern[str]], ...]:
+    """Every predicate of every attribute of every kind, compiled once, with the words of 3+
+    letters it cannot match without (a cheap test first: a long answer is one long sentence)."""
+    return tuple((a, tuple(re.findall(r"[a-z]{3,}", pred.lower().replace("{v}", " "))), p)
+                 for kind in ATTRS.values() for a in kind
+                 for pred, p in zip(a.preds, _pred_patterns(a)))
+
+
+def _statements_in(sentence: str) -> list[tuple[str, str, frozenset[str]]]:
+    """Each attribute a sentence (thousands separators dropped) states, in order: (key, value,
+    every key of its attribute). A known key said with a value not of its kind is not a statement."""
+    low = sentence.lower()
+    out = [(m.start(), attr.keys[0], m["v"], frozenset(attr.keys)) for attr, words, pattern in _statements()
+           if all(w in low for w in words) for m in pattern.finditer(sentence)]
+    for m in _POSSESSIVE.finditer(sentence):
+        key, value = " ".join(m["key"].split()), m["v"].strip()
+        if key not in KNOWN_KEYS and len(key.split()) > MAX_UNKNOWN_KEY_WORDS:
+            continue
+        attrs = _attrs_of(key, value)
+        if attrs:
+            out.append((m.start(), attrs[0].keys[0], value, frozenset(k for a in attrs for k in a.keys)))
+        elif key not in ATTR_KEYS:
+            out.append((m.start(), key, value, frozenset({key})))
+    return [said for _, *said in sorted(out, key=lambda s: s[0])]
+
+
+def invented_facts(prompt: str, answer: str,
+                   facts: Iterable[Fact] | None = None) -> tuple[Invented, ...]:
+    """Every statement of the answer whose value the notes do not give (see the docstring), once
+    per key and value, in the order the answer says them. `facts` default to the prompt's."""
+    prompt = prompt if isinstance(prompt, str) else ""
+    answer = answer if isinstance(answer, str) else ""
+    given = {" ".join(f.key.split()).lower() for f in _facts_of(prompt, facts)}
+    plain_prompt = _THOUSANDS.sub("", prompt)
+    out: dict[tuple[str, str], Invented] = {}
+    for sentence in _SENT_SPLIT.split(answer):
+        for key, value, keys in _statements_in(_THOUSANDS.sub("", sentence)):
+            if keys & given or _stated(Fact(key, value), plain_prompt):
+                continue  # a fact of that attribute is given (a "wrong" value), or the prompt says it
+            out.setdefault((key, value.casefold()), Invented(key, value, sentence.strip()))
+    return tuple(out.values())
