@@ -71,7 +71,12 @@ STYLES = ("canonical", "varied")
 # keys. v5: v4, and half the made-up names from a wider alphabet ("Quillon", "Tillby", "Ivo"), and
 # sections of a single fact: a model trained on v4 mis-copied such names and invented a second
 # fact for a section given one, on prompts people typed.
-TASKS = ("v5", "v4", "v3")
+# v6: task v5's prompts for 3 in 10 examples, and for the rest the composed prompts of
+# `pdiff.notes.wide` (1 to 12 facts, the name anywhere and in any shape, numbers as people type
+# them): the v5 models respelled names, invented facts and lost a subject given in a field on
+# prompts that visitors wrote.
+TASKS = ("v6", "v5", "v4", "v3")
+WIDE_SHARE = 0.7  # task v6: the share of training examples drawn by pdiff.notes.wide
 
 
 @dataclass(frozen=True)
@@ -386,11 +391,16 @@ def make_split(split: str, n: int, seed: int = 0, style: str = "canonical",
     do not depend on `style`, and held-out prompts not on `task`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    from pdiff.notes.wide import make_wide_example  # wide builds on this module
+
     rng = random.Random(f"pdiff-notes-v2:{split}:{seed}")
     out: list[Example] = []
     seen: set[str] = set()
     while len(out) < n:
-        ex = make_example(rng, split, style, task)
+        if task == "v6" and split == "train" and rng.random() < WIDE_SHARE:
+            ex = make_wide_example(rng, split)
+        else:
+            ex = make_example(rng, split, style, "v5" if task == "v6" else task)
         if ex.prompt not in seen:
             seen.add(ex.prompt)
             out.append(ex)

@@ -54,7 +54,7 @@ class TrainConfig:
     attention: str = "sparse"
     seed: int = 0
     style: str = "canonical"  # the answers' style (pdiff.notes.data.STYLES)
-    task: str = "v5"  # the training split's variety (pdiff.notes.data.TASKS)
+    task: str = "v6"  # the training split's variety (pdiff.notes.data.TASKS)
     mask_copies: int = 1  # independent mask draws of the span blocks per sequence (objective.collate)
     stratified: bool = False  # spread the batch's mask ratios t over (0, 1) (objective.mask_levels)
 
