@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,12 +21,18 @@ import pytest
 import torch
 
 from pdiff.bench import run as bench
+from pdiff.bench.prompts import PromptSet
 from pdiff.bench.report import summarise
 from pdiff.config import ConfigError, GenerationConfig
 from pdiff.engine import Engine
 from pdiff.notes.data import make_split, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _given(prompts: list[str], facts=None, names=None) -> PromptSet:
+    """The prompts, with the facts and names their lines give (None: not given)."""
+    return PromptSet(prompts, facts or [None] * len(prompts), names or [None] * len(prompts))
 GRID = "steps_ratio=1.0,0.5;threshold=none,0.9;threshold_rule=paper,adaptive"
 EXPECTED = {
     "pd:steps_ratio=1.0,threshold=none", "pd:steps_ratio=0.5,threshold=none",
@@ -157,13 +164,13 @@ def test_speedups_quality_changes_and_headline_are_computed_against_ar():
     rows = [dict(setting=k, prompt=p, seed=0, latency=lat[k][p], text=texts[k], confidence=None,
                  forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
                  rounds=1, generated_tokens=4) for k in lat for p in (0, 1)]
-    got = {e["setting"]: e for e in summarise(rows, settings, ["p0", "p1"], "agreement")["settings"]}
+    got = {e["setting"]: e for e in summarise(rows, settings, _given(["p0", "p1"]), "agreement")["settings"]}
     assert got["pd:b"]["speedup_median_latency"] == pytest.approx(3.0 / 1.0)
     assert got["pd:b"]["speedup_per_prompt_median"] == pytest.approx(((2 / 0.5) + (4 / 1.5)) / 2)
     assert got["pd:b"]["quality"] == pytest.approx(0.75)  # F1 of 3 shared words out of 4
     assert got["pd:b"]["quality_change_points"] == pytest.approx(-25.0)
     assert got["pd:b"]["quality_change_percent"] == pytest.approx(-25.0)
-    head = summarise(rows, settings, ["p0", "p1"], "agreement")["headline"]
+    head = summarise(rows, settings, _given(["p0", "p1"]), "agreement")["headline"]
     assert head["matched"]["setting"] == "pd:a" and head["matched"]["speedup_median_latency"] == 1.5
     assert head["within_5_percent"]["setting"] == "pd:a"  # pd:b is 25% worse, pd:c 100%
 
@@ -184,13 +191,82 @@ def test_the_checker_marks_each_settings_share_of_clean_answers():
                      forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
                      rounds=1, generated_tokens=4) for k, p in texts]
 
-    got = {e["setting"]: e for e in summarise(rows(), settings, [prompt, prompt], "checker")["settings"]}
+    got = {e["setting"]: e
+           for e in summarise(rows(), settings, _given([prompt, prompt]), "checker")["settings"]}
     flags = [score(prompt, texts["pd:a", p]).format_ok for p in (0, 1)]
     assert flags == [True, False]  # the premise: the checker reads the second as a stutter
     assert got["pd:a"]["format_ok"] == pytest.approx(0.5) and got["ar"]["format_ok"] == 1.0
     assert got["pd:a"]["quality"] < got["ar"]["quality"]
-    other = summarise(rows(), settings, [prompt, prompt], "confidence")["settings"]
+    other = summarise(rows(), settings, _given([prompt, prompt]), "confidence")["settings"]
     assert all(e["format_ok"] is None for e in other)
+
+
+def test_the_checker_scores_against_given_facts_and_counts_invented_answers():
+    """Under the checker with given facts, quality is judged against those facts (the prompt has
+    none to read), and a setting's "invented" is the share of its answers that state a fact the
+    notes do not give."""
+    from pdiff.notes.checker import invented_facts, parse_facts, score
+    from pdiff.notes.data import Fact
+
+    S = bench.Setting
+    settings = [S("pd:a", "planned"), S("ar", "autoregressive")]
+    prompt, given = "Write about a person named Aro.", (Fact("job", "baker"), Fact("age", "40"))
+    clean = "Aro works full time as a baker. Aro is 40 years old."
+    texts = {("pd:a", 0): clean, ("pd:a", 1): clean + " Aro is married to Bob.", ("ar", 0): clean,
+             ("ar", 1): clean}
+    rows = [dict(setting=k, prompt=p, seed=0, latency=1.0, text=texts[k, p], confidence=0.5,
+                 forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
+                 rounds=1, generated_tokens=4) for k, p in texts]
+    got = {e["setting"]: e for e in summarise(rows, settings, _given([prompt, prompt], [given, given]),
+                                              "checker")["settings"]}
+    flags = [bool(invented_facts(prompt, texts["pd:a", p], given)) for p in (0, 1)]
+    assert parse_facts(prompt) == () and flags == [False, True]  # the premises
+    assert got["pd:a"]["invented"] == pytest.approx(0.5) and got["ar"]["invented"] == 0.0
+    assert got["ar"]["quality"] == score(prompt, clean, given).value > 0.0
+    assert got["pd:a"]["quality"] < got["ar"]["quality"]
+
+
+def test_a_prompts_line_with_malformed_facts_is_refused(tmp_path):
+    """A "facts" that is not a list of [key, value] string pairs: a ValueError naming its line."""
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"instruction": "Write.", "facts": [["age", "40"]]}) + "\n"
+                    + json.dumps({"instruction": "Write.", "facts": [["age"]]}) + "\n")
+    with pytest.raises(ValueError, match="line 2"):
+        bench.read_prompts(path, None)
+
+
+def test_the_bench_checks_answers_against_the_facts_a_prompts_line_gives(tiny_ckpt, tmp_path):
+    """A --prompts line's "facts" are what the checker scores against, at run time (runs.jsonl)
+    and in the summary: a word of the answer given as a fact's value is stated, where the
+    prompt itself has no fact to read; the summary reports each setting's invented share."""
+    from pdiff.notes.checker import fact_stated, invented_facts, score
+    from pdiff.notes.data import Fact
+
+    prompt = "Write a short text about the sea."
+    def run(out, line: dict) -> list[dict]:
+        (tmp_path / f"{out}.jsonl").write_text(json.dumps({"instruction": prompt, **line}) + "\n")
+        bench.main(["--model", str(tiny_ckpt), "--prompts", str(tmp_path / f"{out}.jsonl"), "--out",
+                    str(tmp_path / out), "--grid", "steps_ratio=1.0", "--no-diffusion-baseline",
+                    "--max-new-tokens", "24", "--threads", "1", "--warmup", "0", "--quality", "checker"])
+        return _rows(tmp_path / out)
+
+    first = run("parsed", {})
+    assert all(r["quality"] == 0.0 for r in first)  # the premise: the prompt gives no facts
+    word = next(w for r in first for w in re.findall(r"\w+", r["text"])  # a random model: "H;H;"
+                if fact_stated(Fact("motto", w), r["text"]))
+    given = (Fact("motto", word), Fact("nickname", "Zorblat"))
+    rows = run("given", {"facts": [[f.key, f.value] for f in given]})
+    assert {r["setting"]: r["text"] for r in rows} == {r["setting"]: r["text"] for r in first}
+    for r in rows:
+        assert r["quality"] == score(prompt, r["text"], given).value
+    assert max(r["quality"] for r in rows) > 0.0
+    summary = json.loads((tmp_path / "given" / "summary.json").read_text())
+    assert summary["prompts_with_facts"] == 1
+    for e in summary["settings"]:
+        texts = [r["text"] for r in rows if r["setting"] == e["setting"]]
+        assert e["quality"] == pytest.approx(sum(score(prompt, t, given).value for t in texts) / len(texts))
+        assert e["invented"] == sum(bool(invented_facts(prompt, t, given)) for t in texts) / len(texts)
+    assert "| invented |" in (tmp_path / "given" / "summary.md").read_text()
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(done, tmp_path):
@@ -304,3 +380,46 @@ def test_overhead_profile_counts_every_forward(engine):
     assert figures["denoise_steps"] == 20
     assert 0 < figures["forward_seconds"] <= figures["engine_seconds"] * 1.05
     assert "forward" not in engine.model.__dict__  # the timing hook is removed
+
+
+def test_the_probes_report_each_settings_share_of_exact_names_and_numbers():
+    """With a line's name and facts, a setting's "name exact" is the share of its answers that name
+    the entity exactly, and "numbers exact" the share that copy every given number and no other."""
+    from pdiff.notes.data import Fact
+
+    S = bench.Setting
+    settings = [S("pd:a", "planned"), S("ar", "autoregressive")]
+    prompt = "Write about the city Qelora. Facts: population: 45,000; founded: 1620."
+    given = (Fact("population", "45,000"), Fact("founded", "1620"))
+    right = "Qelora is home to about 45,000 people. It was founded in 1620."
+    texts = {("pd:a", 0): right, ("pd:a", 1): right.replace("Qelora", "Qelqelora"),
+             ("ar", 0): right, ("ar", 1): right.replace("1620", "1621")}
+    def rows():
+        return [dict(setting=k, prompt=p, seed=0, latency=1.0, text=texts[k, p], confidence=0.5,
+                     forward_passes=1, critical_path=1, tokens_per_forward=1.0, plan_tokens=1, spans=1,
+                     rounds=1, generated_tokens=4) for k, p in texts]
+    both = _given([prompt, prompt], [given, given], ["Qelora", "Qelora"])
+    got = {e["setting"]: e for e in summarise(rows(), settings, both, "checker")["settings"]}
+    assert got["pd:a"]["name_exact"] == 0.5 and got["pd:a"]["numbers_exact"] == 1.0
+    assert got["ar"]["name_exact"] == 1.0 and got["ar"]["numbers_exact"] == 0.5
+    unnamed = summarise(rows(), settings, _given([prompt, prompt]), "checker")["settings"]
+    assert all(e["name_exact"] is None and e["numbers_exact"] is None for e in unnamed)
+
+
+def test_the_probe_writes_its_prompts_with_names_and_facts(tiny_ckpt, tmp_path, capsys):
+    """`--probe N` runs N probe prompts (held-out names), writes them with their names and facts,
+    and reports the copy probe for every setting."""
+    from pdiff.notes.wide import probe_split
+
+    bench.main(["--model", str(tiny_ckpt), "--probe", "2", "--out", str(tmp_path / "probe"), "--grid",
+                "steps_ratio=1.0", "--no-diffusion-baseline", "--max-new-tokens", "16", "--threads", "1",
+                "--warmup", "0", "--quality", "checker"])
+    lines = [json.loads(x) for x in (tmp_path / "probe" / "prompts.jsonl").read_text().splitlines()]
+    assert [(x["instruction"], x["name"]) for x in lines] == [(e.prompt, e.name) for e in probe_split(2)]
+    summary = json.loads((tmp_path / "probe" / "summary.json").read_text())
+    assert summary["prompts_with_names"] == 2 and summary["prompts_with_facts"] == 2
+    assert all(e["name_exact"] is not None for e in summary["settings"])
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(tiny_ckpt), "--probe", "2", "--prompts", str(tmp_path / "probe" /
+                    "prompts.jsonl"), "--out", str(tmp_path / "both")])
+    assert "give --probe or --prompts, not both" in capsys.readouterr().err

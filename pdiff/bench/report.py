@@ -17,8 +17,9 @@ import numpy as np
 
 AR = "ar"
 SIGNALS = {
-    "checker": "checker: pdiff.notes.checker.score(prompt, text).value (facts stated, halved for a bad "
-               "format; 0..1)",
+    "checker": "checker: pdiff.notes.checker.score(prompt, text, facts).value (facts stated, over the "
+               "facts plus those the answer adds that the notes do not give, halved for a bad format; "
+               "0..1; facts: a prompts line's given facts, else those read from the prompt)",
     "confidence": "confidence: stats.mean_confidence, the mean probability of committed tokens. For "
                   "the AR baseline it is the mean probability of its own greedy tokens, a different "
                   "quantity: the change vs AR is NOT a quality comparison",
@@ -44,15 +45,28 @@ def token_f1(text: str, reference: str) -> float:
 # --- summarising -----------------------------------------------------------------------------
 
 
-def qualities(rows: list[dict], prompts: list[str], signal: str) -> list[float | None]:
-    """Each row's quality under `signal`; the checker also marks the row's `format_ok` (no
-    leftover tag, repeated sentence or stuttered phrase)."""
+def qualities(rows: list[dict], given, signal: str) -> list[float | None]:
+    """Each row's quality under `signal`. The checker (against a prompt's given facts where its
+    line gives them, else the facts read from the prompt) also marks the row's `format_ok` (no
+    leftover tag, repeated sentence or stuttered phrase) and `invented` (it states at least one
+    fact that the notes do not give), and the probes (`pdiff.notes.probes`) its `name_exact`
+    where the line names its entity and `numbers_exact` where its given facts hold a number."""
+    prompts = given.texts
     if signal == "checker":
         from pdiff.notes.checker import score
+        from pdiff.notes.probes import name_exact, numbers_exact, numbers_of
 
-        scores = [score(prompts[r["prompt"]], r["text"]) for r in rows]
+        scores = [score(prompts[r["prompt"]], r["text"], given.facts[r["prompt"]]) for r in rows]
         for row, s in zip(rows, scores):
+            prompt, name, facts = (given.texts[row["prompt"]], given.names[row["prompt"]],
+                                   given.facts[row["prompt"]])
             row["format_ok"] = float(s.format_ok)
+            row["invented"] = float(s.invented > 0)
+            if name is not None:
+                row["name_exact"] = float(name_exact(name, prompt, row["text"]))
+            values = [f.value for f in facts or ()]
+            if any(numbers_of(v) for v in values):
+                row["numbers_exact"] = float(numbers_exact(prompt, row["text"], values))
         return [s.value for s in scores]
     if signal == "confidence":
         return [r["confidence"] for r in rows]
@@ -66,12 +80,13 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def summarise(rows: list[dict], settings, prompts: list[str], signal: str) -> dict:
+def summarise(rows: list[dict], settings, given, signal: str) -> dict:
     """Per-setting aggregates (settings: objects with key, mode, knobs, in table order), their
-    speed and quality vs AR, the Pareto frontier and the headline."""
+    speed and quality vs AR, the Pareto frontier and the headline. `given`: the prompts, with the
+    facts and names their lines give (pdiff.bench.prompts.PromptSet)."""
     from pdiff.app.chart import ChartPoint, pareto_front
 
-    for row, q in zip(rows, qualities(rows, prompts, signal)):
+    for row, q in zip(rows, qualities(rows, given, signal)):
         row["quality"] = q
     by_setting = {s.key: [r for r in rows if r["setting"] == s.key] for s in settings}
     ar_latency = {(r["prompt"], r["seed"]): r["latency"] for r in by_setting[AR]}
@@ -88,7 +103,8 @@ def summarise(rows: list[dict], settings, prompts: list[str], signal: str) -> di
                      speedup_per_prompt_median=float(np.median(ratios)) if ratios else None,
                      quality=_mean(r["quality"] for r in group))
         for name in ("forward_passes", "critical_path", "tokens_per_forward", "plan_tokens", "spans",
-                     "rounds", "generated_tokens", "pad_share", "format_ok"):
+                     "rounds", "generated_tokens", "pad_share", "format_ok", "invented", "name_exact",
+                     "numbers_exact"):
             entry[name] = _mean(r.get(name) for r in group)
         table.append(entry)
     ar = next((e for e in table if e["setting"] == AR), None)
@@ -152,7 +168,13 @@ def summary_markdown(meta: dict, summary: dict) -> str:
         f"- machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']}, device {m['device']} "
         f"({m['device_name']}), {m['processes']} process(es)",
         f"- quality signal: {meta['quality_definition']}",
-        f"- {meta['prompts']} prompts × seeds {meta['seeds']}, temperature {meta['temperature']}, "
+        "- invented: the share of a setting's answers that state at least one fact the notes do not "
+        "give (checker only); name exact: the copy probe, the share of answers that name the "
+        "entity exactly and never respell it (prompts that name it); numbers exact: the number "
+        "probe, every given number copied as written and no other (prompts with numbers); "
+        "pdiff.notes.probes",
+        f"- {meta['prompts']} prompts ({meta.get('prompts_with_facts', 0)} checked against the facts "
+        f"their line gives) × seeds {meta['seeds']}, temperature {meta['temperature']}, "
         f"max_new_tokens {meta['max_new_tokens']}, latency = median of {meta['repeats']} repeat(s) "
         "(stats.total_seconds), batch 1",
         ("- plain-diffusion baseline: max_new_tokens capped at "
@@ -168,8 +190,8 @@ def summary_markdown(meta: dict, summary: dict) -> str:
         "## Settings", "",
         "| setting | runs | median s | p90 s | speedup (medians) | speedup (per-prompt) | forwards "
         "| critical path | tokens/forward | plan tokens | spans | rounds | [PAD] share | quality "
-        "| clean format | Δ points | Δ % | frontier |",
-        "|" + "---|" * 18,
+        "| clean format | invented | name exact | numbers exact | Δ points | Δ % | frontier |",
+        "|" + "---|" * 21,
     ]
     for e in summary["settings"]:
         lines.append("| " + " | ".join([
@@ -179,6 +201,7 @@ def summary_markdown(meta: dict, summary: dict) -> str:
             _fmt(e["critical_path"], ".1f"), _fmt(e["tokens_per_forward"], ".2f"),
             _fmt(e["plan_tokens"], ".1f"), _fmt(e["spans"], ".1f"), _fmt(e["rounds"], ".1f"),
             _fmt(e["pad_share"], ".3f"), _fmt(e["quality"], ".3f"), _fmt(e["format_ok"], ".1%"),
+            _fmt(e["invented"], ".1%"), _fmt(e["name_exact"], ".1%"), _fmt(e["numbers_exact"], ".1%"),
             _fmt(e["quality_change_points"], "+.2f"),
             _fmt(e["quality_change_percent"], "+.2f"), "✓" if e["frontier"] else ""]) + " |")
     return "\n".join(lines) + "\n"

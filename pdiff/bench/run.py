@@ -5,9 +5,11 @@ baseline and (optionally) the plain-diffusion baseline, runs on every prompt wit
 Settings are interleaved per prompt and seed, in a rotated order, so that latency ratios are
 measured side by side under the same machine load. Each finished run is appended to
 `DIR/runs.jsonl` at once (`--resume` skips what is there); at the end `summary.json`,
-`summary.md` and `frontier.html` compare every setting with the AR baseline. Under
-`accelerate launch` the prompts are sharded across processes (`runs.rank{N}.jsonl`) and the main
-process gathers the rows; the launch that works, on CPU too (torchrun, gloo):
+`summary.md` and `frontier.html` compare every setting with the AR baseline. A `--prompts` line
+with a "facts" list of [key, value] pairs (a visitor set's) is checked against those facts rather
+than the ones the checker reads from its prompt. Under `accelerate launch` the prompts are sharded
+across processes (`runs.rank{N}.jsonl`) and the main process gathers the rows; the launch that
+works, on CPU too (torchrun, gloo):
     accelerate launch --multi_gpu --num_processes 2 -m pdiff bench --out DIR ...
 (accelerate 1.15's `--cpu --num_processes 2` starts ONE process unless given an MPI hostfile.)
 `--shape` instead times the 7B architecture with random weights (see `pdiff.bench.shapes`).
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdiff.bench import prompts as prompt_sets
+from pdiff.bench.prompts import PromptSet, read_prompts
 from pdiff.bench.report import AR, SIGNALS, summarise, write_reports
 from pdiff.config import ConfigError, GenerationConfig, upgrade_schedule
 
@@ -113,21 +117,6 @@ def make_settings(grid: dict, diffusion: bool) -> list[Setting]:
     return list(out.values())
 
 
-def read_prompts(path: str | Path, limit: int | None) -> list[str]:
-    prompts = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        text = row.get("instruction") or row.get("prompt") if isinstance(row, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path} line {n} has no 'instruction' (or 'prompt') text")
-        if row.get("input"):  # AlpacaEval/Alpaca rows may carry an input to the instruction
-            text = f"{text}\n\n{row['input']}"
-        prompts.append(text)
-    return prompts[:limit] if limit else prompts
-
-
 def short_hash(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -178,7 +167,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ar-model", default=None, help="AR baseline checkpoint (default: the bundled AR "
                    "model with the bundled model, else --model run with mode=autoregressive)")
     p.add_argument("--prompts", default=None, help="JSONL with an 'instruction' (or 'prompt') per "
-                   "line (default: 32 held-out notes prompts, written to DIR/prompts.jsonl)")
+                   "line, and optionally its 'facts' as [key, value] pairs for the checker (default: "
+                   "32 held-out notes prompts, written to DIR/prompts.jsonl)")
+    p.add_argument("--probe", type=int, default=None, metavar="N", help="the copy and number probe "
+                   "instead: N task-v6 prompts with held-out names (written to DIR/prompts.jsonl)")
     p.add_argument("--limit", type=int, default=None, help="use the first N prompts")
     p.add_argument("--grid", default=DEFAULT_GRID, help=f"knob=v1,v2;... (default: {DEFAULT_GRID})")
     p.add_argument("--no-diffusion-baseline", action="store_true")
@@ -242,6 +234,7 @@ class Job:
 
     settings: list[Setting]
     prompts: list[str]
+    given: PromptSet  # the prompts with the facts and names their lines give
     seeds: list[int]
     signal: str  # the quality signal, a key of report.SIGNALS
     fingerprint: str  # the options rows must share to be resumed
@@ -285,16 +278,14 @@ def plan_job(args, state, out: Path) -> tuple[Job, object, dict]:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     settings = make_settings(parse_grid(args.grid), not args.no_diffusion_baseline)
     out.mkdir(parents=True, exist_ok=True)
+    if args.prompts and args.probe:
+        raise ValueError("--probe makes its own prompts: give --probe or --prompts, not both")
     if args.prompts:
-        prompts = read_prompts(args.prompts, args.limit)
+        given = read_prompts(args.prompts, args.limit)
     else:
-        from pdiff.notes.data import make_split, write_jsonl
-
-        examples = make_split("heldout", args.limit or 32)
-        if state.is_main_process:
-            write_jsonl(examples, out / "prompts.jsonl")
-        prompts = [e.prompt for e in examples]
-    if not prompts or not seeds:
+        make = prompt_sets.probe if args.probe else prompt_sets.heldout
+        given = make(args.probe or args.limit or 32, out if state.is_main_process else None)
+    if not given.texts or not seeds:
         raise ValueError("no prompts or no seeds to run")
     ar_name = args.ar_model or (BUNDLED_AR if bundled else None)
     fingerprint = short_hash([str(args.model), str(ar_name), args.temperature, args.max_new_tokens,
@@ -308,7 +299,8 @@ def plan_job(args, state, out: Path) -> tuple[Job, object, dict]:
         raise ValueError(f"{out} holds runs made with other options (model, temperature, "
                          "max_new_tokens, dtype or device); choose another --out")
     state.wait_for_everyone()
-    return Job(settings, prompts, seeds, signal, fingerprint, device, rank, world), ar_name, done
+    job = Job(settings, given.texts, given, seeds, signal, fingerprint, device, rank, world)
+    return job, ar_name, done
 
 
 def make_configs(args, job: Job, engine, ar_engine) -> dict:
@@ -355,7 +347,7 @@ def run_all(args, job: Job, configs: dict, todo: list, out: Path) -> None:
             if job.signal == "checker":
                 from pdiff.notes.checker import score
 
-                quality = score(job.prompts[i], result["text"]).value
+                quality = score(job.prompts[i], result["text"], job.given.facts[i]).value
             elif job.signal == "confidence":
                 quality = result["confidence"]
             row = dict(setting=s.key, mode=s.mode, settings={**knobs, "model": eng.name},
@@ -382,7 +374,7 @@ def gather_and_report(args, argv, out: Path, job: Job) -> None:
     sha = {i: short_hash(p) for i, p in enumerate(prompts)}
     current = [r for r in merged if r["setting"] in order and r["seed"] in seeds
                and sha.get(r["prompt"]) == r.get("prompt_sha")]
-    summary = summarise(current, settings, prompts, signal)
+    summary = summarise(current, settings, job.given, signal)
     import torch
 
     meta = dict(
@@ -393,8 +385,9 @@ def gather_and_report(args, argv, out: Path, job: Job) -> None:
                                                  if device.startswith("cuda") else platform.processor()
                                                  or "cpu"), processes=job.world),
         quality_signal=signal, quality_definition=SIGNALS[signal],
-        prompts=len(prompts), seeds=seeds, temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens, repeats=args.repeats,
+        prompts=len(prompts), prompts_with_facts=sum(f is not None for f in job.given.facts),
+        prompts_with_names=sum(n is not None for n in job.given.names), seeds=seeds,
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, repeats=args.repeats,
         diffusion_max_new_tokens=(None if args.no_diffusion_baseline
                                   else min(args.max_new_tokens, args.diffusion_max_new_tokens)))
     write_reports(out, meta, summary)
@@ -407,7 +400,7 @@ def overhead(args, out: Path) -> None:
     from pdiff.notes.data import make_split
 
     engine = load_engine(args.model, device=args.device, dtype=args.dtype or "float32")
-    prompt = read_prompts(args.prompts, 1)[0] if args.prompts else make_split("heldout", 1)[0].prompt
+    prompt = read_prompts(args.prompts, 1).texts[0] if args.prompts else make_split("heldout", 1)[0].prompt
     results = []
     for setting in make_settings(parse_grid(args.grid), diffusion=False):
         if setting.mode != "planned":

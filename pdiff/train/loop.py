@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--length-scale", type=int, help="override the preset's tokens per plan unit")
     p.add_argument("--style", choices=STYLES, help="the answers' style (default canonical)")
     p.add_argument("--task", choices=TASKS,
-                   help="the training data's variety: v5 (default; wider names, one-fact sections),"
+                   help="the training data's variety: v6 (default; composed prompts as wide as "
+                        "visitors write them, pdiff.notes.wide), v5 (wider names, one-fact sections),"
                         " v4 (wide extra-detail keys) or v3 (25 extra-detail keys)")
     p.add_argument("--mask-copies", type=int, help="mask draws of the span blocks per sequence (default 1)")
     p.add_argument("--stratified", action="store_true", default=None,
