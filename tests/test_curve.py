@@ -37,6 +37,25 @@ def test_a_point_is_the_checker_score_on_the_curve_prompts(smoke_run):
     assert (point["kind"], point["step"], point["prompts"]) == ("pd", 4, 2)
 
 
+def test_a_point_on_a_prompt_file_scores_against_its_given_facts(smoke_run, tmp_path):
+    """With a prompt file (the visitor set's form), the point's score is the checker's against each
+    line's given facts, and its step is the one asked for."""
+    from pdiff.notes.data import Fact
+
+    lines = [{"instruction": "Write about the town Quell. It has 812 people.", "facts": [["people", "812"]]},
+             {"instruction": "A lamp called the Zib.", "facts": [["colour", "red"], ["price", "$19.99"]]}]
+    path = tmp_path / "visitors.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    point = curve.evaluate(smoke_run, n=2, prompt_file=path, step=100)
+    engine = load_engine(smoke_run)
+    config = engine.config(temperature=0.0)
+    expected = statistics.mean(
+        score(x["instruction"], engine.generate_text(x["instruction"], config).text,
+              [Fact(k, v) for k, v in x["facts"]]).value for x in lines)
+    assert point["score"] == round(expected, 4)
+    assert (point["step"], point["prompts"], point["prompt_set"]) == (100, 2, "visitors.jsonl")
+
+
 def test_the_curve_prompts_are_not_the_bench_prompts():
     """The curve's fixed prompts are drawn with their own seed: none is a bench prompt (seed 0)."""
     bench = {ex.prompt for ex in make_split("heldout", 200)}

@@ -312,7 +312,7 @@ def test_the_wide_pool_trains_on_many_keys(big_splits: dict[str, list[Example]])
     assert narrow <= set(EXTRA_KEYS) and len(narrow) < 30
 
 
-@pytest.mark.parametrize("task", TASKS[1:])
+@pytest.mark.parametrize("task", [t for t in TASKS if t != "v5"])  # v5: make_split's default
 def test_the_task_leaves_heldout_prompts_alone(task: str) -> None:
     """Held-out prompts, the benchmark's and the learning curve's, are the same whichever task
     training uses; the training prompts are not."""

@@ -1,7 +1,8 @@
 """`python -m pdiff curve`: one point of a training run's learning curve.
 
 It scores a checkpoint on a fixed set of held-out prompts (`make_split("heldout", n, seed=CURVE_SEED)`,
-the first 50 by default) at temperature 0, a planned model at the reference schedule and an AR
+the first 50 by default), or on a prompts file with its given facts (`--prompt-file`: the
+visitor set, tests/data/visitors.jsonl), at temperature 0, a planned model at the reference schedule and an AR
 model autoregressively, and appends one row to a JSON log: the run's step and training seconds
 (from the checkpoint's record), the mean checker score, the fact accuracy, and the share of
 answers with a clean format. `svg` draws a log as a small line chart for the model card.
@@ -47,19 +48,27 @@ def _load_steady(folder: Path, tries: int = 5):
     raise SystemExit(f"{folder} kept changing while it loaded ({tries} tries)")
 
 
-def evaluate(folder: Path, n: int = 50) -> dict:
-    """One curve point of the checkpoint in `folder` on the first `n` curve prompts."""
+def evaluate(folder: Path, n: int = 50, prompt_file: Path | None = None,
+             step: int | None = None) -> dict:
+    """One curve point of the checkpoint in `folder` on the first `n` curve prompts (or of
+    `prompt_file`, against the facts its lines give), at `step` (default: the run's own)."""
+    from pdiff.bench.prompts import read_prompts
+
     engine, record = _load_steady(folder)
     kind = record.get("kind", "pd")
     config = (engine.config(mode="autoregressive", temperature=0.0) if kind == "ar"
               else engine.config(temperature=0.0))
-    scores = []
-    for ex in make_split("heldout", n, seed=CURVE_SEED):
-        scores.append(score(ex.prompt, engine.generate_text(ex.prompt, config).text))
+    if prompt_file:
+        given = read_prompts(prompt_file, n)
+        prompts = list(zip(given.texts, given.facts))
+    else:
+        prompts = [(ex.prompt, None) for ex in make_split("heldout", n, seed=CURVE_SEED)]
+    scores = [score(p, engine.generate_text(p, config).text, facts) for p, facts in prompts]
     return {
         "run": record.get("train_config", {}).get("seed"), "kind": kind,
-        "step": record["steps_done"], "batch_size": record.get("train_config", {}).get("batch_size"),
-        "seconds": record["seconds"], "prompts": n,
+        "step": record["steps_done"] if step is None else step, "batch_size": record.get("train_config", {}).get("batch_size"),
+        "seconds": record["seconds"], "prompts": len(prompts),
+        "prompt_set": prompt_file.name if prompt_file else "heldout",
         "score": round(statistics.mean(s.value for s in scores), 4),
         "fact_accuracy": round(statistics.mean(s.fact_accuracy for s in scores), 4),
         "format_ok": round(statistics.mean(s.format_ok for s in scores), 4),
@@ -125,11 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log", required=True, type=Path, help="JSON log to append the point to")
     p.add_argument("--label", required=True, help="the run's name in the log and the chart")
     p.add_argument("--prompts", type=int, default=50, help="first N curve prompts")
+    p.add_argument("--prompt-file", type=Path, default=None,
+                   help="score on this prompts JSONL (its given facts) instead, e.g. the visitor set")
+    p.add_argument("--step", type=int, default=None,
+                   help="the point's step on the chart (default: the run's own steps), for a curve "
+                        "that counts from an earlier checkpoint")
     p.add_argument("--svg", type=Path, default=None, help="also draw the whole log here")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    row = evaluate(args.model, args.prompts)
+    row = evaluate(args.model, args.prompts, args.prompt_file, args.step)
     rows = append(args.log, row, args.label)
     if args.svg:
         args.svg.write_text(svg(rows))
