@@ -1,6 +1,7 @@
-"""The MEASURED values of tests/test_handwritten.py and tests/test_bundled.py, computed exactly
-as those tests compute them (fact accuracy at temperature 0, the bundled models on disk, one
-thread). Run after retraining, and copy the printed figures into the two tests:
+"""The MEASURED values of tests/test_handwritten.py, tests/test_bundled.py and
+tests/test_visitors.py, computed exactly as those tests compute them (at temperature 0, the
+bundled models on disk, one thread; the visitor test's own functions). Run after retraining, and
+copy the printed figures into the three tests:
 
     PYTHONPATH=. .venv/bin/python scripts/measured-accuracy.py
 """
@@ -19,6 +20,7 @@ import torch  # noqa: E402
 from pdiff.loader import BUNDLED_AR, load_engine  # noqa: E402
 from pdiff.notes.checker import score  # noqa: E402
 from pdiff.notes.data import make_split  # noqa: E402
+from tests.test_visitors import probe_shares, visitor_accuracy  # noqa: E402
 
 HANDWRITTEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "handwritten.jsonl"
 
@@ -45,7 +47,15 @@ def main() -> None:
         "test_bundled": {"pd": accuracy(pd, held_out, pd.default_config),
                          "ar": accuracy(ar, held_out, ar_config)},
     }
-    print(json.dumps({test: {k: round(v, 3) for k, v in figures.items()} for test, figures in out.items()}))
+    probes = {"pd_default": probe_shares(pd, pd.default_config), "ar": probe_shares(ar, ar_config)}
+    out["test_visitors"] = {
+        "visitors": {"ar": visitor_accuracy(ar, ar_config),
+                     "pd_default": visitor_accuracy(pd, pd.default_config)},
+        "probe_name": {k: v[0] for k, v in probes.items()},
+        "probe_numbers": {k: v[1] for k, v in probes.items()},
+    }
+    rounded = lambda v: {k: rounded(x) for k, x in v.items()} if isinstance(v, dict) else round(v, 3)
+    print(json.dumps(rounded(out)))
 
 
 if __name__ == "__main__":

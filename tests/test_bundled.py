@@ -19,7 +19,7 @@ from pdiff.notes.checker import score
 from pdiff.notes.data import make_split
 
 PROMPTS = [ex.prompt for ex in make_split("heldout", 6)]
-MEASURED = {"pd": 1.0, "ar": 0.988}  # mean fact accuracy on PROMPTS, temperature 0 (this stop)
+MEASURED = {"pd": 1.0, "ar": 0.978}  # mean fact accuracy on PROMPTS, temperature 0 (this stop)
 MARGIN = 0.1
 
 

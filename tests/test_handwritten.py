@@ -21,7 +21,8 @@ from pdiff.notes.data import Fact, make_split
 ROWS = [json.loads(line) for line in (Path(__file__).parent / "data" / "handwritten.jsonl").open()]
 # Measured with scripts/measured-accuracy.py (this file's computation, on the shipped models);
 # MARGIN allows for other CPUs' rounding flipping a token or two at temperature 0.
-MEASURED = {"ar": 1.0, "pd_default": 0.957, "pd_reference": 0.988}  # this stop, docs/bench/handwritten
+# Since the checker counts facts "not in your notes" against an answer: 0.957 -> 0.954 at the default.
+MEASURED = {"ar": 1.0, "pd_default": 0.954, "pd_reference": 0.988}  # this stop
 MARGIN = 0.05
 
 
