@@ -163,6 +163,12 @@ def marks_on_page(page, box: str) -> list[str]:
         "els => els.map(e => e.className)")]
 
 
+def expected_marks(prompt: str, text: str) -> list[str]:
+    """The checker's mark of every fact, then one "invented" line per fact the answer adds."""
+    added = ["invented"] * len(invented_facts(prompt, text))
+    return [r.mark for r in fact_results(prompt, text)] + added
+
+
 def test_bundled_model_in_browser(browser, bundled_server):
     """The app as a user first sees it: the bundled model, its first example, its default
     schedule, Generate. The scope line says what the model does; the plan has >= 2 spans, every
@@ -198,8 +204,7 @@ def test_bundled_model_in_browser(browser, bundled_server):
     page.wait_for_selector("#ar-facts .pd-fact", timeout=TIMEOUT_MS)
     for box, text in (("#facts", answer), ("#ar-facts", ar_answer)):
         marks = marks_on_page(page, box)
-        added = ["invented"] * len(invented_facts(prompt, text))  # a line per fact the answer adds
-        assert len(marks) == n + len(added) and marks == [r.mark for r in fact_results(prompt, text)] + added
+        assert marks == expected_marks(prompt, text) and len(marks) >= n
     stats = page.locator("#stats").inner_text()
     assert "quality · checker score" in stats and f"{score(prompt, answer).value:.2f}" in stats
     assert "likely invented" not in page.locator("#notices").inner_text()
@@ -414,8 +419,9 @@ def test_plain_english_prompt_in_browser(browser, bundled_server):
         n = len(parse_facts(prompt))
         for box, answer in (("#facts", "#answer"), ("#ar-facts", "#ar-answer")):
             text = page.locator(f"{answer} textarea").input_value()
-            assert marks_on_page(page, box) == [r.mark for r in fact_results(prompt, text)]
-            assert len(marks_on_page(page, box)) == n >= 4
+            assert marks_on_page(page, box) == expected_marks(prompt, text)
+            assert len(fact_results(prompt, text)) == n >= 4
+            page.locator(box).screenshot(path=str(artifacts() / f"marks-{box[1:]}.png"))
         assert "per answer word" in page.locator("#why").inner_text()
         labels = page.locator("#span-lanes .pd-round-label").all_inner_texts()
         assert labels and all(("/" in x) or ("steps:" in x) for x in labels), labels

@@ -22,7 +22,7 @@ from pdiff.notes.checker import INVENTED, MARKS, Score, fact_results, invented_f
 RELEASED_HUB = "https://huggingface.co/"  # a released checkpoint's page: this prefix + its id
 README_7B = "Run it on a released 7B checkpoint (GPU)"  # the README section for open questions
 # The mark's shape, so colour is not the only cue; "invented": a fact the answer adds.
-SYMBOLS = {"correct": "✓", "wrong": "✗", "missing": "–", "invented": "＋"}
+SYMBOLS = {"correct": "✓", "wrong": "✗", "missing": "–", "invented": "+"}
 WORDS = {"correct": "stated correctly", "wrong": "stated wrongly", "missing": "missing",
          "invented": INVENTED}
 NO_FACTS = "likely_invented"  # the notice kind for a bundled-model prompt without facts
