@@ -46,33 +46,36 @@ def token_f1(text: str, reference: str) -> float:
 
 
 def qualities(rows: list[dict], given, signal: str) -> list[float | None]:
-    """Each row's quality under `signal`. The checker (against a prompt's given facts where its
-    line gives them, else the facts read from the prompt) also marks the row's `format_ok` (no
-    leftover tag, repeated sentence or stuttered phrase) and `invented` (it states at least one
-    fact that the notes do not give), and the probes (`pdiff.notes.probes`) its `name_exact`
-    where the line names its entity and `numbers_exact` where its given facts hold a number."""
-    prompts = given.texts
+    """Each row's quality under `signal` (the checker's also marks the row, `_check`)."""
     if signal == "checker":
-        from pdiff.notes.checker import score
-        from pdiff.notes.probes import name_exact, numbers_exact, numbers_of
-
-        scores = [score(prompts[r["prompt"]], r["text"], given.facts[r["prompt"]]) for r in rows]
-        for row, s in zip(rows, scores):
-            prompt, name, facts = (given.texts[row["prompt"]], given.names[row["prompt"]],
-                                   given.facts[row["prompt"]])
-            row["format_ok"] = float(s.format_ok)
-            row["invented"] = float(s.invented > 0)
-            if name is not None:
-                row["name_exact"] = float(name_exact(name, prompt, row["text"]))
-            values = [f.value for f in facts or ()]
-            if any(numbers_of(v) for v in values):
-                row["numbers_exact"] = float(numbers_exact(prompt, row["text"], values))
-        return [s.value for s in scores]
+        return [_check(row, given) for row in rows]
     if signal == "confidence":
         return [r["confidence"] for r in rows]
     ar_text = {(r["prompt"], r["seed"]): r["text"] for r in rows if r["setting"] == AR}
     return [token_f1(r["text"], ar_text[(r["prompt"], r["seed"])])
             if (r["prompt"], r["seed"]) in ar_text else None for r in rows]
+
+
+def _check(row: dict, given) -> float:
+    """The checker's score of one row, against its line's given facts if any (else the facts read
+    from its prompt). The row is marked with `format_ok` (no leftover tag, repeated sentence or
+    stuttered phrase) and `invented` (at least one fact the notes do not give), and with the
+    probes (`pdiff.notes.probes`): `name_exact` where its line names the entity, `numbers_exact`
+    where its given facts hold a number."""
+    from pdiff.notes.checker import score
+    from pdiff.notes.probes import name_exact, numbers_exact, numbers_of
+
+    i = row["prompt"]
+    prompt, facts, name = given.texts[i], given.facts[i], given.names[i]
+    scored = score(prompt, row["text"], facts)
+    row["format_ok"] = float(scored.format_ok)
+    row["invented"] = float(scored.invented > 0)
+    if name is not None:
+        row["name_exact"] = float(name_exact(name, prompt, row["text"]))
+    values = [f.value for f in facts or ()]
+    if any(numbers_of(v) for v in values):
+        row["numbers_exact"] = float(numbers_exact(prompt, row["text"], values))
+    return scored.value
 
 
 def _mean(values) -> float | None:
