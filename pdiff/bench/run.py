@@ -233,7 +233,6 @@ class Job:
     """What one process of a benchmark runs: the settings, prompts and seeds, and how it scores."""
 
     settings: list[Setting]
-    prompts: list[str]
     given: PromptSet  # the prompts with the facts and names their lines give
     seeds: list[int]
     signal: str  # the quality signal, a key of report.SIGNALS
@@ -241,6 +240,10 @@ class Job:
     device: str
     rank: int
     world: int
+
+    @property
+    def prompts(self) -> list[str]:
+        return self.given.texts
 
 
 def bench(args, argv: list[str], out: Path) -> None:
@@ -299,7 +302,7 @@ def plan_job(args, state, out: Path) -> tuple[Job, object, dict]:
         raise ValueError(f"{out} holds runs made with other options (model, temperature, "
                          "max_new_tokens, dtype or device); choose another --out")
     state.wait_for_everyone()
-    job = Job(settings, given.texts, given, seeds, signal, fingerprint, device, rank, world)
+    job = Job(settings, given, seeds, signal, fingerprint, device, rank, world)
     return job, ar_name, done
 
 
