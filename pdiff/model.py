@@ -62,6 +62,13 @@ PRESETS: dict[str, ModelConfig] = {
         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=1024,
         rope_theta=10_000.0,
     ),
+    # The size comparison's larger shape: 6 deeper layers, 7.1 M parameters at 1,024 tokens,
+    # so a pair still fits 60 MB in float32 (assets/models/README.md, "Enough model").
+    "medium": ModelConfig(
+        vocab_size=4096, hidden_size=320, intermediate_size=864, num_hidden_layers=6,
+        num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=1024,
+        rope_theta=10_000.0,
+    ),
     "tiny": ModelConfig(
         vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
