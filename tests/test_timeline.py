@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from html import escape
 
 import pytest
 import torch
 
 from pdiff.app.machine import ForwardCost, choose_threads, measure_cost
 from pdiff.app.settings import SettingsError, settings_from_env
-from pdiff.app.speed import denoise_widths, fmt_times, speed_note, why_line
-from pdiff.app.timeline import AR, PLAN, TEXT, forwards, span_lane, timeline_figure
+from pdiff.app.speed import AGREE, count_words, denoise_widths, fmt_times, speed_note, why_html, why_line
+from pdiff.app.timeline import AR, PLAN, TEXT, X_TITLE, forwards, span_lane, timeline_figure
 from pdiff.app.view import fold
 from pdiff.loader import BUNDLED_AR, load_engine
 from pdiff.plan import PlanRound
@@ -104,6 +105,13 @@ def test_plan_and_ar_forwards_never_share_a_marker(engine, plan):
     assert ours[0] == "circle" or set(ours) <= {"square-open", "x-thin-open"}
 
 
+def test_timeline_says_it_is_the_whole_run(engines):
+    """The figure is the whole run whatever step a replay shows, and its x axis says so."""
+    view, ar = run(engines, "planned"), run(engines, "AR to its end token")
+    for fig in (timeline_figure(view), timeline_figure(view, ar)):
+        assert fig.layout.xaxis.title.text == X_TITLE and "whole run" in X_TITLE
+
+
 def test_no_timeline_before_the_run_finished(engines):
     view = run(engines, "planned")
     view.finished = None
@@ -122,9 +130,13 @@ def timed(view, plan_s: float, denoise_s: float):
     return view
 
 
+def verdict(ratio: float) -> str:
+    return f"{fmt_times(ratio)} faster" if ratio >= 1 else f"{fmt_times(1 / ratio)} slower"
+
+
 @pytest.mark.parametrize(("plan_s", "denoise_s", "ar_s"), [(1.0, 2.0, 6.0), (0.5, 4.0, 1.5)])
 def test_why_line_numbers_come_from_the_run(engines, plan_s, denoise_s, ar_s):
-    """Forwards, the cost factor and the wall-clock ratio are the run's own (and the AR's)."""
+    """Forwards, the cost factor and the wall-clock ratios are the run's own (and the AR's)."""
     view = timed(run(engines, "planned"), plan_s, denoise_s)
     ar = timed(run(engines, "AR to its end token"), ar_s, 0.0)
     s = view.finished.stats
@@ -136,29 +148,71 @@ def test_why_line_numbers_come_from_the_run(engines, plan_s, denoise_s, ar_s):
     width = sum(denoise_widths(view)) / s.denoise_steps
     assert (f"on this CPU (2 cores) a denoise forward over {width:.0f} tokens took "
             f"{fmt_times(factor)} a plan forward") in line
-    n, ar_n = len(view.finished.text.split()), len(ar.finished.text.split())
-    ratio = (ar_s / ar_n) / ((plan_s + denoise_s) / n)
-    words = f"{fmt_times(ratio)} faster" if ratio >= 1 else f"{fmt_times(1 / ratio)} slower"
-    assert f"so per answer word it is {words} ({plan_s + denoise_s:.2f} s for {n} words" in line
-    assert f"vs AR {ar_s:.2f} s for {ar_n})" in line and "one timing each" in line
+    n, ar_n = count_words(view.finished.text), count_words(ar.finished.text)
+    whole = ar_s / (plan_s + denoise_s)
+    assert (f"whole run {verdict(whole)} than AR ({plan_s + denoise_s:.2f} s vs AR {ar_s:.2f} s); "
+            f"so per answer word it is {verdict(whole * n / ar_n)} ({n} words vs AR {ar_n})") in line
+    assert "one timing each" in line
 
 
-def _with_text(view, words: int):
-    view.finished = dataclasses.replace(view.finished, text=" ".join(["w"] * words))
+def _with_text(view, words: int, word: str = "w"):
+    view.finished = dataclasses.replace(view.finished, text=" ".join([word] * words))
     return view
 
 
-@pytest.mark.parametrize(("words", "ar_words", "unequal"), [(12, 84, True), (40, 50, False)])
-def test_wall_clock_is_compared_per_answer_word(engines, words, ar_words, unequal):
-    """A 12-word answer is not compared whole with an 84-word AR answer: the ratio is per word,
-    and when the lengths differ by more than half the line says the whole-run ratio misleads."""
+@pytest.mark.parametrize(("ar_s", "words", "ar_words", "disagree"), [
+    (0.9, 12, 84, True),  # 3x faster whole, slower per word: the answers differ in length
+    (0.9, 40, 50, False),  # both faster, within AGREE
+    (0.9, 20, 10, True),  # both faster, but per word twice the whole run's
+    (0.285, 11, 10, True),  # slower whole (0.95x), faster per word (1.05x): they point apart
+    (0.285, 10, 10, False),  # equal answers: the two ratios are one
+])
+def test_whole_run_leads_and_a_disagreeing_per_word_ratio_says_so(engines, ar_s, words, ar_words,
+                                                                   disagree):
+    """The whole-run ratio comes first, then the per-word one; when they disagree (one faster,
+    one slower, or more than AGREE apart) the line says the per-word figure is not the run's
+    speed."""
     view = _with_text(timed(run(engines, "planned"), 0.1, 0.2), words)
-    ar = _with_text(timed(run(engines, "AR to its end token"), 0.9, 0.0), ar_words)
+    ar = _with_text(timed(run(engines, "AR to its end token"), ar_s, 0.0), ar_words)
     line = why_line(view, ar, "CPU")
-    per_word = (0.9 / ar_words) / (0.3 / words)
-    verdict = f"{fmt_times(per_word)} faster" if per_word >= 1 else f"{fmt_times(1 / per_word)} slower"
-    assert f"per answer word it is {verdict}" in line
-    assert ("differ in length" in line) is unequal and (f"({fmt_times(0.9 / 0.3)})" in line) is unequal
+    whole, per_word = ar_s / 0.3, ar_s / 0.3 * words / ar_words
+    head, per = f"whole run {verdict(whole)} than AR", f"per answer word it is {verdict(per_word)}"
+    assert head in line and per in line and line.index(head) < line.index(per)
+    apart = (whole >= 1) != (per_word >= 1) or not 1 / AGREE <= per_word / whole <= AGREE
+    assert apart is disagree
+    assert ("the per-word figure counts the answer's words" in line) is disagree
+    assert ("is not the run's speed" in line) is disagree
+
+
+def test_broken_words_read_fast_per_word_but_the_whole_run_leads(engines):
+    """The issue's case: a run 0.91x AR's speed whose answer has more (broken) words reads 1.4x
+    faster per word; the line states the whole run's 1.1x slower first and flags the per-word
+    figure."""
+    view = timed(run(engines, "planned"), 0.11, 0.22)
+    view.finished = dataclasses.replace(view.finished, text=" ".join(["ci ty"] * 10))  # 20 pieces
+    ar = _with_text(timed(run(engines, "AR to its end token"), 0.3, 0.0), 13)
+    line = why_line(view, ar, "CPU")
+    whole, per_word = 0.3 / 0.33, 0.3 / 0.33 * 20 / 13
+    assert verdict(whole) == "1.1× slower" and verdict(per_word) == "1.4× faster"
+    assert line.index(f"whole run {verdict(whole)}") < line.index(verdict(per_word))
+    assert "is not the run's speed" in line
+
+
+def test_whole_run_is_stated_even_without_words(engines):
+    """An answer with no words (only punctuation) still gets the whole-run ratio; no per-word one."""
+    view = _with_text(timed(run(engines, "planned"), 0.1, 0.2), 5, "…")
+    ar = _with_text(timed(run(engines, "AR to its end token"), 0.6, 0.0), 30)
+    line = why_line(view, ar, "CPU")
+    assert f"whole run {verdict(0.6 / 0.3)} than AR" in line and "per answer word" not in line
+
+
+@pytest.mark.parametrize("text", ["Lagil is a city in Dregani.", "La gil is a ci ty in Dre gani",
+                                  "Its population is 4,800 and it's hot."])
+def test_words_count_as_written_and_punctuation_alone_does_not(text):
+    """Every whitespace piece with a letter or digit counts, broken words included; pieces of bare
+    punctuation add none."""
+    assert count_words(text) == len(text.split())
+    assert count_words(f"{text} — … , .") == count_words(text)
 
 
 def test_repeated_timings_show_their_spread(engines):
@@ -168,9 +222,20 @@ def test_repeated_timings_show_their_spread(engines):
     ar = _with_text(timed(run(engines, "AR to its end token"), 0.6, 0.0), 30)
     pd_times, ar_times = [0.3, 0.25, 0.4], [0.6, 0.7]
     line = why_line(view, ar, "CPU", repeats=(pd_times, ar_times))
-    assert "0.25 to 0.40 s over 3 runs for 30 words vs AR 0.60 to 0.70 s over 2 runs" in line
+    assert "(0.25 to 0.40 s over 3 runs vs AR 0.60 to 0.70 s over 2 runs)" in line
     median_ratio = 0.7 / 0.3  # the upper median of two, the middle of three
-    assert f"it is {fmt_times(median_ratio)} faster" in line and "one timing each" not in line
+    assert f"whole run {fmt_times(median_ratio)} faster" in line
+    assert f"per answer word it is {fmt_times(median_ratio)} faster" in line  # equal answers
+    assert "one timing each" not in line
+
+
+def test_why_html_says_it_is_the_whole_run(engines):
+    """On the page the why line says it covers the whole run (a replay's step does not move it),
+    after the line itself, which still starts with the run's forwards."""
+    line = why_line(timed(run(engines, "planned"), 1.0, 1.0), None, "CPU")
+    html = why_html(line)
+    assert "whole run" not in line and html.index(escape(line)) < html.index("whole run")
+    assert html.startswith(f'<div class="pd pd-why">{escape(line)}') and why_html("") == ""
 
 
 def test_session_keeps_the_timings_of_each_setting(engines):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import escape
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from pdiff.app.chart import (
 )
 from pdiff.app.trace import TraceError, trace_from_json, trace_to_json
 from pdiff.app.view import (
+    CONFIDENCE_TIP,
     MASK_GLYPH,
     answer_text,
     fold,
@@ -29,6 +31,7 @@ from pdiff.app.view import (
     notices_html,
     plan_chips,
     plan_html,
+    span_card_html,
     spans_html,
     stats_html,
 )
@@ -132,8 +135,20 @@ def test_card_shows_filled_over_total():
 def test_mean_confidence_is_over_committed_slots():
     """Mean confidence averages the committed slots only, and the card prints it."""
     view = fold(upto(ROUND0_STEPS[1]))
-    assert view.rounds[0].spans[0].mean_confidence == pytest.approx(0.7)
-    assert "mean p=0.70" in spans_html(view)
+    span = view.rounds[0].spans[0]
+    assert span.mean_confidence == pytest.approx(0.7)
+    assert f"model confidence {span.mean_confidence:.2f}" in spans_html(view)
+
+
+def test_card_says_confidence_is_not_a_correctness_check():
+    """The card names its number as the model's confidence, not a check of the text, and its
+    tooltip says what the confidence is; the bare "mean p=" label is gone."""
+    view = fold(upto(ROUND0_STEPS[1]))
+    html = span_card_html(view, view.rounds[0], 0)
+    conf = f"{view.rounds[0].spans[0].mean_confidence:.2f}"
+    assert f"model confidence {conf} (not a correctness check)" in html and "mean p=" not in html
+    assert f'class="pd-conf" title="{escape(CONFIDENCE_TIP)}"' in html
+    assert "not whether the text is right" in CONFIDENCE_TIP
 
 
 def test_confidence_is_on_hover():

@@ -4,10 +4,10 @@ machine at hand.
 `why_line(view, ar_view, device)` reads the run's stats and folded events: its forwards (plan,
 denoise), how many tokens a denoise forward covered, and, from the run's own timings, what a
 denoise forward cost against a plan forward. With the AR baseline of the same prompt it adds the
-AR forwards and the measured wall-clock ratio; without it, it says what the span tokens would
-have cost one forward each. `speed_note(cost)` is the start-up measurement
-(`pdiff.app.machine.ForwardCost`) in words, for "How it works". Nothing here is a constant of
-any machine. This module knows nothing of gradio, torch or models.
+AR forwards and the measured wall clock, whole run first and then per answer word; without it,
+it says what the span tokens would have cost one forward each. `speed_note(cost)` is the
+start-up measurement (`pdiff.app.machine.ForwardCost`) in words, for "How it works". Nothing here
+is a constant of any machine. This module knows nothing of gradio, torch or models.
 """
 
 from __future__ import annotations
@@ -59,21 +59,39 @@ def _spread(times: list[float]) -> str:
     return f"{min(times):.2f} to {max(times):.2f} s over {len(times)} runs"
 
 
+# The whole-run and per-word ratios agree when they point the same way and lie within this factor
+# of each other. Their quotient is the answers' length ratio (words / AR words), so this is also
+# how unequal two answers may be before their per-word comparison stops reading as the run's speed.
+AGREE = 1.5
+
+
+def count_words(text: str) -> int:
+    """Words as written: whitespace-separated pieces with a letter or digit in them. A broken
+    word ("ci ty") counts as written; stray punctuation ("—", "...") counts as none."""
+    return sum(any(c.isalnum() for c in piece) for piece in text.split())
+
+
 def wall_clock(s, ar, words: int, ar_words: int, repeats=((), ())) -> str:
-    """The wall clock against AR, per answer word: two answers of unequal length (12 words
-    against 84) are not two timings of one task, so the whole-run ratio is not the speedup.
+    """The wall clock against AR: the whole run first, since it is the run's speed, then per
+    answer word, since two answers of unequal length (12 words against 84) are not two timings of
+    one task. The per-word ratio is the whole-run one times words / ar_words, so an answer of
+    many broken words reads fast per word: when the two disagree (one faster and the other
+    slower, or more than AGREE apart) the line says the per-word figure is not the run's speed.
     `repeats` are the seconds of earlier runs with the same settings (the same forwards) and of
-    the AR runs of the same prompt: with two or more, their range is shown, since one timing on
-    a shared CPU varies from run to run; with one, the line says it is one timing."""
+    the AR runs of the same prompt: with two or more, their range is shown and their medians
+    compared, since one timing on a shared CPU varies from run to run; with one, the line says
+    it is one timing."""
     pd_times = [t for t in repeats[0] if t > 0] or [s.total_seconds]
     ar_times = [t for t in repeats[1] if t > 0] or [ar.total_seconds]
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    ratio = (median(ar_times) / ar_words) / (median(pd_times) / words)
-    line = (f"so per answer word it is {_ratio_words(ratio)} ({_spread(pd_times)} for {words} words "
-            f"vs AR {_spread(ar_times)} for {ar_words})")
-    if not 2 / 3 <= words / ar_words <= 3 / 2:
-        line += (f"; the answers differ in length, so the whole-run ratio "
-                 f"({fmt_times(ar.total_seconds / s.total_seconds)}) would mislead")
+    whole = median(ar_times) / median(pd_times)
+    line = f"whole run {_ratio_words(whole)} than AR ({_spread(pd_times)} vs AR {_spread(ar_times)})"
+    if words and ar_words:
+        per_word = whole * words / ar_words
+        line += f"; so per answer word it is {_ratio_words(per_word)} ({words} words vs AR {ar_words})"
+        if (per_word >= 1) != (whole >= 1) or not 1 / AGREE <= per_word / whole <= AGREE:
+            line += ("; the per-word figure counts the answer's words, broken or not, and is not "
+                     "the run's speed")
     if len(pd_times) < 2 or len(ar_times) < 2:
         line += "; one timing each, which varies from run to run: run it again to see the spread"
     return line
@@ -82,8 +100,8 @@ def wall_clock(s, ar, words: int, ar_words: int, repeats=((), ())) -> str:
 def why_line(view: RunView, ar_view: RunView | None, device: str, dense: bool = False,
              cached: bool = True, repeats: tuple = ((), ())) -> str:
     """One line: the run's forwards (vs AR's), the per-forward cost factor it measured, and the
-    wall clock it led to, per answer word (`wall_clock`). Empty before the run finished; plain
-    text."""
+    wall clock it led to, whole run first, then per answer word (`wall_clock`). Empty before the
+    run finished; plain text."""
     if view.finished is None or view.mode == "autoregressive":
         return ""
     s = view.finished.stats
@@ -100,10 +118,9 @@ def why_line(view: RunView, ar_view: RunView | None, device: str, dense: bool = 
         mean = sum(widths) / len(widths)
         parts.append(f"on this {device} a denoise forward over {mean:.0f} tokens took "
                      f"{fmt_times(factor)} a plan forward")
-    words = len(view.finished.text.split())
-    ar_words = len(ar_view.finished.text.split()) if ar is not None else 0
     if ar is not None:
-        if s.total_seconds > 0 and ar.total_seconds > 0 and words and ar_words:
+        words, ar_words = count_words(view.finished.text), count_words(ar_view.finished.text)
+        if s.total_seconds > 0 and ar.total_seconds > 0:
             parts.append(wall_clock(s, ar, words, ar_words, repeats))
         return "; ".join(parts)
     span_tokens = sum(x is not None for rnd in view.ordered_rounds() for sp in rnd.spans
@@ -117,15 +134,25 @@ def why_line(view: RunView, ar_view: RunView | None, device: str, dense: bool = 
     return "; ".join(parts)
 
 
+# The why line covers the whole run; a replay's step does not move it, and the page says so.
+WHY_SCOPE = "whole run, not the replay step"
+
+
 def why_html(line: str) -> str:
-    return f'<div class="pd pd-why">{escape(line)}</div>' if line else ""
+    """The why line on the page, ending with its scope (`WHY_SCOPE`): it starts, as the line
+    does, with the run's forwards."""
+    if not line:
+        return ""
+    return (f'<div class="pd pd-why">{escape(line)}<span class="pd-why-scope"> · '
+            f'{escape(WHY_SCOPE)}</span></div>')
 
 
 # Why the page's speed line and the benchmark (README, Results) can disagree.
-BENCH_NOTE = (" The speed line under the spans times one prompt on this page, per answer word, "
-              "beside whatever else the machine is running; the benchmark in the README's Results "
-              "takes medians over 200 prompts with one thread per run. A single run can land on "
-              "either side of those medians; they are the figures to quote.")
+BENCH_NOTE = (" The speed line under the spans times one prompt on this page, whole run and "
+              "per answer word, beside whatever else the machine is running; the benchmark in "
+              "the README's Results takes medians over 200 prompts with one thread per run. A "
+              "single run can land on either side of those medians; they are the figures to "
+              "quote.")
 
 
 def speed_note(cost) -> str:

@@ -10,7 +10,8 @@ sampling its end token (one more forward). The count equals the engine's own `fo
 span of each round, an AR fallback text, and the AR baseline when it ran on the same prompt. A
 plan or AR forward is a dot; a denoise forward is one bar across the spans it filled at once,
 with each span's commits written on it. Colour is the tokens a forward committed. Exactly one
-mark (dot or bar) per forward. This module knows nothing of gradio, torch or models.
+mark (dot or bar) per forward. The figure is always the whole run, and its x axis says so: a
+replay's step does not move it. This module knows nothing of gradio, torch or models.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ PLAN, TEXT, AR = "plan", "text (no plan: written AR)", "AR baseline"
 MAX_LABELLED = 60  # per-span commit counts are written on the bars up to this many denoise forwards
 AR_SYMBOL = "diamond"  # the AR baseline's dots: never the plan's circle, whatever the colour
 LEGEND_PX = 60  # room under the x axis for the legend: three rows on a phone, one on a desktop
+# The x axis says the figure is the whole run: a replay's step does not move it. Short, to fit
+# a phone's plot width.
+X_TITLE = "forward pass, in order (whole run)"
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def timeline_figure(view: RunView, ar_view: RunView | None = None) -> go.Figure 
         fig.add_trace(_dots(ar_marks, row, "AR forward", AR_SYMBOL))
     ends = [(n, who) for n, who in ((len(marks), view.mode), (len(ar_marks), "AR")) if n]
     _count_lines(fig, ends)
-    _style(fig, "forward pass, in order", "")
+    _style(fig, X_TITLE, "")
     fig.update_layout(height=LEGEND_PX + 110 + 26 * len(lanes) + 16 * len(ends), bargap=0,
                       barmode="overlay", margin=dict(l=10, r=10, t=12 + 16 * len(ends),
                                                      b=45 + LEGEND_PX),

@@ -278,8 +278,15 @@ def _slot_html(view: RunView, rnd: RoundView, span: SpanView, i: int) -> str:
             f'title="{escape(tip)}">{escape(text)}</span>')
 
 
+# What a span card's confidence is: the model's own certainty, which reads 1.00 under gibberish too.
+CONFIDENCE_TIP = ("The mean confidence the model had in this span's tokens when it committed them, "
+                  "under the run's temperature and top-p. It says how sure the model was, not "
+                  "whether the text is right: broken words can score 1.00.")
+
+
 def span_card_html(view: RunView, rnd: RoundView, s: int) -> str:
-    """One card: topic and length, every slot, filled/total and mean confidence."""
+    """One card: topic and length, every slot, filled/total and the model's mean confidence,
+    labelled as confidence and not a correctness check (`CONFIDENCE_TIP` on hover)."""
     span = rnd.spans[s]
     slots = "".join(_slot_html(view, rnd, span, i) for i in range(span.length))
     share = span.filled / span.length if span.length else 1.0
@@ -288,7 +295,8 @@ def span_card_html(view: RunView, rnd: RoundView, s: int) -> str:
             f'<div class="pd-span-body">{slots}</div><div class="pd-span-foot">'
             f'<span class="pd-fill">{span.filled}/{span.length}</span>'
             f'<span class="pd-meter"><span style="width:{share * 100:.0f}%"></span></span>'
-            f'<span class="pd-conf">mean p={_f(span.mean_confidence)}</span></div></div>')
+            f'<span class="pd-conf" title="{escape(CONFIDENCE_TIP)}">model confidence '
+            f'{_f(span.mean_confidence)} (not a correctness check)</span></div></div>')
 
 
 def step_label(rnd: RoundView) -> str:
