@@ -1,7 +1,9 @@
 """Plotly pictures of runs: the latency/quality chart with its Pareto front, and who-sees-whom.
 
 `chart_figure` places each run as a point (absolute: seconds and quality; relative: speedup and
-quality change vs the autoregressive baseline, with the paper's two published points).
+quality change vs its own prompt's autoregressive runs, with the paper's two published points).
+A Pareto front joins runs of one prompt only: each prompt's front is its own dashed line, named
+by the prompt, for the `MAX_FRONTS` prompts run last (a point's hover names its prompt).
 `visibility_matrix` is the attention rule of one round as booleans, read from a
 `pdiff.layout.Layout` built as the engine builds it (spec section 3; the rule has no other home);
 `visibility_figure` draws it downsampled without building the full matrix.
@@ -13,6 +15,7 @@ is a number per run and its name is passed in. The benchmark draws its frontier 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 
@@ -31,17 +34,22 @@ SYMBOLS = {"planned": "circle", "diffusion": "square", AR_MODE: "diamond"}
 _SHOWN_SETTINGS = ("steps_ratio", "schedule", "threshold", "unmask", "attention",
                    "temperature", "use_cache")
 _GREY = "rgba(128,128,128,0.3)"
+MAX_FRONTS = 6  # prompts whose front is drawn, the latest first: more lines tangle the chart
+FRONT_DASHES = ("dash", "dot", "dashdot", "longdash")  # a prompt keeps its dash as runs come
+PROMPT_CHARS = 40  # a prompt's short form in a legend entry or a hover
 
 
 @dataclass(frozen=True)
 class ChartPoint:
-    """One run on the chart: latency in seconds, quality in the chart's signal, its settings."""
+    """One run on the chart: latency in seconds, quality in the chart's signal, its settings and
+    its prompt (runs of different prompts are never compared; "" when there is one prompt set)."""
 
     label: str
     mode: str
     latency: float
     quality: float
     settings: dict = field(default_factory=dict, compare=False)
+    prompt: str = ""
 
 
 def _valid(p: ChartPoint) -> bool:
@@ -64,6 +72,20 @@ def pareto_front(points: list[ChartPoint]) -> list[ChartPoint]:
     return sorted((p for p in valid if not dominated(p)), key=lambda p: (p.latency, -p.quality))
 
 
+def by_prompt(points: list[ChartPoint]) -> dict[str, list[ChartPoint]]:
+    """The points of each prompt, in their order; the prompt run last comes first."""
+    groups: dict[str, list[ChartPoint]] = {}
+    for p in reversed(points):
+        groups.setdefault(p.prompt, []).insert(0, p)
+    return groups
+
+
+def short_prompt(prompt: str, limit: int = PROMPT_CHARS) -> str:
+    """A prompt on one line, cut to `limit` characters with an ellipsis (plain, not escaped)."""
+    line = " ".join(prompt.split())
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
+
 def ar_reference(points: list[ChartPoint]) -> tuple[float, float] | None:
     """Mean (latency, quality) of the valid autoregressive runs, or None without any."""
     ar = [p for p in points if p.mode == AR_MODE and _valid(p)]
@@ -82,7 +104,8 @@ def relative_xy(point: ChartPoint, ref: tuple[float, float]) -> tuple[float, flo
 def _hover(p: ChartPoint) -> str:
     ignored = ("threshold",) if p.settings.get("schedule") == "reference" else ()  # it reads none
     shown = [f"{k}={p.settings[k]}" for k in _SHOWN_SETTINGS if k in p.settings and k not in ignored]
-    return "<br>".join(escape(str(x)) for x in [p.label, p.mode, ", ".join(shown)] if x)
+    lines = [p.label, p.mode, short_prompt(p.prompt), ", ".join(shown)]
+    return "<br>".join(escape(str(x)) for x in lines if x)
 
 
 def _style(fig: go.Figure, x_title: str, y_title: str) -> go.Figure:
@@ -95,8 +118,8 @@ def _style(fig: go.Figure, x_title: str, y_title: str) -> go.Figure:
     return fig
 
 
-def _note(fig: go.Figure, text: str) -> None:
-    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False)
+def _note(fig: go.Figure, text: str, y: float = 0.5) -> None:
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=y, showarrow=False)
 
 
 def _paper_panel(fig: go.Figure) -> None:
@@ -117,17 +140,38 @@ def _paper_panel(fig: go.Figure) -> None:
                        yanchor="bottom", showarrow=False, font=dict(size=11))
 
 
+def _fronts(fig: go.Figure, points: list[ChartPoint], groups: dict[str, list[ChartPoint]],
+            place: Callable[[ChartPoint], tuple[float, float] | None]) -> None:
+    """Each prompt's Pareto front as its own dashed line named by the prompt (one prompt's runs
+    only: runs of two prompts are not comparable), for the `MAX_FRONTS` prompts run last."""
+    first_seen = list(dict.fromkeys(p.prompt for p in points))  # fixes each prompt's dash
+    for prompt, group in list(groups.items())[:MAX_FRONTS]:
+        front = [xy for xy in map(place, pareto_front(group)) if xy is not None]
+        if len(front) < 2:
+            continue
+        name = escape(f"front: {short_prompt(prompt)}" if prompt else "Pareto front")
+        dash = FRONT_DASHES[first_seen.index(prompt) % len(FRONT_DASHES)]
+        fig.add_trace(go.Scatter(x=[x for x, _ in front], y=[y for _, y in front], mode="lines",
+                                 name=name, text=[name] * len(front),
+                                 hovertemplate="%{text}<extra></extra>",
+                                 line=dict(dash=dash, color="#808080", width=1.5)))
+
+
 def chart_figure(points: list[ChartPoint], quality_label: str, relative: bool = False,
                  paper: bool = True) -> go.Figure:
-    """Runs as points, AR runs as a distinct marker, the Pareto front as a dashed line.
+    """Runs as points, AR runs as a distinct marker, each prompt's Pareto front as a dashed line.
 
-    relative: x = speedup vs the mean AR run, y = quality change vs it in %, plus the
+    A front never joins two prompts' runs; only the `MAX_FRONTS` prompts run last get one.
+    relative: x = speedup vs the mean AR run of the point's prompt, y = quality change vs it in %
+    (a prompt without an AR run has nothing to compare against: its runs are left out), plus the
     paper's published points when `paper`.
     """
     fig = go.Figure()
-    ref = ar_reference(points)
+    groups = by_prompt(points)
+    refs = {prompt: ar_reference(group) for prompt, group in groups.items()}
     if relative:
         def place(p: ChartPoint):
+            ref = refs[p.prompt]
             return relative_xy(p, ref) if ref else None
         titles = ("speedup vs autoregressive (×)", f"change in {quality_label} vs autoregressive (%)")
     else:
@@ -146,18 +190,18 @@ def chart_figure(points: list[ChartPoint], quality_label: str, relative: bool = 
             marker=dict(size=14 if mode == AR_MODE else 10, color=COLOURS.get(mode, "#CC79A7"),
                         symbol=SYMBOLS.get(mode, "triangle-up"),
                         line=dict(width=1, color="#FFFFFF"))))
-    front = [xy for xy in map(place, pareto_front(points)) if xy is not None]
-    if len(front) > 1:
-        fig.add_trace(go.Scatter(x=[x for x, _ in front], y=[y for _, y in front], mode="lines",
-                                 name="Pareto front", hoverinfo="skip",
-                                 line=dict(dash="dash", color="#808080", width=1.5)))
+    _fronts(fig, points, groups, place)
     if relative and paper:
         _paper_panel(fig)
     if relative:
         fig.add_vline(x=1, line=dict(color=_GREY, dash="dot"))
         fig.add_hline(y=0, line=dict(color=_GREY, dash="dot"))
-        if ref is None:
+        unplaced = [p for p in points if _valid(p) and refs[p.prompt] is None]
+        if not any(refs.values()):
             _note(fig, "run the autoregressive baseline to compare against it")
+        elif unplaced:
+            _note(fig, f"{len(unplaced)} run(s) not shown: their prompt has no autoregressive run",
+                  y=0.02)
     elif not any(_valid(p) for p in points):
         _note(fig, "no runs yet")
     fig = _style(fig, *titles)

@@ -137,7 +137,7 @@ class Session:
         stats = finished.stats
         if quality is not None:
             self.add_point(ChartPoint(f"run {self.runs}", stats.mode, stats.total_seconds, quality,
-                                      settings))
+                                      settings, prompt))
         if stats.mode == AR_MODE:
             self.remember_ar(prompt, stats.total_seconds)
         key = AR_MODE + prompt if stats.mode == AR_MODE else json.dumps(settings, sort_keys=True, default=str)
