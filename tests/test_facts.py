@@ -8,13 +8,22 @@ import re
 
 import pytest
 
-from pdiff.app.facts import NO_FACTS, SYMBOLS, Judge, fact_marks_html, halving, plan_editor_note, scope_line
+from pdiff.app.facts import (
+    NO_FACTS,
+    SYMBOLS,
+    WORDS,
+    Judge,
+    fact_marks_html,
+    halving,
+    plan_editor_note,
+    scope_line,
+)
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import default_schedule
 from pdiff.app.settings import QUALITY_LABELS, RELEASED_PD, Models, settings_from_env
 from pdiff.app.view import RunView, stats_html
 from pdiff.events import Finished, Stats
-from pdiff.notes.checker import fact_results, invented_facts, parse_facts, score
+from pdiff.notes.checker import MARKS, fact_results, invented_facts, parse_facts, score
 from pdiff.notes.data import make_split
 
 CHECKER = Judge("checker", QUALITY_LABELS["checker"])
@@ -43,7 +52,8 @@ def test_scope_line_of_a_released_model_has_no_notes_warning():
     assert "notes" not in line and "made-up" not in line
 
 
-@pytest.mark.parametrize("prompt", ["Explain how tides work.", "hello", ""])
+@pytest.mark.parametrize("prompt", ["Explain how tides work.", "hello", "",
+                                    "What is the capital of France? Answer in one sentence."])
 def test_a_checker_model_warns_when_no_facts_can_be_read(prompt):
     """No facts in the prompt: one notice that the answer is likely invented, and why."""
     [notice] = CHECKER.notices(prompt)
@@ -62,7 +72,7 @@ def test_marks_list_every_fact_with_its_mark_and_counts():
     results = fact_results(PROMPT, answer)
     classes = re.findall(r'class="pd-fact pd-fact-(\w+)"', html)
     assert classes == [r.mark for r in results] == ["correct", "wrong", "missing"]
-    assert "1 of 3 stated correctly, 1 wrongly, 1 missing, 0 not in your notes" in html
+    assert "1 of 3 stated correctly, 1 wrongly, 0 not cleanly stated, 1 missing, 0 not in your notes" in html
     assert "the answer says rainy" in html
 
 
@@ -78,12 +88,42 @@ def test_marks_add_a_line_for_each_fact_not_in_the_notes():
     assert [i.sentence for i in invented] == added  # the premise: the checker finds both
     classes = re.findall(r'class="pd-fact pd-fact-(\w+)"', html)
     assert classes == [r.mark for r in fact_results(PROMPT, answer)] + ["invented", "invented"]
-    assert "3 of 3 stated correctly, 0 wrongly, 0 missing, 2 not in your notes" in html
+    assert "3 of 3 stated correctly, 0 wrongly, 0 not cleanly stated, 0 missing, 2 not in your notes" in html
     lines = re.findall(r'<li class="pd-fact pd-fact-invented" title="not in your notes">(.*?)</li>', html)
     assert len(lines) == 2 and all(SYMBOLS["invented"] in line for line in lines)
     assert SYMBOLS["invented"] not in SYMBOLS["correct"] + SYMBOLS["wrong"] + SYMBOLS["missing"]
     assert "<b>partner</b> Vuvelu" in lines[0] and "Lagil is married to Vuvelu." in lines[0]
     assert "<i>" not in html and "<b>motto</b> &lt;i&gt;Dovra&lt;/i&gt;" in lines[1]
+
+
+def test_a_value_in_a_broken_sentence_has_its_own_mark():
+    """A fact stated only inside a broken sentence (the issue's "It w made mostlys about 850
+    grams.") gets its own line: the "unclear" class, its title and ASCII symbol (no other mark's),
+    the flaw and the sentence, escaped; the head counts it apart from the correct ones, while the
+    score still counts the fact as stated."""
+    prompt = "Tell me about the Vark lamp. Facts: weight: 850 grams; colour: red; material: steel."
+    sentence = "It w made mostlys about 850 grams <i>."
+    answer = f"{sentence} The Vark lamp is red in colour."
+    results = fact_results(prompt, answer)
+    marks = [r.mark for r in results]
+    assert "unclear" in marks  # the premise: the checker finds the broken sentence
+    html = fact_marks_html(prompt, answer)
+    assert re.findall(r'class="pd-fact pd-fact-(\w+)"', html) == marks
+    counts = {m: marks.count(m) for m in MARKS}
+    assert (f"{counts['correct']} of {len(marks)} stated correctly, {counts['wrong']} wrongly, "
+            f"{counts['unclear']} not cleanly stated, {counts['missing']} missing") in html
+    [line] = re.findall(rf'<li class="pd-fact pd-fact-unclear" title="{WORDS["unclear"]}">(.*?)</li>', html)
+    unclear = results[marks.index("unclear")]
+    assert SYMBOLS["unclear"] in line and SYMBOLS["unclear"].isascii()
+    assert all(SYMBOLS["unclear"] != SYMBOLS[m] for m in SYMBOLS if m != "unclear")
+    assert unclear.why in line.replace("&#x27;", "'") and "<i>" not in html and "&lt;i&gt;" in line
+    assert score(prompt, answer).facts_correct == counts["correct"] + counts["unclear"]
+
+
+def test_every_mark_has_a_symbol_and_words():
+    """Each checker mark (and "invented") has its own symbol and its own title words."""
+    assert set(SYMBOLS) == set(WORDS) == {*MARKS, "invented"}
+    assert len(set(SYMBOLS.values())) == len(SYMBOLS) and len(set(WORDS.values())) == len(WORDS)
 
 
 def test_a_halved_score_names_its_format_problem_not_an_invented_fact():

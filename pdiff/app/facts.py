@@ -2,10 +2,11 @@
 prompt without facts, the per-fact marks beside an answer and the quality row of the stats.
 
 A `Judge` is how a model's answers are judged: the bundled models by the notes checker
-(`pdiff.notes.checker`: fact accuracy, each fact marked correct, wrong or missing, and each fact
-the answer adds that the notes do not give), any other model by the benchmark's named signal
-alone (mean commit confidence: no per-fact marks). Everything here is pure: markdown, escaped
-HTML and `Notice`s from plain values. This module knows nothing of gradio, models or engines.
+(`pdiff.notes.checker`: fact accuracy, each fact marked correct, not cleanly stated, wrong or
+missing, and each fact the answer adds that the notes do not give), any other model by the
+benchmark's named signal alone (mean commit confidence: no per-fact marks). Everything here is
+pure: markdown, escaped HTML and `Notice`s from plain values. This module knows nothing of
+gradio, models or engines.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pdiff.notes.checker import INVENTED, MARKS, Score, fact_results, invented_f
 
 RELEASED_HUB = "https://huggingface.co/"  # a released checkpoint's page: this prefix + its id
 README_7B = "Run it on a released 7B checkpoint (GPU)"  # the README section for open questions
-# The mark's shape, so colour is not the only cue; "invented": a fact the answer adds.
-SYMBOLS = {"correct": "✓", "wrong": "✗", "missing": "–", "invented": "+"}
-WORDS = {"correct": "stated correctly", "wrong": "stated wrongly", "missing": "missing",
-         "invented": INVENTED}
+# The mark's shape, so colour is not the only cue; "unclear": stated only in a broken sentence;
+# "invented": a fact the answer adds.
+SYMBOLS = {"correct": "✓", "unclear": "~", "wrong": "✗", "missing": "–", "invented": "+"}
+WORDS = {"correct": "stated correctly", "unclear": "not cleanly stated", "wrong": "stated wrongly",
+         "missing": "missing", "invented": INVENTED}
 NO_FACTS = "likely_invented"  # the notice kind for a bundled-model prompt without facts
 
 
@@ -99,22 +101,28 @@ def halving(scored: Score) -> str:
 
 
 def fact_marks_html(prompt: str, answer: str) -> str:
-    """Every fact of the prompt with its mark (correct, wrong with the value said, missing), then
-    each fact the answer adds that the notes do not give, with the sentence that says it."""
+    """Every fact of the prompt with its mark (correct, not cleanly stated with its broken sentence
+    and what breaks it, wrong with the value said, missing), then each fact the answer adds that
+    the notes do not give, with the sentence that says it."""
     results = fact_results(prompt, answer)
     if not results:
         return ""
     invented = invented_facts(prompt, answer)
     counts = {m: sum(r.mark == m for r in results) for m in MARKS}
     head = (f"facts of the prompt: {counts['correct']} of {len(results)} stated correctly, "
-            f"{counts['wrong']} wrongly, {counts['missing']} missing, {len(invented)} {INVENTED}")
+            f"{counts['wrong']} wrongly, {counts['unclear']} {WORDS['unclear']}, "
+            f"{counts['missing']} missing, {len(invented)} {INVENTED}")
     scored = score(prompt, answer)
     halved = halving(scored)
     if halved:
         head += f"; score {scored.value:.2f}: {halved}"
     items = []
     for r in results:
-        said = f' <span class="pd-fact-said">(the answer says {escape(r.said)})</span>' if r.said else ""
+        if r.mark == "unclear":
+            note = f"only in a broken sentence, {r.why}: “{r.said}”"
+        else:
+            note = f"the answer says {r.said}" if r.said else ""
+        said = f' <span class="pd-fact-said">({escape(note)})</span>' if note else ""
         items.append(_mark_item(r.mark, r.fact.key, r.fact.value, said))
     for i in invented:
         said = f' <span class="pd-fact-said">({INVENTED}: “{escape(i.sentence)}”)</span>'

@@ -4,7 +4,9 @@
 types them: odd spacing and case): "key: value" or "key = value" items separated by ";", commas or
 new lines, with or without a heading ("Facts:", "from these notes:") or bullets, "Its motto is
 Dovra.", and sentences in plain English, clause by clause (`pdiff.notes.plain`: "It was founded
-in 1620, has 45,000 people and sits on the river Tam." is three facts).
+in 1620, has 45,000 people and sits on the river Tam." is three facts). A question states
+nothing: no fact is read from a sentence that ends with "?" or opens with a question word or an
+auxiliary verb ("What is the capital of France?"), though a "key: value" item counts anywhere.
 `score` then counts the facts whose value appears in the answer as a whole word or phrase,
 case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
 masks and no repeated sentence or stuttered phrase. `Score.value` is the one number for charts.
@@ -18,13 +20,17 @@ Choices, stated once:
   matches "Osk"); runs of whitespace match any whitespace.
 
 `fact_results` marks each fact of the prompt as "correct" (its value is stated, as `score`
-counts it), "wrong" (not stated, but the answer says the fact's attribute with another value of
-the same kind) or "missing" (neither). The answer says an attribute when it uses one of the
-data's phrasings for that key (`pdiff.notes.lexicon` predicates: "has a population of {v}") or
-"<key> is {v}" (every key, the extra ones too: "Its motto is Dovra."), and the value there has
-the attribute's kind: another word of its closed list ("rainy" for a climate), or the shape of
-its open rule (a number for a population, a capitalised name for a founder, "N dollars" for a
-price; any text for a key the data does not know). Anything else counts as not said.
+counts it), "unclear" (stated, as `score` counts it, but only inside broken sentences: see
+`sentence_flaw`), "wrong" (not stated, but the answer says the fact's attribute with another
+value of the same kind) or "missing" (none of these). The answer says an attribute when it uses
+one of the data's phrasings for that key (`pdiff.notes.lexicon` predicates: "has a population
+of {v}") or "<key> is {v}" (every key, the extra ones too: "Its motto is Dovra."), and the value
+there has the attribute's kind: another word of its closed list ("rainy" for a climate), or the
+shape of its open rule (a number for a population, a capitalised name for a founder, "N dollars"
+for a price; any text for a key the data does not know), its number written with any digits
+("1 160" or "16200" for a year). A fact whose own value is of no attribute's kind ("climate:
+foggy") names the attributes of its key whose values it looks like. Anything else counts as not
+said.
 
 `invented_facts` finds the facts the answer adds: every statement of an attribute (a predicate of
 any attribute of any kind in the lexicon, its value in the attribute's shape, or "Its/His/Her/
@@ -36,7 +42,8 @@ notes: <key>: <value>" for each. `score`, `fact_results` and `invented_facts` ta
 given (a visitor set lists them) instead of reading them from the prompt.
 
 It deliberately does not know whether a fact is stated *truthfully* (a value that appears in a
-negated or wrong context still counts), nor anything about fluency, tokenizers or models.
+negated or wrong context still counts), nor anything about fluency beyond the data's own words,
+nor tokenizers or models.
 """
 
 from __future__ import annotations
@@ -46,9 +53,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pdiff.notes import lexicon, wide
 from pdiff.notes.data import Fact
-from pdiff.notes.lexicon import ATTR_KEYS, ATTRS, KNOWN_KEYS, Attr, value_shape
-from pdiff.notes.plain import sentence_facts
+from pdiff.notes.lexicon import ATTR_KEYS, ATTRS, KNOWN_KEYS, PRODUCTS, VALUE_SHAPES, Attr, value_shape
+from pdiff.notes.plain import PHRASES, sentence_facts
+from pdiff.notes.probes import TEMPLATE_WORDS
 from pdiff.tags import CONTROL_TAGS
 
 # "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
@@ -59,7 +68,14 @@ _ITEM = re.compile(
     r"[ \t]*(?=$|[;\n]|,[ \t]*[^\W\d_][\w' \t]{0,30}[:=]|\.(?:\s|$))"
 )
 _ITS = re.compile(r"(?:^|(?<=\s))(?:Its|His|Her|Their|[A-Z]\w*'s)\s+(?P<key>[a-z][a-z ]{0,30}?)\s+is\s+"
-                  r"(?P<value>[^.;\n]+?)\.(?=\s|$)")
+                  r"(?P<value>[^.;\n?]+?)\.(?=\s|$)")  # not across a question's "?"
+# A sentence of a prompt ("1.5 kg" does not end one), and the words that open a question: a
+# question word ("What's" too), or an auxiliary verb before its subject ("Does Velora ...").
+_PROMPT_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\d))+[.!?]*")
+_QUESTION_OPENER = re.compile(
+    r"\s*(?:(?:what|who|whom|whose|which|where|when|why|how)(?:'s)?"
+    r"|is|are|am|was|were|do|does|did|can|could|will|would|shall|should|may|might|must|has|have|had)"
+    r"(?!['\w])", re.IGNORECASE)
 
 
 MAX_UNKNOWN_KEY_WORDS = 3  # a key that is not in the data's vocabulary has at most this many words
@@ -104,7 +120,7 @@ def parse_facts(prompt: str) -> tuple[Fact, ...]:
     Keys are lower-cased with spaces collapsed, values keep their case. Items without a key or a
     value are skipped, and so is a repeated key (the first one wins). A "key: value" item whose
     key is not one the data uses must be short (`MAX_UNKNOWN_KEY_WORDS`), so "Tell me about
-    Velora: ..." is not read as a fact.
+    Velora: ..." is not read as a fact. A question (`_questions`) gives no sentence fact.
     """
     if not isinstance(prompt, str):
         return ()
@@ -113,9 +129,9 @@ def parse_facts(prompt: str) -> tuple[Fact, ...]:
         key = " ".join(m["key"].split()).strip("\"'").lower()
         if key in KNOWN_KEYS or len(key.split()) <= MAX_UNKNOWN_KEY_WORDS:
             found.append((m.start(), 0, key, m["value"]))
-    for m in _ITS.finditer(prompt):
-        found.append((m.start(), 0, m["key"], m["value"]))
-    found += sentence_facts(prompt)
+    said = [(m.start(), 0, m["key"], m["value"]) for m in _ITS.finditer(prompt)]
+    questions = _questions(prompt)
+    found += [f for f in said + sentence_facts(prompt) if not any(a <= f[0] < b for a, b in questions)]
     out: list[Fact] = []
     seen: set = set()
     starts: set[int] = set()  # one fact per item: "It lives in hills" is "lives in", not "lives"
@@ -129,6 +145,13 @@ def parse_facts(prompt: str) -> tuple[Fact, ...]:
             starts.add(start)
             out.append(Fact(key, value))
     return tuple(out)
+
+
+def _questions(prompt: str) -> list[tuple[int, int]]:
+    """The (start, end) of each sentence of the prompt that asks rather than states: it ends with
+    "?" or opens with a question word or an auxiliary verb ("What is the capital of France?")."""
+    return [m.span() for m in _PROMPT_SENTENCE.finditer(prompt)
+            if m[0].rstrip().endswith("?") or _QUESTION_OPENER.match(m[0])]
 
 
 def _value_pattern(value: str) -> re.Pattern[str]:
@@ -226,14 +249,21 @@ def score(prompt: str, answer: str, facts: Iterable[Fact] | None = None) -> Scor
 # --- per-fact marks ------------------------------------------------------------------------------
 
 _FREE = r"[^.;,\n]{1,60}?"  # any value, for a key the data does not know
-MARKS = ("correct", "wrong", "missing")
+# The number that opens a numeric shape (r"\d{3,4}", r"\d[\d,]*", r"\d+"), and what a said value's
+# number may be instead: any digits, spaced or not ("1 160", "16200").
+_SHAPE_NUMBER = re.compile(r"^\\d(?:\{[\d,]+\}|\[\\d,\]\*|\+)?")
+_ANY_NUMBER = r"\d+(?: \d+)*"
+_DIGIT_SPACE = re.compile(r"(?<=\d) (?=\d)")
+MAX_RULE_WORDS = 3  # a value outside an open rule's shape may still be one of it, up to this many words
+MARKS = ("correct", "unclear", "wrong", "missing")
 
 
 @dataclass(frozen=True)
 class FactResult:
     fact: Fact
     mark: str  # one of MARKS
-    said: str | None = None  # for "wrong": the other value the answer gave
+    said: str | None = None  # "wrong": the other value the answer gave; "unclear": its sentence
+    why: str | None = None  # "unclear": what breaks that sentence (`sentence_flaw`)
 
 
 def _attrs_of(key: str, value: str) -> list[Attr]:
@@ -242,9 +272,10 @@ def _attrs_of(key: str, value: str) -> list[Attr]:
             if key in a.keys and re.fullmatch(value_shape(a), value, re.IGNORECASE)]
 
 
-def _pred_patterns(attr: Attr) -> list[re.Pattern[str]]:
-    """Where an answer says the attribute with one of its predicates, the value in group "v"."""
-    shape = value_shape(attr)
+def _pred_patterns(attr: Attr, shape: str | None = None) -> list[re.Pattern[str]]:
+    """Where an answer says the attribute with one of its predicates, the value in group "v" (of
+    the attribute's shape, or of `shape`)."""
+    shape = shape or value_shape(attr)
     out = []
     for pred in attr.preds:
         before, after = (re.escape(p) for p in pred.split("{v}"))
@@ -253,37 +284,143 @@ def _pred_patterns(attr: Attr) -> list[re.Pattern[str]]:
     return out
 
 
+def _looks_like(attr: Attr, value: str) -> bool:
+    """Whether a value that is not of the attribute's kind looks like one of its values. A rule's:
+    up to `MAX_RULE_WORDS` words, with a digit for a number ("1.4 kg" for a weight), capitalised
+    for a name ("McQuorl" for a founder). A list's: no digit, lower-case if its values are, and
+    its words but the last are words its values open with ("foggy" for a climate, "making
+    coffee" for a use; not "across Nosi'znsh" for a social life ("in pairs"), nor "large
+    flocks" for a habitat ("forests"), as the sentence reader takes "It lives in large flocks.")."""
+    words, digit = value.split(), any(c.isdigit() for c in value)
+    if attr.values in ("name", "the name"):
+        return len(words) <= MAX_RULE_WORDS and not digit and _ARTICLE.sub("", value)[:1].isupper()
+    if value_shape(attr).startswith(r"\d"):
+        return len(words) <= MAX_RULE_WORDS and digit
+    samples = attr.values if isinstance(attr.values, tuple) else [u for us in PRODUCTS.values() for u in us]
+    leads = {w for v in samples for w in v.split()[:-1]}
+    lower = value.islower() or not all(v.islower() for v in samples)
+    return bool(words) and not digit and lower and all(w in leads for w in words[:-1])
+
+
+def _fact_attrs(key: str, value: str) -> list[Attr]:
+    """The attributes a fact names: those of its key whose kind its value has, or, for a value of
+    none of their kinds ("climate: foggy"), those of its key that it looks like (`_looks_like`)."""
+    return _attrs_of(key, value) or [a for kind in ATTRS.values() for a in kind
+                                     if key in a.keys and _looks_like(a, value)]
+
+
+def _loose_shape(attr: Attr) -> str:
+    """The attribute's shape with its number, if it opens with one, written with any digits."""
+    return _SHAPE_NUMBER.sub(lambda _: _ANY_NUMBER, value_shape(attr), count=1)
+
+
 def _said_patterns(fact: Fact) -> list[re.Pattern[str]]:
-    """Where an answer says the fact's attribute, the value in group "v". The attributes are those
-    of its key whose kind its own value has ("lives in: large flocks" is no habitat)."""
+    """Where an answer says the fact's attribute, the value in group "v" (`_fact_attrs`: the
+    attributes; a number in any digits, `_loose_shape`)."""
     key = fact.key
-    attrs = _attrs_of(key, _THOUSANDS.sub("", fact.value))
-    out = [p for attr in attrs for p in _pred_patterns(attr)]
-    shape = "|".join(value_shape(a) for a in attrs) or _FREE
+    plain_value = _THOUSANDS.sub("", fact.value)
+    attrs = _fact_attrs(key, plain_value)
+    out = [p for attr in attrs for p in _pred_patterns(attr, _loose_shape(attr))]
+    # "<key> is" takes any text unless the value has its attributes' kind
+    kinds = _attrs_of(key, plain_value)
+    shape = "|".join(_loose_shape(a) for a in kinds) or _FREE
     out.append(re.compile(rf"(?<!\w){re.escape(key)}\s+is\s+(?P<v>{shape})(?=[.;,\n]|$)",
                           re.IGNORECASE))
     return out
 
 
 def _said_otherwise(fact: Fact, plain_answer: str) -> str | None:
-    """Another value the answer gives for the fact's attribute, or None."""
+    """Another value the answer gives for the fact's attribute, or None. A number whose digits
+    are the fact's, only spaced ("16 20" for 1620), is no other value, nor is a part of the
+    fact's value ("102" of "102 pls write about Mina")."""
     for pattern in _said_patterns(fact):
         for m in pattern.finditer(plain_answer):
-            if not _stated(fact, m["v"]):
-                return m["v"]
+            said = m["v"]
+            if not (_stated(fact, said) or _stated(fact, _DIGIT_SPACE.sub("", said))
+                    or _stated(Fact(fact.key, said), _THOUSANDS.sub("", fact.value))):
+                return said
+    return None
+
+
+# --- broken sentences ----------------------------------------------------------------------------
+
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # a word of letters: "Mara's", "w", "mostlys"
+_ONE_LETTER_WORDS = {"a", "A", "I"}
+
+
+@lru_cache(maxsize=1)
+def data_words() -> frozenset[str]:
+    """Every word (lower-cased) that the data's answers say beside a prompt's own words: the
+    answers' phrasing (`pdiff.notes.probes.TEMPLATE_WORDS`), every key and heading, the
+    instructions, the plain-English phrases and the units of the value rules. A bundled model
+    learned only these; a lower-case word outside them and the prompt is a broken one."""
+    texts = [*KNOWN_KEYS, *wide.WIDE_EXTRA_KEYS, *(k for keys in wide.MORE_KEYS.values() for k in keys),
+             *lexicon.INSTRUCTIONS, *lexicon.HEADS, *lexicon.SUMMARY_ASKS, *lexicon.SUMMARY_OPENERS,
+             *lexicon.SUMMARY_TOPICS, *lexicon.SENTENCE_KEYS.values(), *(t for _, t in PHRASES),
+             "a an and the it its this"]  # the joins of `pdiff.notes.data._sentence` and `_fix`
+    units = {u for shape in VALUE_SHAPES.values()  # "dollars" in r"\d+ dollars", not "d"
+             for u in re.findall(r"[a-z]{2,}", re.sub(r"\\.", " ", shape))}
+    return TEMPLATE_WORDS | _words_of(*(re.sub(r"\{\w\}", " ", t) for t in texts)) | units  # not "{s}"
+
+
+def _bare(word: str) -> str:
+    return word[:-2] if word.lower().endswith("'s") else word
+
+
+def _words_of(*texts: str) -> frozenset[str]:
+    return frozenset(_bare(w).lower() for t in texts for w in _LETTERS.findall(t))
+
+
+def sentence_flaw(sentence: str, allowed: Iterable[str] = ()) -> str | None:
+    """What breaks one sentence of an answer, or None when it is well formed: a leftover control
+    tag or tag fragment, a stuttered phrase (`format_problems`' checks), a one-letter stub ("w"),
+    or a lower-case word that is neither one of `data_words` nor of `allowed` (the prompt's and
+    the facts' words, lower-cased): "mostlys". A capitalised word may be a name: it is no flaw."""
+    for tag in CONTROL_TAGS.values():
+        if tag in sentence:
+            return f"leftover control tag {tag}"
+    fragment = _GENERIC_TAG.search(sentence)
+    if fragment:
+        return f"leftover tag fragment {fragment[0]}"
+    stutter = _stutter(_normalise(sentence))
+    if stutter:
+        return f"repeated span {stutter!r}"
+    known = data_words() | set(allowed)
+    for word in map(_bare, _LETTERS.findall(sentence)):
+        if len(word) == 1 and word not in _ONE_LETTER_WORDS and word.lower() not in known:
+            return f"stub word {word!r}"
+        if word.islower() and word not in known:
+            return f"not a word: {word!r}"
+    return None
+
+
+def _broken_only(fact: Fact, sentences: list[tuple[str, str | None]]) -> tuple[str, str] | None:
+    """(sentence, flaw) when every sentence that states the fact is broken; None otherwise (a
+    value that no one sentence holds is not judged)."""
+    holding = [(text, flaw) for text, flaw in sentences if _stated(fact, _THOUSANDS.sub("", text))]
+    if holding and all(flaw for _, flaw in holding):
+        return holding[0]
     return None
 
 
 def fact_results(prompt: str, answer: str,
                  facts: Iterable[Fact] | None = None) -> tuple[FactResult, ...]:
-    """Each fact of the prompt (or of `facts`, given instead), in order, marked correct, wrong or
-    missing (see the docstring)."""
+    """Each fact of the prompt (or of `facts`, given instead), in order, marked correct, unclear,
+    wrong or missing (see the docstring)."""
     prompt = prompt if isinstance(prompt, str) else ""
-    plain = _THOUSANDS.sub("", answer if isinstance(answer, str) else "")
+    answer = answer if isinstance(answer, str) else ""
+    plain = _THOUSANDS.sub("", answer)
+    facts = _facts_of(prompt, facts)
+    allowed = _words_of(prompt, *(f"{f.key} {f.value}" for f in facts))
+    sentences: list[tuple[str, str | None]] | None = None  # (sentence, flaw), once a fact is stated
     out = []
-    for fact in _facts_of(prompt, facts):
+    for fact in facts:
         if _stated(fact, plain):
-            out.append(FactResult(fact, "correct"))
+            if sentences is None:
+                sentences = [(s.strip(), sentence_flaw(s, allowed)) for s in _SENT_SPLIT.split(answer)]
+            broken = _broken_only(fact, sentences)
+            out.append(FactResult(fact, "correct") if broken is None
+                       else FactResult(fact, "unclear", *broken))
             continue
         said = _said_otherwise(fact, plain)
         out.append(FactResult(fact, "missing") if said is None else FactResult(fact, "wrong", said))
