@@ -40,6 +40,7 @@ from pdiff.app.inputs import (  # noqa: E402
     REFERENCE_SCHEDULE,
     default_schedule,
     schedule_note,
+    threshold_props,
 )
 from pdiff.app.machine import start_machine  # noqa: E402
 from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
@@ -190,9 +191,7 @@ def _schedule(app: DemoApp) -> dict:
                                       "once the threshold has committed every slot")
     with gr.Row():
         c["threshold"] = gr.Slider(*LIMITS["threshold"], value=default["threshold"], step=0.01,
-                                   label="Confidence threshold",
-                                   interactive=default["schedule"] != "reference",
-                                   info="Commit slots surer than this; the reference schedule has none")
+                                   elem_id="threshold", **threshold_props(default["schedule"]))
         c["schedule"] = gr.Radio(list(SCHEDULES), value=default["schedule"], label="Schedule",
                                  elem_id="schedule", info="reference: no threshold; paper: the "
                                                           "threshold adds steps; adaptive: it skips steps")
@@ -373,10 +372,14 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     c["replay"].input(called(app.replay_step, c), _inputs(app.replay_step, c, step=c["replay"]),
                       [*view, c["facts"]], trigger_mode="always_last", api_visibility="private",
                       **replay_slots)
-    c["stop_btn"].click(None, cancels=runs)
+    # Stop ends the session's run at its next event, and the run shows what it had; a second
+    # later gradio's cancel ends what is still waiting in the queue (or stuck in one long step).
+    # A cancel alone closed the run under its frames, and the page marked every output "Error".
+    stop = c["stop_btn"].click(app.stop, [c["session"]], None, api_visibility="private", queue=False)
+    stop.then(None, js="() => new Promise(done => setTimeout(done, 1000))").then(None, cancels=runs)
     c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
                               api_visibility="private", concurrency_limit=None)
-    c["schedule"].change(lambda s: gr.update(interactive=s != "reference"), [c["schedule"]],
+    c["schedule"].change(lambda s: gr.update(**threshold_props(s)), [c["schedule"]],
                          [c["threshold"]], api_visibility="private", queue=False)
     for button, s in ((c["default_btn"], default_schedule(app.models.pd)),
                       (c["reference_btn"], REFERENCE_SCHEDULE)):

@@ -71,7 +71,7 @@ class DemoApp:
         self.models, self.settings = models, settings
         self.device = device or device_words(settings.device)  # in words: "CPU (2 cores)"
         self.traces = traces or TraceStore()
-        self.sleep = sleep  # between the frames of play
+        self.sleep, self.clock = sleep, clock  # play's pace
         self.examples, self.example_plan = load_examples(models.kind)
         self.judge = Judge(models.quality_kind, models.quality_label)
         self.limits = TraceLimits.of(models.pd, settings.max_new_tokens)  # what an upload may hold
@@ -176,7 +176,9 @@ class DemoApp:
 
     def play(self, session=None, speed=1.0):
         """Replay the run shown from the start at `speed` (one of playback.SPEEDS; 1 is about
-        15 frames a second, at most MAX_REPLAY_FRAMES frames)."""
+        15 frames a second, at most MAX_REPLAY_FRAMES frames). Frame i is due at i pauses after
+        the start, by the clock: a frame whose time has passed (drawing and sending the ones
+        before took longer) is skipped, so every speed keeps its pace. Stop ends it."""
         session = Session.of(session)
         record = session.replayed
         n = len(record.events)
@@ -188,10 +190,20 @@ class DemoApp:
         except PlaybackError as err:
             yield Frame(warning=str(err))
             return
-        for k in frames:
+        session.begin()
+        start = self.clock()
+        for i, k in enumerate(frames):
+            if session.stopping:
+                return
+            if k < n and self.clock() >= start + (i + 1) * pause:
+                continue  # late: the next frame is due
             yield self._replay(record, session, k, replay=k)
             if k < n:
-                self.sleep(pause)
+                self.sleep(max(0.0, start + (i + 1) * pause - self.clock()))
+
+    def stop(self, session=None) -> None:
+        """The page's Stop: the session's run ends at its next event and shows what it had."""
+        Session.of(session).stop()
 
     def replay_trace(self, trace_file, session=None) -> Frame:
         """Load a saved trace and show its last frame; no model is run. The trace is held to

@@ -69,6 +69,18 @@ def default_schedule(engine) -> dict:
     return {name: getattr(config, name) for name in DECODING_KNOBS}
 
 
+def threshold_props(schedule) -> dict:
+    """The threshold slider's label, hint and whether it can be moved, under `schedule`: the
+    reference schedule has no threshold, so there the slider is greyed and says it does not
+    apply (its value is kept for the other schedules)."""
+    if schedule == "reference":
+        return {"interactive": False, "label": "Confidence threshold (not used)",
+                "info": "The reference schedule commits a fixed number of slots per step; pick "
+                        "paper or adaptive to use a threshold"}
+    return {"interactive": True, "label": "Confidence threshold",
+            "info": "Commit slots surer than this"}
+
+
 def schedule_note(engine) -> str:
     """One line that says which schedule is which, from the checkpoint's own defaults."""
     reference = ("the reference schedule (no threshold, step ratio 1: the paper's, one token "

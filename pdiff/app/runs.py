@@ -26,7 +26,7 @@ from pdiff.app.session import RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models
 from pdiff.app.speed import why_line
 from pdiff.app.trace import settings_for_trace
-from pdiff.app.view import RunView
+from pdiff.app.view import RunView, stopped_answer
 from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
@@ -77,6 +77,7 @@ class ModelRuns:
         except RUN_ERRORS as err:
             yield error_frame(err, session, run=None)
             return
+        session.begin()
         record = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
         view = record.view
         judge, scope = self.judge, self.judge.notices(prompt)
@@ -89,9 +90,12 @@ class ModelRuns:
                         session=session, run=record)
             return out if err is None else out | error_frame(err, session)
 
-        finished = yield from self._follow(stream, view, record.events, draw)
+        finished = yield from self._follow(stream, view, record.events, draw, session)
+        if finished is None and session.stopping:
+            line, partial = record.progress()
+            yield draw(notes=[Notice("stopped", line)], result=partial) | Frame(answer=stopped_answer(view))
         if finished is None:
-            record.failed = True  # refused mid-run: not a stop
+            record.failed = not session.stopping  # refused mid-run: not a stop
             return
         quality = self._record(session, prompt, finished, record.settings)
         notes = self._chart_note(quality)
@@ -107,9 +111,12 @@ class ModelRuns:
             notes = [*notes, Notice("baseline", self.models.baseline_note)]
         ar_finished = yield from self._follow(
             ar_engine.generate(prompt, ar_config), ar_view, [],
-            lambda err=None: draw(err, [*notes, *ar_view.notices], result))
+            lambda err=None: draw(err, [*notes, *ar_view.notices], result), session)
+        if ar_finished is None and session.stopping:
+            yield draw(notes=[*notes, *ar_view.notices, ar_stopped(ar_view)], result=result) | Frame(
+                ar_answer=stopped_answer(ar_view))
         if ar_finished is None:
-            record.failed = True
+            record.failed = not session.stopping
             return
         ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
             prompt, ar_config, self.models.ar_name or self.models.name))
@@ -125,6 +132,7 @@ class ModelRuns:
         except RUN_ERRORS as err:
             yield error_frame(err, session)
             return
+        session.begin()
         view = session.start_ar(prompt)
         notes = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
         notes = [*self.judge.notices(prompt), *notes]
@@ -134,7 +142,9 @@ class ModelRuns:
                         stats_json=result or status(view), chart=chart, session=session)
             return out if err is None else out | error_frame(err, session)
 
-        finished = yield from self._follow(stream, view, [], draw)
+        finished = yield from self._follow(stream, view, [], draw, session)
+        if finished is None and session.stopping:
+            yield draw(extra=[ar_stopped(view)]) | Frame(ar_answer=stopped_answer(view))
         if finished is None:
             return
         settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
@@ -152,6 +162,7 @@ class ModelRuns:
         except RUN_ERRORS as err:
             yield error_frame(err, session)
             return
+        session.begin()
         results: list[dict] = []
 
         def draw(line: str, err=None, chart=SKIP):
@@ -167,7 +178,12 @@ class ModelRuns:
                     if schedule == "reference" else f"{schedule} threshold {config.threshold:g}"))
             stream = stream if i == 1 else pd.generate(prompt, config)
             stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
-            fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"))
+            fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"),
+                                          session)
+            if fin is None and session.stopping:
+                yield frame(notices=[Notice("stopped", f"the sweep stopped during {what}; its "
+                                     f"{len(results)} finished run(s) are on the chart")],
+                            session=session, stats_json={"status": "stopped", "runs": results})
             if fin is None:
                 return
             q = self._record(session, prompt, fin, settings_for_trace(prompt, config, self.models.name))
@@ -206,11 +222,12 @@ class ModelRuns:
         return events()
 
     def _follow(self, stream: Iterator[Event], view: RunView, record: list[Event],
-                draw: Callable[..., Frame]):
+                draw: Callable[..., Frame], session: Session):
         """Fold a run into `view` (and `record`) live, yielding draw() as each frame until it
-        finishes; return its Finished event. An error yields draw(err) and returns None."""
+        finishes; return its Finished event. An error yields draw(err) and returns None; so does
+        the page's Stop (`session.stopping`), after the event it came during."""
         try:
-            for _ in live_frames(stream, view, record, self.interval, self.clock):
+            for _ in live_frames(until_stopped(stream, session), view, record, self.interval, self.clock):
                 if view.finished is None:
                     yield draw()
         except RUN_ERRORS as err:
@@ -234,3 +251,17 @@ class ModelRuns:
         why = ("no facts could be read from the prompt" if self.judge.kind == "checker"
                else "this run committed no span tokens")
         return [Notice("chart", f"{why}, so it has no {self.label} and is not on the chart")]
+
+
+def until_stopped(events: Iterator[Event], session: Session) -> Iterator[Event]:
+    """A run's events until the page's Stop: the stream ends after the event it came during,
+    so the run's last frame shows every event it had (the Stop of a gradio cancel closes the
+    run instead, and its page keeps the last frame drawn)."""
+    for ev in events:
+        yield ev
+        if session.stopping:
+            return
+
+
+def ar_stopped(view: RunView) -> Notice:
+    return Notice("stopped", f"the AR baseline stopped after {len(view.text_tokens)} tokens")

@@ -90,6 +90,7 @@ class Session:
     ar_view: RunView | None = None
     runs: int = 0
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per run setting (JSON)
+    stopping: bool = False  # the page's Stop was pressed: the click's run ends at its next event
 
     # The latest run, as before runs had records of their own (its handler holds its record).
     prompt = property(lambda self: self.current.prompt)
@@ -101,6 +102,15 @@ class Session:
     def of(cls, value) -> Session:
         """`value` itself when it is a Session; a fresh one for a new visitor or an API call."""
         return value if isinstance(value, cls) else cls()
+
+    def begin(self) -> None:
+        """A click's run begins: a Stop pressed before it no longer applies."""
+        self.stopping = False
+
+    def stop(self) -> None:
+        """The page's Stop: this session's run ends at its next event, and shows what it had
+        (`pdiff.app.runs`)."""
+        self.stopping = True
 
     def start(self, prompt: str, settings: dict) -> RunRecord:
         """A new run's record (the latest); its events and view fill as it streams."""

@@ -339,6 +339,29 @@ def answer_text(view: RunView) -> str:
     return view.finished.text if view.finished else ""
 
 
+STOPPED = "[stopped]"  # how the answer box marks a stopped run's text
+
+
+def stopped_answer(view: RunView) -> str:
+    """What a stopped run had written, marked STOPPED: its spans' committed tokens in order, each
+    stretch of masked slots as "…" ([PAD] left out), or the AR tokens; a finished run's answer."""
+    if view.finished is not None:
+        return answer_text(view)
+    pieces = []
+    for rnd in view.ordered_rounds():
+        for span in rnd.spans:
+            masked = False
+            for tok in span.tokens:
+                if tok is None:
+                    masked = True
+                elif tok != PAD:
+                    pieces.append((" … " if masked else "") + tok)
+                    masked = False
+            pieces.append(" …" if masked else "")
+            pieces.append(" ")
+    return " ".join([STOPPED, *("".join(pieces) + "".join(view.text_tokens)).split()])
+
+
 def speedup(stats: Stats, ar_seconds: float | None) -> float | None:
     """AR reference time over this run's time, or None when either is missing or zero."""
     if not ar_seconds or not stats.total_seconds or not math.isfinite(ar_seconds):
