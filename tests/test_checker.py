@@ -17,12 +17,12 @@ from pdiff.notes.checker import (
     Score,
     fact_results,
     fact_stated,
-    format_problems,
     parse_facts,
     score,
 )
 from pdiff.notes.data import FORMS, SPLITS, Example, Fact, make_split
 from pdiff.notes.lexicon import ATTRS, PRODUCTS, Attr
+from pdiff.notes.sentences import format_problems
 from pdiff.tags import CONTROL_TAGS
 
 

@@ -15,17 +15,10 @@ import re
 
 import pytest
 
-from pdiff.notes.checker import (
-    data_words,
-    fact_results,
-    fact_stated,
-    invented_facts,
-    parse_facts,
-    score,
-    sentence_flaw,
-)
+from pdiff.notes.checker import fact_results, fact_stated, invented_facts, parse_facts, score
 from pdiff.notes.data import Example, Fact, make_split
 from pdiff.notes.lexicon import ATTRS, Attr, value_shape
+from pdiff.notes.sentences import data_words, sentence_flaw
 from pdiff.tags import CONTROL_TAGS
 
 HELDOUT = make_split("heldout", 300, seed=12)

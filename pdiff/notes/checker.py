@@ -9,7 +9,8 @@ nothing: no fact is read from a sentence that ends with "?" or opens with a ques
 auxiliary verb ("What is the capital of France?"), though a "key: value" item counts anywhere.
 `score` then counts the facts whose value appears in the answer as a whole word or phrase,
 case-insensitively, and checks the format: a non-empty answer with no leftover control tags or
-masks and no repeated sentence or stuttered phrase. `Score.value` is the one number for charts.
+masks and no repeated sentence or stuttered phrase (`pdiff.notes.sentences.format_problems`).
+`Score.value` is the one number for charts.
 
 Choices, stated once:
 - A prompt without facts scores fact_accuracy 0.0: there is nothing to verify, so no credit is
@@ -19,18 +20,18 @@ Choices, stated once:
   sides ("4,200" matches "4200"); a leading article of the value is optional ("the Osk" also
   matches "Osk"); runs of whitespace match any whitespace.
 
-`fact_results` marks each fact of the prompt as "correct" (its value is stated, as `score`
-counts it), "unclear" (stated, as `score` counts it, but only inside broken sentences: see
-`sentence_flaw`), "wrong" (not stated, but the answer says the fact's attribute with another
-value of the same kind) or "missing" (none of these). The answer says an attribute when it uses
-one of the data's phrasings for that key (`pdiff.notes.lexicon` predicates: "has a population
-of {v}") or "<key> is {v}" (every key, the extra ones too: "Its motto is Dovra."), and the value
-there has the attribute's kind: another word of its closed list ("rainy" for a climate), or the
-shape of its open rule (a number for a population, a capitalised name for a founder, "N dollars"
-for a price; any text for a key the data does not know), its number written with any digits
-("1 160" or "16200" for a year). A fact whose own value is of no attribute's kind ("climate:
-foggy") names the attributes of its key whose values it looks like. Anything else counts as not
-said.
+`fact_results` marks each fact of the prompt as "correct" (its value is stated, as `score` counts
+it), "unclear" (stated, as `score` counts it, but only inside broken sentences: see
+`pdiff.notes.sentences.sentence_flaw`), "wrong" (not stated, but the answer says the fact's
+attribute with another value of the same kind) or "missing" (none of these). The answer says an
+attribute when it uses one of the data's phrasings for that key (`pdiff.notes.lexicon` predicates:
+"has a population of {v}") or "<key> is {v}" (every key, the extra ones too: "Its motto is
+Dovra."), and the value there has the attribute's kind: another word of its closed list ("rainy"
+for a climate), or the shape of its open rule (a number for a population, a capitalised name for a
+founder, "N dollars" for a price; any text for a key the data does not know), its number written
+with any digits ("1 160" or "16200" for a year). A fact whose own value is of no attribute's kind
+("climate: foggy") names the attributes of its key whose values it looks like. Anything else
+counts as not said.
 
 `invented_facts` finds the facts the answer adds: every statement of an attribute (a predicate of
 any attribute of any kind in the lexicon, its value in the attribute's shape, or "Its/His/Her/
@@ -53,12 +54,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pdiff.notes import lexicon, wide
 from pdiff.notes.data import Fact
-from pdiff.notes.lexicon import ATTR_KEYS, ATTRS, KNOWN_KEYS, PRODUCTS, VALUE_SHAPES, Attr, value_shape
-from pdiff.notes.plain import PHRASES, sentence_facts
-from pdiff.notes.probes import TEMPLATE_WORDS
-from pdiff.tags import CONTROL_TAGS
+from pdiff.notes.lexicon import ATTR_KEYS, ATTRS, KNOWN_KEYS, PRODUCTS, Attr, value_shape
+from pdiff.notes.plain import sentence_facts
+from pdiff.notes.sentences import format_problems, sentence_flaw, split_sentences, words_of
 
 # "key: value" / "key = value": an item starts the prompt or follows a separator (a heading's
 # ":" too), and its value ends at ";", a new line, a comma before the next key, or a sentence end.
@@ -82,15 +81,6 @@ MAX_UNKNOWN_KEY_WORDS = 3  # a key that is not in the data's vocabulary has at m
 _SENTENCE_END = re.compile(r"\.(?:\s+(?=[A-Z])|\s*$)")  # "d. Keep it short." -> "d"
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"\w+")
-# Generic leftovers beyond the exact control tags: chat-special tokens and tag fragments.
-_GENERIC_TAG = re.compile(
-    r"<\|[^|<>\s]{1,40}\|>|</?(?:promise|topic|async|sync)\b[^<>]{0,40}>|\[(?:PAD|MASK|UNK)\]",
-    re.IGNORECASE,
-)
-MAX_STUTTER_WORDS = 6  # longest phrase checked for back-to-back repetition
-MAX_REPEATS_LISTED = 5  # repeated sentences named in problems, at most
 INVENTED = "not in your notes"  # how a problem (and the page) names a fact the notes do not give
 
 
@@ -171,51 +161,6 @@ def _stated(fact: Fact, plain_answer: str) -> bool:
     if not fact.value.strip():
         return False
     return _value_pattern(fact.value).search(plain_answer) is not None
-
-
-def _normalise(sentence: str) -> tuple[str, ...]:
-    return tuple(w.casefold() for w in _WORD.findall(sentence))
-
-
-def _stutter(words: tuple[str, ...]) -> str | None:
-    """A phrase of 2-6 words said twice back to back, or one word said three times in a row."""
-    for i in range(len(words) - 2):
-        if words[i] == words[i + 1] == words[i + 2]:
-            return words[i]
-    for n in range(2, MAX_STUTTER_WORDS + 1):
-        for i in range(len(words) - 2 * n + 1):
-            if words[i] == words[i + n] and words[i:i + n] == words[i + n:i + 2 * n]:
-                return " ".join(words[i:i + n])
-    return None
-
-
-def format_problems(answer: str) -> list[str]:
-    """Reasons the answer's format is not clean; empty when it is."""
-    problems: list[str] = []
-    if not answer.strip():
-        return ["empty answer"]
-    rest = answer
-    for tag in CONTROL_TAGS.values():
-        if tag in rest:
-            problems.append(f"leftover control tag {tag} ({rest.count(tag)}x)")
-            rest = rest.replace(tag, " ")
-    for frag in dict.fromkeys(m.group(0) for m in _GENERIC_TAG.finditer(rest)):
-        problems.append(f"leftover tag fragment {frag}")
-    seen: set[tuple[str, ...]] = set()
-    repeated: dict[tuple[str, ...], str] = {}
-    for sentence in _SENT_SPLIT.split(answer):
-        words = _normalise(sentence)
-        if len(words) >= 4 and words in seen:
-            repeated.setdefault(words, sentence.strip()[:80])
-        seen.add(words)
-    for sentence in list(repeated.values())[:MAX_REPEATS_LISTED]:
-        problems.append(f"repeated sentence: {sentence!r}")
-    if len(repeated) > MAX_REPEATS_LISTED:
-        problems.append(f"... and {len(repeated) - MAX_REPEATS_LISTED} more repeated sentences")
-    stutter = _stutter(_normalise(answer))
-    if stutter:
-        problems.append(f"repeated span: {stutter!r}")
-    return problems
 
 
 def _facts_of(prompt: str, facts: Iterable[Fact] | None) -> tuple[Fact, ...]:
@@ -342,56 +287,7 @@ def _said_otherwise(fact: Fact, plain_answer: str) -> str | None:
     return None
 
 
-# --- broken sentences ----------------------------------------------------------------------------
-
-_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # a word of letters: "Mara's", "w", "mostlys"
-_ONE_LETTER_WORDS = {"a", "A", "I"}
-
-
-@lru_cache(maxsize=1)
-def data_words() -> frozenset[str]:
-    """Every word (lower-cased) that the data's answers say beside a prompt's own words: the
-    answers' phrasing (`pdiff.notes.probes.TEMPLATE_WORDS`), every key and heading, the
-    instructions, the plain-English phrases and the units of the value rules. A bundled model
-    learned only these; a lower-case word outside them and the prompt is a broken one."""
-    texts = [*KNOWN_KEYS, *wide.WIDE_EXTRA_KEYS, *(k for keys in wide.MORE_KEYS.values() for k in keys),
-             *lexicon.INSTRUCTIONS, *lexicon.HEADS, *lexicon.SUMMARY_ASKS, *lexicon.SUMMARY_OPENERS,
-             *lexicon.SUMMARY_TOPICS, *lexicon.SENTENCE_KEYS.values(), *(t for _, t in PHRASES),
-             "a an and the it its this"]  # the joins of `pdiff.notes.data._sentence` and `_fix`
-    units = {u for shape in VALUE_SHAPES.values()  # "dollars" in r"\d+ dollars", not "d"
-             for u in re.findall(r"[a-z]{2,}", re.sub(r"\\.", " ", shape))}
-    return TEMPLATE_WORDS | _words_of(*(re.sub(r"\{\w\}", " ", t) for t in texts)) | units  # not "{s}"
-
-
-def _bare(word: str) -> str:
-    return word[:-2] if word.lower().endswith("'s") else word
-
-
-def _words_of(*texts: str) -> frozenset[str]:
-    return frozenset(_bare(w).lower() for t in texts for w in _LETTERS.findall(t))
-
-
-def sentence_flaw(sentence: str, allowed: Iterable[str] = ()) -> str | None:
-    """What breaks one sentence of an answer, or None when it is well formed: a leftover control
-    tag or tag fragment, a stuttered phrase (`format_problems`' checks), a one-letter stub ("w"),
-    or a lower-case word that is neither one of `data_words` nor of `allowed` (the prompt's and
-    the facts' words, lower-cased): "mostlys". A capitalised word may be a name: it is no flaw."""
-    for tag in CONTROL_TAGS.values():
-        if tag in sentence:
-            return f"leftover control tag {tag}"
-    fragment = _GENERIC_TAG.search(sentence)
-    if fragment:
-        return f"leftover tag fragment {fragment[0]}"
-    stutter = _stutter(_normalise(sentence))
-    if stutter:
-        return f"repeated span {stutter!r}"
-    known = data_words() | set(allowed)
-    for word in map(_bare, _LETTERS.findall(sentence)):
-        if len(word) == 1 and word not in _ONE_LETTER_WORDS and word.lower() not in known:
-            return f"stub word {word!r}"
-        if word.islower() and word not in known:
-            return f"not a word: {word!r}"
-    return None
+# --- unclear: stated only in broken sentences (`pdiff.notes.sentences.sentence_flaw`) ------------
 
 
 def _broken_only(fact: Fact, sentences: list[tuple[str, str | None]]) -> tuple[str, str] | None:
@@ -411,13 +307,13 @@ def fact_results(prompt: str, answer: str,
     answer = answer if isinstance(answer, str) else ""
     plain = _THOUSANDS.sub("", answer)
     facts = _facts_of(prompt, facts)
-    allowed = _words_of(prompt, *(f"{f.key} {f.value}" for f in facts))
+    allowed = words_of(prompt, *(f"{f.key} {f.value}" for f in facts))
     sentences: list[tuple[str, str | None]] | None = None  # (sentence, flaw), once a fact is stated
     out = []
     for fact in facts:
         if _stated(fact, plain):
             if sentences is None:
-                sentences = [(s.strip(), sentence_flaw(s, allowed)) for s in _SENT_SPLIT.split(answer)]
+                sentences = [(s.strip(), sentence_flaw(s, allowed)) for s in split_sentences(answer)]
             broken = _broken_only(fact, sentences)
             out.append(FactResult(fact, "correct") if broken is None
                        else FactResult(fact, "unclear", *broken))
@@ -479,7 +375,7 @@ def invented_facts(prompt: str, answer: str,
     given = {" ".join(f.key.split()).lower() for f in _facts_of(prompt, facts)}
     plain_prompt = _THOUSANDS.sub("", prompt)
     out: dict[tuple[str, str], Invented] = {}
-    for sentence in _SENT_SPLIT.split(answer):
+    for sentence in split_sentences(answer):
         for key, value, keys in _statements_in(_THOUSANDS.sub("", sentence)):
             if keys & given or _stated(Fact(key, value), plain_prompt):
                 continue  # a fact of that attribute is given (a "wrong" value), or the prompt says it
