@@ -1,0 +1,210 @@
+"""A visitor's own runs in a real browser, on the bundled models: Stop, the marks of a broken
+answer, the notice of a question, the speed line, the chart's fronts, the threshold under the
+reference schedule, and Play's speeds (timed from step 0).
+
+Served and skipped as tests/test_browser.py is; screenshots go to test-artifacts/visit-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from pdiff.app.handlers import MAX_REPLAY_FRAMES
+from pdiff.app.playback import play_schedule
+from pdiff.app.view import STOPPED
+from tests import apphelpers as H
+from tests.test_browser import (  # noqa: F401 - the fixtures
+    TIMEOUT_MS,
+    artifacts,
+    browser,
+    expected_marks,
+    marks_on_page,
+    open_page,
+    server,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+# Written for these tests, in the page's notes format but with values off the model's lists.
+BROKEN = "Tell me about the city Lagil. Facts: country: Dregani; climate: foggy; population: 1620."
+QUESTION = "What is the capital of France? Answer in one sentence."
+OTHER = "Describe an animal called the Plumbit. Facts: habitat: marshes; diet: insects; lifespan: 12 years."
+
+
+@pytest.fixture(scope="module")
+def bundled_server(tmp_path_factory):
+    server = H.serve_page("bundled", tmp_path_factory.mktemp("visits"))
+    yield server
+    server.stop()
+
+
+def generate(page, prompt: str, compare: bool = True) -> None:
+    """Type `prompt`, Generate, and wait for the run (and its AR baseline) to finish: its stats
+    (and the baseline's) filled anew."""
+    page.fill("#prompt textarea", prompt)
+    page.set_checked("#compare input[type=checkbox]", compare)
+    panels = ["#stats", *(["#ar-stats"] if compare else [])]
+    before = {p: page.locator(p).inner_html() for p in panels}
+    page.click("#generate")
+    for p in panels:
+        wait_until(lambda p=p: page.locator(p).inner_html() != before[p]
+                   and page.locator(f"{p} .pd-stats:not(.pd-empty)").count() > 0, f"{p} filled")
+
+
+def errors_shown(page) -> int:
+    """Gradio's red "Error" badges on the page's outputs."""
+    return page.locator(".error").count() + page.locator("text=Error").count()
+
+
+def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_server):
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    try:
+        page.click("#schedule_reference")  # one token per span per step: a run long enough to stop
+        page.check("#compare input[type=checkbox]")
+        page.click("#generate")
+        step = re.compile(r"step (\d+)/(\d+)")
+        wait_until(lambda: (m := step.search(page.locator("#span-lanes").inner_text())) and int(m[1]) >= 2,
+                   "the spans' second denoise step")
+        page.click("#stop")
+        wait_until(lambda: "stopped" in page.locator("#notices").inner_text(), "the stopped notice")
+        page.wait_for_timeout(1500)  # past the Stop's own cancel of what still waits
+        assert errors_shown(page) == 0
+        notices = page.locator("#notices").inner_text()
+        answer = page.locator("#answer textarea").input_value()
+        if answer.startswith(STOPPED):  # stopped while the spans denoised
+            said = re.search(r"denoise step (\d+) of (\d+)", notices)
+            cards = step.search(page.locator("#span-lanes").inner_text())
+            assert said and cards and said.groups() == cards.groups(), (notices, cards)
+            assert "stopped" in page.locator("#stats").inner_text()
+        else:  # the planned run had finished: the AR baseline was stopped
+            assert page.locator("#ar-answer textarea").input_value().startswith(STOPPED)
+            assert "the AR baseline stopped after" in notices
+        page.screenshot(path=str(artifacts() / "visit-stop.png"), full_page=True)
+        # the page goes on: the next run finishes as usual
+        page.click("#generate")
+        wait_until(lambda: not page.locator("#answer textarea").input_value().startswith(STOPPED)
+                   and page.locator("#answer textarea").input_value(), "the next answer")
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled_server):
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    try:
+        generate(page, BROKEN)
+        for box, lane in (("#facts", "#answer"), ("#ar-facts", "#ar-answer")):
+            text = page.locator(f"{lane} textarea").input_value()
+            assert marks_on_page(page, box) == expected_marks(BROKEN, text)
+        card = page.locator("#span-lanes .pd-conf").first
+        assert "model confidence" in card.inner_text() and "not a correctness check" in card.inner_text()
+        why = page.locator("#why").inner_text()
+        assert why.index("whole run") < why.index("per answer word") and "not the replay step" in why
+        title = page.evaluate("document.querySelector('#timeline .js-plotly-plot').layout.xaxis.title.text")
+        assert "whole run" in title
+        page.screenshot(path=str(artifacts() / "visit-marks.png"), full_page=True)
+        generate(page, QUESTION, compare=False)
+        notices = page.locator("#notices").inner_text()
+        assert "likely invented" in notices and "no facts could be read" in notices
+        assert page.locator("#facts .pd-fact").count() == 0
+        page.screenshot(path=str(artifacts() / "visit-question.png"), full_page=True)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_the_threshold_says_when_it_does_not_apply(browser, bundled_server):
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    try:
+        label = lambda: page.locator("#threshold").inner_text()  # noqa: E731
+        page.click("#schedule_reference")
+        wait_until(lambda: "not used" in label(), "the threshold's not-used label")
+        assert page.locator("#threshold input[type=range]").is_disabled()
+        page.locator("#threshold").screenshot(path=str(artifacts() / "visit-threshold.png"))
+        page.locator("#schedule label", has_text="adaptive").click()
+        wait_until(lambda: "not used" not in label(), "the threshold's own label")
+        assert page.locator("#threshold input[type=range]").is_enabled()
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+def test_each_prompt_has_its_own_front(browser, server):
+    """Two prompts, each run at four settings: every dashed front holds one prompt's
+    non-dominated runs (faster, or better) and each prompt with two has its front, as read off
+    the chart's own points. On the tiny random model, whose quality (mean confidence) differs
+    from run to run; the bundled models' fact scores tie on a prompt (one run dominates), so
+    whether a prompt has a front depends on the timings: tests/test_chart.py has the fronts of
+    fixed points."""
+    page, problems = open_page(browser, server, 1280, 900)
+    try:
+        for prompt in (BROKEN, OTHER):
+            generate(page, prompt)
+            page.click("#sweep")
+            wait_until(lambda: "done:" in page.locator("#notices").inner_text(), "the sweep", limit=90)
+        traces = page.evaluate("document.querySelector('#chart .js-plotly-plot').data"
+                               ".map(t => ({mode: t.mode, name: t.name, x: t.x, y: t.y, text: t.text}))")
+        runs = {}  # prompt's short form -> its runs' (latency, quality)
+        for t in (t for t in traces if t["mode"] == "markers"):
+            for x, y, text in zip(t["x"], t["y"], t["text"], strict=True):
+                runs.setdefault(text.split("<br>")[2], set()).add((x, y))
+        assert len(runs) == 2
+        expected = {}
+        for short, xy in runs.items():
+            best = {(x, y) for x, y in xy if not any(a <= x and b >= y and (a, b) != (x, y) for a, b in xy)}
+            if len(best) >= 2:
+                expected[f"front: {short}"] = best
+        drawn = {t["name"]: set(zip(t["x"], t["y"], strict=True)) for t in traces if t["mode"] == "lines"}
+        assert drawn == expected, (drawn, runs)
+        print(f"\nFRONTS drawn: {len(drawn)} of {len(runs)} prompts")
+        page.locator("#chart").screenshot(path=str(artifacts() / "visit-chart.png"))
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
+# Logs (time, value) each time the replay step's number changes, checked every animation frame.
+WATCH_REPLAY = """() => {
+  window.__replay = [];
+  const box = document.querySelector('#replay input[type=number]');
+  const look = () => {
+    const log = window.__replay, v = parseFloat(box.value);
+    if (!log.length || log[log.length - 1][1] !== v) log.push([performance.now() / 1000, v]);
+    requestAnimationFrame(look);
+  };
+  look();
+}"""
+
+
+def play_seconds(page, speed: str, n: int) -> float:
+    """Seconds from the replay's step 0 to its last step at `speed`, as the page showed them."""
+    page.get_by_test_id(f"{speed}-radio-label").click()
+    page.evaluate(WATCH_REPLAY)
+    page.click("#play")
+    log = lambda: page.evaluate("window.__replay")  # noqa: E731
+    wait_until(lambda: any(v == 0 for _, v in log()) and log()[-1][1] == n, "the last step", limit=120)
+    steps = log()
+    start = next(i for i, (_, v) in enumerate(steps) if v == 0)
+    return next(t for t, v in steps[start:] if v == n) - steps[start][0]
+
+
+def test_play_speeds_set_the_pace(browser, bundled_server):
+    page, problems = open_page(browser, bundled_server, 1280, 900)
+    try:
+        generate(page, OTHER, compare=False)
+        wait_until(lambda: page.locator("#replay input[type=number]").input_value() != "0", "the replay")
+        n = int(float(page.locator("#replay input[type=number]").input_value()))
+        took = {speed: play_seconds(page, f"{speed:g}×", n) for speed in (1.0, 0.25)}
+        nominal = {s: (len(f) - 1) * pause for s, (f, pause) in
+                   ((s, play_schedule(n, s, MAX_REPLAY_FRAMES)) for s in took)}
+        print(f"\nPLAY {n} events: 1x {took[1.0]:.2f} s (due {nominal[1.0]:.2f}), "
+              f"0.25x {took[0.25]:.2f} s (due {nominal[0.25]:.2f})")
+        assert took[0.25] >= 0.8 * nominal[0.25]  # the slow speed is not rushed
+        assert took[0.25] / took[1.0] >= 2.5  # and the speeds differ (4x, less the page's own time)
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
