@@ -8,13 +8,13 @@ from html import escape
 
 import pytest
 
+from pdiff.app.fold import STOPPED
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import threshold_props
 from pdiff.app.playback import play_schedule
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore
-from pdiff.app.view import STOPPED
 from pdiff.events import Finished
 
 KNOBS = dict(steps_ratio=1.0, threshold=0.9, schedule="reference", unmask="entropy",
@@ -145,3 +145,26 @@ def test_the_threshold_slider_says_when_the_schedule_has_no_threshold():
     assert not reference["interactive"] and "not used" in reference["label"]
     assert paper["interactive"] and "not used" not in paper["label"] + paper["info"]
     assert threshold_props("adaptive") == paper
+
+
+def test_every_run_of_a_click_is_bounded(app, monkeypatch):
+    """The planned run, its AR baseline, the baseline alone and each sweep run all follow one
+    stream, within the request's denoise work (pdiff.app.work.bounded)."""
+    import pdiff.app.runs as runs
+
+    calls = []
+    real = runs.bounded
+    monkeypatch.setattr(runs, "bounded", lambda events, *a: calls.append(a) or real(events, *a))
+    session = Session()
+    list(app.rerun_plan("Velora", PLAN, **KNOBS, compare_ar=True, session=session))
+    list(app.baseline("Velora", 0.2, 0.95, 0, 16, False, session))
+    list(app.sweep("Velora", "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16, False, session))
+    assert len(calls) == 2 + 1 + 2
+    assert len(session.points) == 5  # and each finished, on the chart
+
+
+def test_a_refused_sweep_run_is_one_message_and_no_point(app):
+    session = Session()
+    frames = list(app.sweep("word " * 5000, "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16,
+                            False, session))
+    assert frames[-1].warning and "error" in frames[-1].stats_json and session.points == []

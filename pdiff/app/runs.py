@@ -26,7 +26,7 @@ from pdiff.app.session import RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models
 from pdiff.app.speed import why_line
 from pdiff.app.trace import settings_for_trace
-from pdiff.app.view import RunView, stopped_answer
+from pdiff.app.fold import RunView, stopped_answer
 from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
@@ -62,7 +62,7 @@ class ModelRuns:
                         repeats=(session.times_of(record.settings), session.ar_times_of(record.prompt)))
 
     def planned(self, prompt: str, knobs: Knobs, session: Session, plan_table,
-                 compare_ar: bool, relative: bool) -> Iterator[Frame]:
+                compare_ar: bool, relative: bool) -> Iterator[Frame]:
         """The planned run of a click (with the editor's plan, if given), then its AR baseline."""
         pd = self.models.pd
         try:
@@ -72,93 +72,80 @@ class ModelRuns:
             plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
             config = run_config(knobs.replace(plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
-            stream = self._started(pd, prompt, config)  # the engine's own checks run here
-            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
+            stream = self._stream(pd, prompt, config)
         except RUN_ERRORS as err:
             yield error_frame(err, session, run=None)
             return
         session.begin()
         record = session.start(prompt, settings_for_trace(prompt, config, self.models.name))
-        view = record.view
-        judge, scope = self.judge, self.judge.notices(prompt)
+        view, scope = record.view, self.judge.notices(prompt)
 
         def draw(err=None, notes=(), result=None, chart=SKIP):
-            out = frame(run_lanes(view, session.ar_seconds.get(prompt), judge, prompt),
-                        ar_lanes(session.ar_view_for(prompt), judge, prompt),
+            out = frame(run_lanes(view, session.ar_seconds.get(prompt), self.judge, prompt),
+                        ar_lanes(session.ar_view_for(prompt), self.judge, prompt),
                         notices=[*scope, *view.notices, *notes],
                         stats_json=status(view) if result is None else result, chart=chart,
                         session=session, run=record)
-            return out if err is None else out | error_frame(err, session)
+            return with_error(out, err, session)
 
         finished = yield from self._follow(stream, view, record.events, draw, session)
-        if finished is None and session.stopping:
-            line, partial = record.progress()
-            yield draw(notes=[Notice("stopped", line)], result=partial) | Frame(answer=stopped_answer(view))
         if finished is None:
-            record.failed = not session.stopping  # refused mid-run: not a stop
+            if session.stopping:
+                line, partial = record.progress()
+                yield draw(notes=[Notice("stopped", line)], result=partial) | Frame(
+                    answer=stopped_answer(view))
+            else:
+                record.failed = True  # refused mid-run: not a stop
             return
         quality = self._record(session, prompt, finished, record.settings)
         notes = self._chart_note(quality)
-        result = stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt))
-        result["why"] = self.why(record, session)
+        result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
+                  "why": self.why(record, session)}
         yield draw(notes=notes, result=result, chart=self.chart(session, relative))
         if baseline is None:
             return
         # the AR baseline, streamed beside the finished planned run
-        ar_engine, ar_config = baseline
-        ar_view = session.start_ar(prompt)
-        if self.models.ar is None:
-            notes = [*notes, Notice("baseline", self.models.baseline_note)]
-        ar_finished = yield from self._follow(
-            ar_engine.generate(prompt, ar_config), ar_view, [],
-            lambda err=None: draw(err, [*notes, *ar_view.notices], result), session)
-        if ar_finished is None and session.stopping:
-            yield draw(notes=[*notes, *ar_view.notices, ar_stopped(ar_view)], result=result) | Frame(
-                ar_answer=stopped_answer(ar_view))
-        if ar_finished is None:
-            record.failed = not session.stopping
-            return
-        ar_quality = self._record(session, prompt, ar_finished, settings_for_trace(
-            prompt, ar_config, self.models.ar_name or self.models.name))
-        result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
-                  "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self.why(record, session)}
-        yield draw(notes=[*notes, *ar_view.notices], result=result, chart=self.chart(session, relative))
+        ar = yield from self._ar_run(prompt, baseline, session,
+                                     lambda err, ar_notes: draw(err, [*notes, *ar_notes], result))
+        if ar is not None:
+            ar_finished, ar_quality, ar_notes = ar
+            result = {**stats_dict(finished, quality, self.label, session.ar_seconds.get(prompt)),
+                      "ar": stats_dict(ar_finished, ar_quality, self.label), "why": self.why(record, session)}
+            yield draw(notes=[*notes, *ar_notes], result=result, chart=self.chart(session, relative))
 
     def baseline(self, prompt: str, knobs: Knobs, session: Session, relative: bool) -> Iterator[Frame]:
+        """The AR baseline alone; its time becomes the prompt's speedup reference."""
         try:
             check_prompt(prompt)
-            engine, config = self._ar_config(knobs)
-            stream = self._started(engine, prompt, config)
+            check_flag(relative, "relative_view")
+            baseline = self._ar_config(knobs)
         except RUN_ERRORS as err:
             yield error_frame(err, session)
             return
         session.begin()
-        view = session.start_ar(prompt)
-        notes = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
-        notes = [*self.judge.notices(prompt), *notes]
+        scope = self.judge.notices(prompt)
 
-        def draw(err=None, result=None, chart=SKIP, extra=()):
-            out = frame(ar_lanes(view, self.judge, prompt), notices=[*notes, *view.notices, *extra],
+        def draw(err, notes, result=None, chart=SKIP):
+            view = session.ar_view_for(prompt)
+            out = frame(ar_lanes(view, self.judge, prompt), notices=[*scope, *notes],
                         stats_json=result or status(view), chart=chart, session=session)
-            return out if err is None else out | error_frame(err, session)
+            return with_error(out, err, session)
 
-        finished = yield from self._follow(stream, view, [], draw, session)
-        if finished is None and session.stopping:
-            yield draw(extra=[ar_stopped(view)]) | Frame(ar_answer=stopped_answer(view))
-        if finished is None:
-            return
-        settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
-        quality = self._record(session, prompt, finished, settings)
-        yield draw(result=stats_dict(finished, quality, self.label),
-                   chart=self.chart(session, relative), extra=self._chart_note(quality))
+        ar = yield from self._ar_run(prompt, baseline, session, draw)
+        if ar is not None:
+            finished, quality, notes = ar
+            yield draw(None, [*notes, *self._chart_note(quality)], stats_dict(finished, quality, self.label),
+                       self.chart(session, relative))
 
     def sweep(self, prompt: str, knobs: Knobs, session: Session, relative: bool) -> Iterator[Frame]:
+        """A grid of step ratios x schedules on one prompt, run one after another; each finished
+        run is a point on the chart."""
         pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.schedule)
         try:
             check_prompt(prompt)
+            check_flag(relative, "relative_view")
             configs = [run_config(knobs.replace(steps_ratio=r, schedule=s, threshold=SWEEP_THRESHOLD),
                                   pd, self.settings.max_new_tokens) for r, s in grid]
-            stream = self._started(pd, prompt, configs[0])
         except RUN_ERRORS as err:
             yield error_frame(err, session)
             return
@@ -166,18 +153,18 @@ class ModelRuns:
         results: list[dict] = []
 
         def draw(line: str, err=None, chart=SKIP):
-            runs = {"runs": results}
-            if err is not None:
-                return error_frame(err, session, stats_json={"error": str(err), **runs})
-            return frame(notices=[*self.judge.notices(prompt), Notice("sweep", line)], chart=chart,
-                         session=session,
-                         stats_json={"status": "running", **runs})
+            out = frame(notices=[*self.judge.notices(prompt), Notice("sweep", line)], chart=chart,
+                        session=session, stats_json={"status": "running", "runs": results})
+            return with_error(out, err, session)
 
         for i, ((ratio, schedule), config) in enumerate(zip(grid, configs, strict=True), start=1):
             what = (f"run {i} of {len(grid)}: steps ratio {ratio:g}, " + ("reference schedule"
                     if schedule == "reference" else f"{schedule} threshold {config.threshold:g}"))
-            stream = stream if i == 1 else pd.generate(prompt, config)
-            stream = bounded(stream, config.max_new_tokens, config.schedule == "paper")
+            try:
+                stream = self._stream(pd, prompt, config)
+            except RUN_ERRORS as err:
+                yield draw(what, err)
+                return
             fin = yield from self._follow(stream, RunView(), [], functools.partial(draw, what + " …"),
                                           session)
             if fin is None and session.stopping:
@@ -199,6 +186,28 @@ class ModelRuns:
         yield frame(notices=note, chart=self.chart(session, relative), session=session,
                     stats_json={"status": "finished", "runs": results})
 
+    def _ar_run(self, prompt: str, baseline, session: Session, draw: Callable[..., Frame]):
+        """The AR baseline of `prompt` (`baseline`: its engine and config), streamed as
+        draw(err, notes) frames; returns (Finished, quality, notes), or None when the engine
+        refused it (its error frame says why) or the page stopped it (its last frame shows what
+        it had)."""
+        engine, config = baseline
+        try:
+            stream = self._stream(engine, prompt, config)
+        except RUN_ERRORS as err:
+            yield error_frame(err, session)
+            return None
+        view = session.start_ar(prompt)
+        own = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
+        finished = yield from self._follow(stream, view, [], lambda err=None: draw(err, [*own, *view.notices]),
+                                           session)
+        if finished is None:
+            if session.stopping:
+                yield draw(None, [*own, *view.notices, ar_stopped(view)]) | Frame(ar_answer=stopped_answer(view))
+            return None
+        settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
+        return finished, self._record(session, prompt, finished, settings), [*own, *view.notices]
+
     def _ar_config(self, knobs: Knobs) -> tuple[object, GenerationConfig]:
         """The AR baseline's engine and config: the click's sampling, seed and budget."""
         engine = self.models.ar or self.models.pd
@@ -207,19 +216,20 @@ class ModelRuns:
         return engine, run_config(ar, engine, self.settings.max_new_tokens)
 
     @staticmethod
-    def _started(engine, prompt: str, config: GenerationConfig) -> Iterator[Event]:
-        """The engine's stream with its first event already drawn: the engine's own checks of
-        the prompt and the plan have passed (or raised) before any frame or session change."""
-        stream = engine.generate(prompt, config)
-        first = next(stream)
+    def _stream(engine, prompt: str, config: GenerationConfig) -> Iterator[Event]:
+        """A run's events, the one stream every run follows: its first event already drawn (the
+        engine's own checks of the prompt and the plan have passed, or raised, before any frame
+        or session change), then the rest within the request's denoise work (`bounded`)."""
+        events = engine.generate(prompt, config)
+        first = next(events)
 
-        def events():
+        def started():
             try:
                 yield first
-                yield from stream
+                yield from events
             finally:
-                stream.close()  # a stopped run ends here: the engine releases its cache
-        return events()
+                events.close()  # a stopped run ends here: the engine releases its cache
+        return bounded(started(), config.max_new_tokens, config.schedule == "paper")
 
     def _follow(self, stream: Iterator[Event], view: RunView, record: list[Event],
                 draw: Callable[..., Frame], session: Session):
@@ -265,3 +275,8 @@ def until_stopped(events: Iterator[Event], session: Session) -> Iterator[Event]:
 
 def ar_stopped(view: RunView) -> Notice:
     return Notice("stopped", f"the AR baseline stopped after {len(view.text_tokens)} tokens")
+
+
+def with_error(out: Frame, err: BaseException | None, session: Session) -> Frame:
+    """A run's frame, with the error that ended it (if any) on top."""
+    return out if err is None else out | error_frame(err, session)
