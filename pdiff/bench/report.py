@@ -46,9 +46,9 @@ def token_f1(text: str, reference: str) -> float:
 
 
 def qualities(rows: list[dict], given, signal: str) -> list[float | None]:
-    """Each row's quality under `signal` (the checker's also marks the row, `_check`)."""
+    """Each row's quality under `signal` (the checker's also marks the row, `check_row`)."""
     if signal == "checker":
-        return [_check(row, given) for row in rows]
+        return [check_row(row, given) for row in rows]
     if signal == "confidence":
         return [r["confidence"] for r in rows]
     ar_text = {(r["prompt"], r["seed"]): r["text"] for r in rows if r["setting"] == AR}
@@ -56,7 +56,7 @@ def qualities(rows: list[dict], given, signal: str) -> list[float | None]:
             if (r["prompt"], r["seed"]) in ar_text else None for r in rows]
 
 
-def _check(row: dict, given) -> float:
+def check_row(row: dict, given) -> float:
     """The checker's score of one row, against its line's given facts if any (else the facts read
     from its prompt). The row is marked with `format_ok` (no leftover tag, repeated sentence or
     stuttered phrase) and `invented` (at least one fact the notes do not give), and with the
