@@ -1,6 +1,6 @@
 """Planned Diffusion, live: the web app. Layout and event wiring only; the logic is pdiff.app.
 
-Run `python app.py` (or `gradio app.py`). The model comes from an allow-list set by the operator:
+Run `python app.py`. The model comes from an allow-list set by the operator:
 PDIFF_MODEL = bundled (default) | a released Planned Diffusion id | a local checkpoint folder.
 Other settings: PDIFF_AR_MODEL, PDIFF_DEVICE, PDIFF_DTYPE, PDIFF_MAX_NEW_TOKENS, PDIFF_QUEUE_SIZE,
 PDIFF_CONCURRENCY, PDIFF_SWEEP_LIMIT, PDIFF_THREADS, PDIFF_CACHE_MB, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.
@@ -32,6 +32,7 @@ import gradio as gr  # noqa: E402
 from pdiff.app import gradio_compat, zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
+from pdiff.app.fold import RunView  # noqa: E402
 from pdiff.app.frames import Frame, Update  # noqa: E402
 from pdiff.app.handlers import CONTROLS, DemoApp  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
@@ -46,7 +47,7 @@ from pdiff.app.machine import start_machine  # noqa: E402
 from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
 from pdiff.app.speed import speed_note  # noqa: E402
-from pdiff.app.view import RunView, legend_html, stats_html  # noqa: E402
+from pdiff.app.view import legend_html, stats_html  # noqa: E402
 from pdiff.config import DECODING_KNOBS, LIMITS, SCHEDULES, UNMASK_SCORES, GenerationConfig  # noqa: E402
 
 log = logging.getLogger("pdiff.app")
@@ -430,5 +431,5 @@ def launch(demo: gr.Blocks, app: DemoApp, block: bool = True) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     APP, SPEED = load_app()
-    demo = build_demo(APP, SPEED)  # module-level `demo`: what `gradio app.py` reloads
+    demo = build_demo(APP, SPEED)
     launch(demo, APP)

@@ -50,8 +50,9 @@ def score_folder(folder: str, heldout: int, probe: int, visitors: int | None = N
            "mb": round((Path(folder) / "model.safetensors").stat().st_size / 2**20, 1),
            "steps": record["steps_done"], "batch_size": record["train_config"]["batch_size"],
            "train_seconds": round(record["seconds"])}
-    for name, given in (("heldout", heldout_set(heldout, None)), ("visitors", read_prompts(VISITORS, visitors)),
-                        ("probe", probe_set(probe, None))):
+    sets = (("heldout", heldout_set(heldout, None)), ("visitors", read_prompts(VISITORS, visitors)),
+            ("probe", probe_set(probe, None)))
+    for name, given in sets:
         rows, t0 = [], time.perf_counter()
         for i, prompt in enumerate(given.texts):
             row = {"prompt": i, "text": engine.generate_text(prompt, config).text}

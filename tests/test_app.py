@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from pdiff.app.fold import RunView, fold
 from pdiff.app.frames import OUTPUTS, SKIP, Frame, error_html, stats_dict
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inputs import PLAN_HEADERS, SWEEP_THRESHOLD, plan_rows, rows_to_plan, run_config, sweep_grid
@@ -27,7 +28,7 @@ from pdiff.app.settings import (
     settings_from_env,
 )
 from pdiff.app.trace import TraceStore, read_trace, settings_for_trace, trace_to_json
-from pdiff.app.view import RunView, fold, notices_list_html
+from pdiff.app.view import notices_list_html
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Finished, Notice, PlanToken, Started
 from pdiff.plan import PlanError, PlanRound

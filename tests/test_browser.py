@@ -442,8 +442,9 @@ def test_a_halved_score_is_explained_on_the_page(browser):
     """The fact line and the stats of an answer with a repeated sentence, drawn with the app's own
     CSS: both say the score is the fact accuracy halved, and why, in visible text."""
     from pdiff.app.facts import Judge, fact_marks_html
+    from pdiff.app.fold import RunView
     from pdiff.app.settings import CSS_PATH, QUALITY_LABELS
-    from pdiff.app.view import RunView, stats_html
+    from pdiff.app.view import stats_html
     from pdiff.events import Finished, Stats
 
     prompt = "Write about Ardel. Facts: founded: 1620; population: 45,000; river: the Tam; mayor: Ilse."

@@ -8,24 +8,17 @@ Served and skipped as tests/test_browser.py is; screenshots go to test-artifacts
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
+from pdiff.app.fold import STOPPED
 from pdiff.app.handlers import MAX_REPLAY_FRAMES
 from pdiff.app.playback import play_schedule
-from pdiff.app.view import STOPPED
 from tests import apphelpers as H
-from tests.test_browser import (  # noqa: F401 - the fixtures
-    TIMEOUT_MS,
-    artifacts,
-    browser,
-    expected_marks,
-    marks_on_page,
-    open_page,
-    server,
-    wait_until,
-)
+from tests import test_browser as B
+from tests.test_browser import artifacts, expected_marks, marks_on_page, open_page, wait_until
+
+browser, server = B.browser, B.server  # the browser and the tiny model's page, as test_browser has them
 
 pytestmark = pytest.mark.browser
 

@@ -18,10 +18,11 @@ from pdiff.app.facts import (
     plan_editor_note,
     scope_line,
 )
+from pdiff.app.fold import RunView
 from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import default_schedule
 from pdiff.app.settings import QUALITY_LABELS, RELEASED_PD, Models, settings_from_env
-from pdiff.app.view import RunView, stats_html
+from pdiff.app.view import stats_html
 from pdiff.events import Finished, Stats
 from pdiff.notes.checker import MARKS, fact_results, invented_facts, parse_facts, score
 from pdiff.notes.data import make_split

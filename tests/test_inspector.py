@@ -10,13 +10,14 @@ from html import unescape
 import pytest
 
 from pdiff import events as E
+from pdiff.app.fold import RunView, fold
 from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.inspector import shown
 from pdiff.app.playback import SPEEDS, PlaybackError, check_speed, play_schedule, speed_label
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceError, TraceStore, trace_from_json, trace_to_json
-from pdiff.app.view import RunView, fold, spans_html
+from pdiff.app.view import spans_html
 from pdiff.plan import PlanRound
 
 C = E.Candidate
@@ -173,7 +174,13 @@ def app(engine, tmp_path):
     settings = settings_from_env({"PDIFF_MAX_NEW_TOKENS": "128"}, cuda_available=False)
     models = Models(engine, None, "folder", "tiny", None)
     pauses: list[float] = []
-    demo = DemoApp(models, settings, TraceStore(tmp_path / "traces"), sleep=pauses.append)
+    now = [0.0]  # Play is paced by the clock: its sleep passes this clock's time
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    demo = DemoApp(models, settings, TraceStore(tmp_path / "traces"), sleep=sleep, clock=lambda: now[0])
     demo.pauses = pauses
     return demo
 

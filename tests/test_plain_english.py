@@ -106,7 +106,7 @@ def test_a_halved_score_says_why_beside_the_fact_line():
     answer = " ".join(f"We note {f.value}." for f in _facts(row)[1:]) + f" {sentence} {sentence}"
     scored = score(row["instruction"], answer)
     assert not scored.format_ok and scored.value == scored.fact_accuracy / 2
-    from pdiff.app.view import RunView
+    from pdiff.app.fold import RunView
 
     view = RunView()
     view.apply(_finished(answer))

@@ -10,11 +10,11 @@ from html import escape
 import pytest
 import torch
 
+from pdiff.app.fold import fold
 from pdiff.app.machine import ForwardCost, choose_threads, measure_cost
 from pdiff.app.settings import SettingsError, settings_from_env
 from pdiff.app.speed import AGREE, count_words, denoise_widths, fmt_times, speed_note, why_html, why_line
 from pdiff.app.timeline import AR, PLAN, TEXT, X_TITLE, forwards, span_lane, timeline_figure
-from pdiff.app.view import fold
 from pdiff.loader import BUNDLED_AR, load_engine
 from pdiff.plan import PlanRound
 from pdiff.threads import ThreadPolicy

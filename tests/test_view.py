@@ -20,16 +20,13 @@ from pdiff.app.chart import (
     visibility_grid,
     visibility_matrix,
 )
+from pdiff.app.fold import answer_text, fold, last_round_layout, plan_chips
 from pdiff.app.trace import TraceError, trace_from_json, trace_to_json
 from pdiff.app.view import (
     CONFIDENCE_TIP,
     MASK_GLYPH,
-    answer_text,
-    fold,
-    last_round_layout,
     legend_html,
     notices_html,
-    plan_chips,
     plan_html,
     span_card_html,
     spans_html,

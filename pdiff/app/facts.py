@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from pdiff.app.fold import RunView
 from pdiff.app.session import quality_of
 from pdiff.app.settings import RELEASED_PD
-from pdiff.app.view import RunView
 from pdiff.events import Notice
 from pdiff.notes.checker import INVENTED, MARKS, Score, fact_results, invented_facts, parse_facts, score
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdiff.app.facts import Judge
+from pdiff.app.fold import RunView, answer_text, speedup
 from pdiff.app.session import Session
-from pdiff.app.view import RunView, answer_text, notices_list_html, plan_html, spans_html, speedup, stats_html
+from pdiff.app.view import notices_list_html, plan_html, spans_html, stats_html
 from pdiff.events import Finished, Notice
 
 log = logging.getLogger("pdiff.app")

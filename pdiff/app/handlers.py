@@ -25,6 +25,7 @@ from pathlib import Path
 from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.chart import visibility_figure
 from pdiff.app.facts import Judge
+from pdiff.app.fold import RunView, last_round_layout
 from pdiff.app.frames import (
     Frame,
     Update,
@@ -43,12 +44,7 @@ from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html
 from pdiff.app.timeline import timeline_figure
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, trace_to_json
-from pdiff.app.view import (
-    RunView,
-    last_round_layout,
-    notices_list_html,
-    stats_rows_html,
-)
+from pdiff.app.view import notices_list_html, stats_rows_html
 from pdiff.config import KNOBS, ConfigError, Knobs
 from pdiff.events import Notice
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import itertools
 import math
 
+from pdiff.app.fold import RunView
 from pdiff.app.guard import MAX_PROMPT_CHARS, check_text  # the page's cap on a prompt
-from pdiff.app.view import RunView
 from pdiff.config import DECODING_KNOBS, ConfigError, GenerationConfig, Knobs
 from pdiff.plan import PlanError, PlanRound
 

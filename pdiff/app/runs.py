@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 from pdiff.app.chart import chart_figure
 from pdiff.app.facts import Judge
+from pdiff.app.fold import RunView, stopped_answer
 from pdiff.app.frames import SKIP, Frame, ar_lanes, error_frame, frame, run_lanes, stats_dict, status
 from pdiff.app.inputs import (
     MAX_SPAN_UNITS,
@@ -26,7 +27,6 @@ from pdiff.app.session import RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models
 from pdiff.app.speed import why_line
 from pdiff.app.trace import settings_for_trace
-from pdiff.app.fold import RunView, stopped_answer
 from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
@@ -199,14 +199,14 @@ class ModelRuns:
             return None
         view = session.start_ar(prompt)
         own = [] if self.models.ar is not None else [Notice("baseline", self.models.baseline_note)]
-        finished = yield from self._follow(stream, view, [], lambda err=None: draw(err, [*own, *view.notices]),
-                                           session)
+        notes = lambda: [*own, *view.notices]  # noqa: E731
+        finished = yield from self._follow(stream, view, [], lambda err=None: draw(err, notes()), session)
         if finished is None:
             if session.stopping:
-                yield draw(None, [*own, *view.notices, ar_stopped(view)]) | Frame(ar_answer=stopped_answer(view))
+                yield draw(None, [*notes(), ar_stopped(view)]) | Frame(ar_answer=stopped_answer(view))
             return None
         settings = settings_for_trace(prompt, config, self.models.ar_name or self.models.name)
-        return finished, self._record(session, prompt, finished, settings), [*own, *view.notices]
+        return finished, self._record(session, prompt, finished, settings), notes()
 
     def _ar_config(self, knobs: Knobs) -> tuple[object, GenerationConfig]:
         """The AR baseline's engine and config: the click's sampling, seed and budget."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pdiff.app.chart import AR_MODE, ChartPoint
-from pdiff.app.view import RunView, fold
+from pdiff.app.fold import RunView, fold
 from pdiff.events import Event, Finished, Notice, RoundEnd, SpansOpened
 from pdiff.notes import checker
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from pdiff.app.view import RunView
+from pdiff.app.fold import RunView
 from pdiff.tags import IM_END, SYNC
 
 

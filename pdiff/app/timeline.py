@@ -22,7 +22,7 @@ from html import escape
 import plotly.graph_objects as go
 
 from pdiff.app.chart import _GREY, _style
-from pdiff.app.view import RunView
+from pdiff.app.fold import RunView
 
 PLAN, TEXT, AR = "plan", "text (no plan: written AR)", "AR baseline"
 MAX_LABELLED = 60  # per-span commit counts are written on the bars up to this many denoise forwards

@@ -26,9 +26,9 @@ import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
+from pdiff.app.fold import RunView
 from pdiff.app.guard import TraceCheck, TraceError, TraceLimits, check_settings
 from pdiff.app.settings import public_model_name
-from pdiff.app.view import RunView
 from pdiff.config import ConfigError, GenerationConfig, upgrade_schedule
 from pdiff.events import Event
 from pdiff.events import from_dict as event_from_dict
