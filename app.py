@@ -74,6 +74,7 @@ RUN_OUT = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane
 AFTER_OUT = ("replay", "visibility", "plan_table", "trace_file", "notices", "stats", "stats_json",
              "timeline", "why")
 VIEW_OUT = ("plan", "spans", "answer", "notices", "stats")
+STOP_GRACE_MS = 500  # a run stopped by its session's flag ends within one event; then gradio's cancel
 
 
 # --- start-up: settings, models, machine ---------------------------------------------------------
@@ -324,11 +325,12 @@ def _wire_runs(app: DemoApp, c: dict) -> list:
     gpu = zerogpu.duration_from  # ZeroGPU durations, read by name from each handler's own arguments
 
     def then_after(event, ref):
-        """The after-run step of one trigger: it shows the run that trigger started (`ref`)."""
+        """The after-run step of one trigger: it shows the run that trigger started (`ref`). A
+        Stop cancels the run, not this step, which then shows where the run stood."""
         names = {**c, "run": ref}
-        return [event, event.then(called(app.after_run, names), _inputs(app.after_run, c, run=ref),
-                                  [*(names[n] for n in (*AFTER_OUT, *CONTROLS)), ref],
-                                  api_visibility="private")]
+        event.then(called(app.after_run, names), _inputs(app.after_run, c, run=ref),
+                   [*(names[n] for n in (*AFTER_OUT, *CONTROLS)), ref], api_visibility="private")
+        return [event]
 
     def run_out(ref):
         return [*(c[n] for n in RUN_OUT), ref]
@@ -349,8 +351,9 @@ def _wire_runs(app: DemoApp, c: dict) -> list:
         [c[n] for n in ("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session",
                         "ar_facts")],
         api_name="baseline", **model_run)
-    events += [event, event.then(called(app.timeline, c), _inputs(app.timeline, c), [c["timeline"], c["why"]],
-                                 api_visibility="private")]
+    event.then(called(app.timeline, c), _inputs(app.timeline, c), [c["timeline"], c["why"]],
+               api_visibility="private")
+    events.append(event)
     events.append(c["sweep_btn"].click(
         streamed(app.sweep, c, gpu(app.sweep, runs=app.settings.sweep_limit)), _inputs(app.sweep, c),
         [c[n] for n in ("notices", "chart", "stats_json", "session")], api_name="sweep", **model_run))
@@ -373,11 +376,13 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     c["replay"].input(called(app.replay_step, c), _inputs(app.replay_step, c, step=c["replay"]),
                       [*view, c["facts"]], trigger_mode="always_last", api_visibility="private",
                       **replay_slots)
-    # Stop ends the session's run at its next event, and the run shows what it had; a second
-    # later gradio's cancel ends what is still waiting in the queue (or stuck in one long step).
-    # A cancel alone closed the run under its frames, and the page marked every output "Error".
+    # Stop ends the session's run at its next event, and the run shows what it had. Half a second
+    # later gradio's cancel ends what still waits in the queue (or is stuck in one long step): a
+    # cancel alone closed the run under its frames, and the page marked every output "Error". A
+    # run started in that half second is cancelled too, as it was by a cancel alone.
     stop = c["stop_btn"].click(app.stop, [c["session"]], None, api_visibility="private", queue=False)
-    stop.then(None, js="() => new Promise(done => setTimeout(done, 1000))").then(None, cancels=runs)
+    grace = f"() => new Promise(done => setTimeout(done, {STOP_GRACE_MS}))"
+    stop.then(None, js=grace).then(None, cancels=runs)
     c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
                               api_visibility="private", concurrency_limit=None)
     c["schedule"].change(lambda s: gr.update(**threshold_props(s)), [c["schedule"]],
