@@ -7,6 +7,7 @@ Served and skipped as tests/test_browser.py is; screenshots go to test-artifacts
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -35,6 +36,17 @@ def bundled_server(tmp_path_factory):
     server.stop()
 
 
+@contextlib.contextmanager
+def visit(browser, server):
+    """A page of `server` in a desktop window; no console or page error, closed after."""
+    page, problems = open_page(browser, server, 1280, 900)
+    try:
+        yield page
+        assert not problems, "\n".join(problems)
+    finally:
+        page.close()
+
+
 def generate(page, prompt: str, compare: bool = True) -> None:
     """Type `prompt`, Generate, and wait for the run (and its AR baseline) to finish: its stats
     (and the baseline's) filled anew."""
@@ -54,8 +66,7 @@ def errors_shown(page) -> int:
 
 
 def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_server):
-    page, problems = open_page(browser, bundled_server, 1280, 900)
-    try:
+    with visit(browser, bundled_server) as page:
         page.click("#schedule_reference")  # one token per span per step: a run long enough to stop
         page.check("#compare input[type=checkbox]")
         page.click("#generate")
@@ -81,14 +92,10 @@ def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_ser
         page.click("#generate")
         wait_until(lambda: not page.locator("#answer textarea").input_value().startswith(STOPPED)
                    and page.locator("#answer textarea").input_value(), "the next answer")
-        assert not problems, "\n".join(problems)
-    finally:
-        page.close()
 
 
 def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled_server):
-    page, problems = open_page(browser, bundled_server, 1280, 900)
-    try:
+    with visit(browser, bundled_server) as page:
         generate(page, BROKEN)
         for box, lane in (("#facts", "#answer"), ("#ar-facts", "#ar-answer")):
             text = page.locator(f"{lane} textarea").input_value()
@@ -105,14 +112,10 @@ def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled
         assert "likely invented" in notices and "no facts could be read" in notices
         assert page.locator("#facts .pd-fact").count() == 0
         page.screenshot(path=str(artifacts() / "visit-question.png"), full_page=True)
-        assert not problems, "\n".join(problems)
-    finally:
-        page.close()
 
 
 def test_the_threshold_says_when_it_does_not_apply(browser, bundled_server):
-    page, problems = open_page(browser, bundled_server, 1280, 900)
-    try:
+    with visit(browser, bundled_server) as page:
         label = lambda: page.locator("#threshold").inner_text()  # noqa: E731
         page.click("#schedule_reference")
         wait_until(lambda: "not used" in label(), "the threshold's not-used label")
@@ -121,9 +124,6 @@ def test_the_threshold_says_when_it_does_not_apply(browser, bundled_server):
         page.locator("#schedule label", has_text="adaptive").click()
         wait_until(lambda: "not used" not in label(), "the threshold's own label")
         assert page.locator("#threshold input[type=range]").is_enabled()
-        assert not problems, "\n".join(problems)
-    finally:
-        page.close()
 
 
 def test_each_prompt_has_its_own_front(browser, server):
@@ -133,8 +133,7 @@ def test_each_prompt_has_its_own_front(browser, server):
     from run to run; the bundled models' fact scores tie on a prompt (one run dominates), so
     whether a prompt has a front depends on the timings: tests/test_chart.py has the fronts of
     fixed points."""
-    page, problems = open_page(browser, server, 1280, 900)
-    try:
+    with visit(browser, server) as page:
         for prompt in (BROKEN, OTHER):
             generate(page, prompt)
             page.click("#sweep")
@@ -155,9 +154,6 @@ def test_each_prompt_has_its_own_front(browser, server):
         assert drawn == expected, (drawn, runs)
         print(f"\nFRONTS drawn: {len(drawn)} of {len(runs)} prompts")
         page.locator("#chart").screenshot(path=str(artifacts() / "visit-chart.png"))
-        assert not problems, "\n".join(problems)
-    finally:
-        page.close()
 
 
 # Logs (time, value) each time the replay step's number changes, checked every animation frame.
@@ -186,8 +182,7 @@ def play_seconds(page, speed: str, n: int) -> float:
 
 
 def test_play_speeds_set_the_pace(browser, bundled_server):
-    page, problems = open_page(browser, bundled_server, 1280, 900)
-    try:
+    with visit(browser, bundled_server) as page:
         generate(page, OTHER, compare=False)
         wait_until(lambda: page.locator("#replay input[type=number]").input_value() != "0", "the replay")
         n = int(float(page.locator("#replay input[type=number]").input_value()))
@@ -198,6 +193,3 @@ def test_play_speeds_set_the_pace(browser, bundled_server):
               f"0.25x {took[0.25]:.2f} s (due {nominal[0.25]:.2f})")
         assert took[0.25] >= 0.8 * nominal[0.25]  # the slow speed is not rushed
         assert took[0.25] / took[1.0] >= 2.5  # and the speeds differ (4x, less the page's own time)
-        assert not problems, "\n".join(problems)
-    finally:
-        page.close()
