@@ -102,6 +102,7 @@ def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled
             assert marks_on_page(page, box) == expected_marks(BROKEN, text)
         card = page.locator("#span-lanes .pd-conf").first
         assert "model confidence" in card.inner_text() and "not a correctness check" in card.inner_text()
+        wait_until(lambda: "per answer word" in page.locator("#why").inner_text(), "the why line")
         why = page.locator("#why").inner_text()
         assert why.index("whole run") < why.index("per answer word") and "not the replay step" in why
         title = page.evaluate("document.querySelector('#timeline .js-plotly-plot').layout.xaxis.title.text")

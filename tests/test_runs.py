@@ -53,6 +53,7 @@ def test_stop_mid_denoise_shows_what_the_run_had_with_one_set_of_counts(app):
     last = frames[-1]
     assert line.startswith("stopped at denoise step") and escape(line) in last.notices
     assert last.stats_json == partial and partial["events"] == len(record.events)
+    assert f"<dt>committed tokens</dt><dd>{partial['committed_tokens']}</dd>" in last.stats  # the panel too
     step, steps = partial["denoise_steps"], record.view.ordered_rounds()[-1].steps
     assert f"step {step}/{steps}" in last.spans  # the cards count what the notice counts
     assert last.answer.startswith(STOPPED) and len(last.answer) > len(STOPPED)

@@ -44,7 +44,7 @@ from pdiff.app.settings import AppSettings, Models, load_examples
 from pdiff.app.speed import why_html
 from pdiff.app.timeline import timeline_figure
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, trace_to_json
-from pdiff.app.view import notices_list_html, stats_rows_html
+from pdiff.app.view import notices_list_html, partial_stats_html
 from pdiff.config import KNOBS, ConfigError, Knobs
 from pdiff.events import Notice
 
@@ -137,7 +137,7 @@ class DemoApp:
         if record.state == "stopped" and not record.loaded:
             line, partial = record.progress()
             notes = [*view.notices, Notice("stopped", line)]
-            out.update(stats=stats_rows_html((k.replace("_", " "), str(v)) for k, v in partial.items()),
+            out.update(stats=partial_stats_html(partial),
                        stats_json=partial)
         try:
             out["trace_file"] = self.traces.write(trace_to_json(record.settings, events), record.id)

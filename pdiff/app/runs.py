@@ -27,6 +27,7 @@ from pdiff.app.session import RunRecord, Session, live_frames, quality_of
 from pdiff.app.settings import AppSettings, Models
 from pdiff.app.speed import why_line
 from pdiff.app.trace import settings_for_trace
+from pdiff.app.view import partial_stats_html
 from pdiff.app.work import bounded
 from pdiff.config import ConfigError, GenerationConfig, Knobs
 from pdiff.events import Event, Finished, Notice
@@ -93,7 +94,7 @@ class ModelRuns:
             if session.stopping:
                 line, partial = record.progress()
                 yield draw(notes=[Notice("stopped", line)], result=partial) | Frame(
-                    answer=stopped_answer(view))
+                    answer=stopped_answer(view), stats=partial_stats_html(partial))
             else:
                 record.failed = True  # refused mid-run: not a stop
             return

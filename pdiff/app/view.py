@@ -210,5 +210,10 @@ def legend_html() -> str:
 
 
 def stats_rows_html(rows: Iterable[tuple[str, str]]) -> str:
-    """A stats panel of (name, value) rows, e.g. a stopped run's partial stats."""
+    """A stats panel of (name, value) rows."""
     return _stats_list(list(rows))
+
+
+def partial_stats_html(partial: dict) -> str:
+    """A stopped run's partial stats (`RunRecord.progress`) as a stats panel."""
+    return stats_rows_html((k.replace("_", " "), str(v)) for k, v in partial.items())
