@@ -10,14 +10,14 @@ name; `load_app()` reads the settings, loads the models and times the machine. N
 import: `python app.py` (a Space's entry too) does both under `__main__`, and tests build the
 page in-process from a tiny model.
 
-This is the only module that imports gradio. It computes nothing: every value it shows comes
-from the DemoApp.
+It and its gradio layer (`gradio_layer.py`: the frame adapters and the patches, applied when it
+is imported) are the only modules that import gradio. It computes nothing: every value it shows
+comes from the DemoApp, and every endpoint it wires is a row of `pdiff.app.endpoints`.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import inspect
 import logging
 import os
@@ -29,12 +29,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from pdiff.app import gradio_compat, zerogpu  # noqa: E402
+from gradio_layer import APP_KWARGS, called, streamed  # noqa: E402  (applies its patches)
+from pdiff.app import zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
+from pdiff.app.endpoints import ENDPOINTS, VIEW_OUT, Endpoint, bind  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
 from pdiff.app.fold import RunView  # noqa: E402
-from pdiff.app.frames import Frame, Update  # noqa: E402
-from pdiff.app.handlers import CONTROLS, DemoApp  # noqa: E402
+from pdiff.app.frames import replay_position  # noqa: E402
+from pdiff.app.handlers import DemoApp  # noqa: E402
 from pdiff.app.inputs import (  # noqa: E402
     MAX_STEPS_RATIO,
     PLAN_HEADERS,
@@ -69,11 +71,7 @@ timeline under the spans draws each one.
 Fewer calls are faster only if a call over many tokens is not much slower than a call over one.
 """
 
-RUN_OUT = ("plan", "spans", "answer", "stats", "notices", "stats_json", "ar_lane", "ar_answer",
-           "ar_stats", "chart", "session", "facts", "ar_facts")
-AFTER_OUT = ("replay", "visibility", "plan_table", "trace_file", "notices", "stats", "stats_json",
-             "timeline", "why")
-VIEW_OUT = ("plan", "spans", "answer", "notices", "stats")
+TRACE_IN = "trace_in"  # the upload control; the API calls its value trace_file
 STOP_GRACE_MS = 500  # a run stopped by its session's flag ends within one event; then gradio's cancel
 
 
@@ -99,49 +97,6 @@ def load_app(environ: Mapping[str, str] = os.environ) -> tuple[DemoApp, str]:
              time.perf_counter() - t0, machine.policy.describe() if machine.policy else "torch default",
              speed_note(machine.cost))
     return app, speed_note(machine.cost)
-
-
-# --- handlers: DemoApp frames as gradio outputs ---------------------------------------------------
-
-
-def _to_gradio(out: Frame, names: Mapping) -> dict:
-    """A handler's frame by component (`names`: the page's components by name; "run" is the
-    event's own run state, when it has one): the outputs it changes, the others left as they are."""
-    if out.warning:
-        gr.Warning(out.warning)
-    changed = {names[name]: gr.update(**v.props) if isinstance(v, Update) else v
-               for name, v in out.changed().items() if names.get(name) is not None}
-    return changed or gr.skip()  # gradio reads an empty dict as one value
-
-
-def streamed(method, names: Mapping, gpu_seconds=None):
-    """A DemoApp generator handler as a gradio streaming handler (same parameter names).
-
-    With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
-    """
-    run = method if gpu_seconds is None else zerogpu.on_gpu(method, gpu_seconds)
-
-    @functools.wraps(method)
-    def handler(*args):
-        frames = run(*args)
-        try:
-            for out in frames:
-                yield _to_gradio(out, names)
-        except Exception as err:
-            friendly = zerogpu.friendly_error(err)
-            if friendly is None:
-                raise
-            raise gr.Error(friendly) from None
-        finally:
-            frames.close()  # Stop closes this handler; close the run (and the engine) with it
-    return handler
-
-
-def called(method, names: Mapping):
-    @functools.wraps(method)
-    def handler(*args):
-        return _to_gradio(method(*args), names)
-    return handler
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -260,8 +215,12 @@ def _lanes(app: DemoApp) -> dict:
     with gr.Accordion("Result as JSON", open=False):
         c["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
     with gr.Row():
-        c["replay"] = gr.Slider(0, 1, value=0, step=1, label="Replay step", interactive=False,
-                                elem_id="replay", info="Drag to see the run after its first k events")
+        # fixed props (a share of the run, in percent); the event it shows is the line beside it
+        c["replay"] = gr.Slider(0, 100, value=0, step=1, label="Replay (% of the run)", elem_id="replay",
+                                info="Drag to see the run part of the way through: 100 is its end")
+        c["replay_at"] = gr.HTML(replay_position(0, 0)["replay_at"], label="replay step",
+                                 elem_id="replay-step", js_on_load=None, min_height=24, scale=0,
+                                 min_width=140)
         c["play_speed"] = gr.Radio([(speed_label(s), s) for s in SPEEDS], value=1.0, label="Play speed",
                                    elem_id="play-speed", scale=0, min_width=280)
         c["play_btn"] = gr.Button("▶ Play", scale=0, min_width=100, elem_id="play")
@@ -313,56 +272,40 @@ def _tools(app: DemoApp, speed: str) -> dict:
 # --- the events ----------------------------------------------------------------------------------
 
 
-def _inputs(method, c: dict, **named) -> list:
-    """The components of `method`'s parameters in its order: an endpoint's signature is its
-    input list. `named` gives a component whose name differs from the parameter's."""
-    return [named[p] if p in named else c[p] for p in inspect.signature(method).parameters]
+def _wire(app: DemoApp, c: dict, trigger, row: Endpoint, gpu_runs: int | None = None,
+          api_name: str | None = None, **options):
+    """Wire `row` of the endpoint table to `trigger`, then its follow-up row; returns the event.
+    The row's "run" is this trigger's own run state: the follow-up shows the run it started.
+    `gpu_runs`: a model run, under ZeroGPU for that many runs' worth of time."""
+    names = {**c, "run": gr.State(None)} if "run" in row.outputs else c
+    handler = bind(app, row)
+    if inspect.isgeneratorfunction(handler):
+        gpu = None if gpu_runs is None else zerogpu.duration_from(row, gpu_runs)
+        handler = streamed(handler, names, gpu)
+    else:
+        handler = called(handler, names)
+    inputs = [names[TRACE_IN if n == "trace_file" else n] for n in row.inputs]
+    event = trigger(handler, inputs, [names[n] for n in row.outputs], api_name=api_name,
+                    api_visibility="public" if api_name else "private", **options)
+    if row.then:  # a Stop cancels the run, not this step, which then shows where the run stood
+        _wire(app, names, event.then, ENDPOINTS[row.then])
+    return event
 
 
 def _wire_runs(app: DemoApp, c: dict) -> list:
-    """The model runs, each followed by its after-run step; returns the events a Stop cancels."""
-    model_run = dict(concurrency_id="model")  # every model run shares PDIFF_CONCURRENCY slots
-    gpu = zerogpu.duration_from  # ZeroGPU durations, read by name from each handler's own arguments
-
-    def then_after(event, ref):
-        """The after-run step of one trigger: it shows the run that trigger started (`ref`). A
-        Stop cancels the run, not this step, which then shows where the run stood."""
-        names = {**c, "run": ref}
-        event.then(called(app.after_run, names), _inputs(app.after_run, c, run=ref),
-                   [*(names[n] for n in (*AFTER_OUT, *CONTROLS)), ref], api_visibility="private")
-        return [event]
-
-    def run_out(ref):
-        return [*(c[n] for n in RUN_OUT), ref]
-
-    events = []
-    for trigger, name in ((c["generate_btn"].click, "generate"), (c["prompt"].submit, None)):
-        ref = gr.State(None)  # this trigger's run: its after-run step shows that run alone
-        event = trigger(streamed(app.generate, {**c, "run": ref}, gpu(app.generate)),
-                        _inputs(app.generate, c), run_out(ref), api_name=name,
-                        api_visibility="public" if name else "private", **model_run)
-        events += then_after(event, ref)
-    ref = gr.State(None)
-    event = c["rerun_btn"].click(streamed(app.rerun_plan, {**c, "run": ref}, gpu(app.rerun_plan)),
-                                 _inputs(app.rerun_plan, c), run_out(ref), api_name="rerun_plan", **model_run)
-    events += then_after(event, ref)
-    event = c["baseline_btn"].click(
-        streamed(app.baseline, c, gpu(app.baseline)), _inputs(app.baseline, c),
-        [c[n] for n in ("ar_lane", "ar_answer", "ar_stats", "notices", "stats_json", "chart", "session",
-                        "ar_facts")],
-        api_name="baseline", **model_run)
-    event.then(called(app.timeline, c), _inputs(app.timeline, c), [c["timeline"], c["why"]],
-               api_visibility="private")
-    events.append(event)
-    events.append(c["sweep_btn"].click(
-        streamed(app.sweep, c, gpu(app.sweep, runs=app.settings.sweep_limit)), _inputs(app.sweep, c),
-        [c[n] for n in ("notices", "chart", "stats_json", "session")], api_name="sweep", **model_run))
-    ref = gr.State(None)
-    event = c["trace_in"].upload(called(app.replay_trace, {**c, "run": ref}),
-                                 _inputs(app.replay_trace, c, trace_file=c["trace_in"]),
-                                 [*(c[n] for n in VIEW_OUT), c["stats_json"], c["session"], c["facts"], ref],
-                                 api_name="replay_trace", concurrency_id="replay")
-    return events + then_after(event, ref)
+    """The endpoints, each followed by its after-run step; returns the events a Stop cancels."""
+    model_run = dict(concurrency_id="model", gpu_runs=1)  # runs share PDIFF_CONCURRENCY slots
+    e = ENDPOINTS
+    return [
+        _wire(app, c, c["generate_btn"].click, e["generate"], api_name="generate", **model_run),
+        _wire(app, c, c["prompt"].submit, e["generate"], **model_run),  # Enter: the page's own
+        _wire(app, c, c["rerun_btn"].click, e["rerun_plan"], api_name="rerun_plan", **model_run),
+        _wire(app, c, c["baseline_btn"].click, e["baseline"], api_name="baseline", **model_run),
+        _wire(app, c, c["sweep_btn"].click, e["sweep"], api_name="sweep", concurrency_id="model",
+              gpu_runs=app.settings.sweep_limit),
+        _wire(app, c, c["trace_in"].upload, e["replay_trace"], api_name="replay_trace",
+              concurrency_id="replay"),
+    ]
 
 
 def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
@@ -370,12 +313,13 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     # Replays fold a bounded trace (pdiff.app.guard) and share their own slots, apart from runs.
     replay_slots = dict(concurrency_id="replay", concurrency_limit=app.settings.concurrency)
     view = [c[n] for n in VIEW_OUT]
-    runs.append(c["play_btn"].click(streamed(app.play, c), _inputs(app.play, c, speed=c["play_speed"]),
-                                    [*view, c["replay"], c["facts"]], api_visibility="private",
+    runs.append(c["play_btn"].click(streamed(app.play, c), [c["session"], c["play_speed"]],
+                                    [*view, c["replay"], c["replay_at"], c["facts"]],
+                                    api_visibility="private",
                                     **replay_slots))
-    c["replay"].input(called(app.replay_step, c), _inputs(app.replay_step, c, step=c["replay"]),
-                      [*view, c["facts"]], trigger_mode="always_last", api_visibility="private",
-                      **replay_slots)
+    c["replay"].input(called(app.replay_step, c), [c["replay"], c["session"]],
+                      [*view, c["replay_at"], c["facts"]], trigger_mode="always_last",
+                      api_visibility="private", **replay_slots)
     # Stop ends the session's run at its next event, and the run shows what it had. Half a second
     # later gradio's cancel ends what still waits in the queue (or is stuck in one long step): a
     # cancel alone closed the run under its frames, and the page marked every output "Error". A
@@ -383,7 +327,7 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     stop = c["stop_btn"].click(app.stop, [c["session"]], None, api_visibility="private", queue=False)
     grace = f"() => new Promise(done => setTimeout(done, {STOP_GRACE_MS}))"
     stop.then(None, js=grace).then(None, cancels=runs)
-    c["relative_view"].change(called(app.rechart, c), _inputs(app.rechart, c), [c["chart"]],
+    c["relative_view"].change(called(app.rechart, c), [c["relative_view"], c["session"]], [c["chart"]],
                               api_visibility="private", concurrency_limit=None)
     c["schedule"].change(lambda s: gr.update(**threshold_props(s)), [c["schedule"]],
                          [c["threshold"]], api_visibility="private", queue=False)
@@ -395,9 +339,6 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
 
 def build_demo(app: DemoApp, speed: str = "") -> gr.Blocks:
     """The page for `app`, queued; `speed` is the machine's forward-cost line for "How it works"."""
-    gradio_compat.pin_session_block_ids()  # else every run grows the visitor's session
-    gradio_compat.exact_cancels()  # else a Stop also kills a run started as it was pressed
-    gradio_compat.strict_inputs()  # else a raw value of the wrong type gets a blank "Error"
     with gr.Blocks(title="Planned Diffusion", delete_cache=(3600, 7200)) as demo:
         c = {"session": gr.State(None, time_to_live=3 * 3600)}  # a visitor's runs, for 3 hours
         _header(app)
@@ -430,7 +371,8 @@ def launch(demo: gr.Blocks, app: DemoApp, block: bool = True) -> None:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     demo.launch(server_name=app.settings.server_name, server_port=app.settings.server_port,
                 css_paths=[CSS_PATH], max_file_size="25mb", footer_links=["api"],
-                state_session_capacity=256, prevent_thread_lock=not block, quiet=not block)
+                state_session_capacity=256, prevent_thread_lock=not block, quiet=not block,
+                app_kwargs=dict(APP_KWARGS))  # gradio_layer's exact Stop reads its /cancel requests
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 MODES = ("planned", "autoregressive", "diffusion")
 # The names of sampling.SCHEDULES (spec section 4): reference, the paper's schedule with no
@@ -43,6 +43,11 @@ LIMITS: dict[str, tuple[float, float]] = {
 DECODING_KNOBS = ("steps_ratio", "schedule", "threshold")
 
 
+def _page(default, ar: bool = False):
+    """A knob the page's controls set (`ar`: the AR baseline reads it too)."""
+    return field(default=default, metadata={"page": True, "ar": ar})
+
+
 class ConfigError(ValueError):
     """A setting is out of range or of the wrong kind; the message names it and its value."""
 
@@ -50,18 +55,18 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class GenerationConfig:
     mode: str = "planned"  # planned | autoregressive | diffusion (the two baselines)
-    steps_ratio: float = 1.0  # denoise steps = int(longest span * steps_ratio), at least 1
-    schedule: str = "reference"  # reference | paper (threshold only adds steps) | adaptive (removes them)
-    threshold: float = 0.9  # confidence threshold of paper and adaptive; the reference ignores it
-    unmask: str = "entropy"  # score that ranks masked positions: entropy | confidence | margin
-    temperature: float = 0.2  # 0 is greedy; the released demo uses 0.2
-    top_p: float = 0.95  # nucleus sampling mass; 1.0 turns it off
+    steps_ratio: float = _page(1.0)  # denoise steps = int(longest span * steps_ratio), at least 1
+    threshold: float = _page(0.9)  # confidence threshold of paper and adaptive; the reference ignores it
+    schedule: str = _page("reference")  # reference | paper (threshold adds steps) | adaptive (removes them)
+    unmask: str = _page("entropy")  # score that ranks masked positions: entropy | confidence | margin
+    temperature: float = _page(0.2, ar=True)  # 0 is greedy; the released demo uses 0.2
+    top_p: float = _page(0.95, ar=True)  # nucleus sampling mass; 1.0 turns it off
     top_k: int = 0  # 0 turns it off
-    seed: int = 0  # seeds the one torch.Generator of a run
-    length_scale: int = 10  # tokens per plan length unit; the released models were trained with 10
-    attention: str = "sparse"  # sparse: spans do not see each other; dense: spans of a round do
-    use_cache: bool = True  # exact KV cache of the prefix (spec section 5)
-    max_new_tokens: int = 512  # bound on everything after the prompt: plan, tags and spans
+    seed: int = _page(0, ar=True)  # seeds the one torch.Generator of a run
+    length_scale: int = _page(10)  # tokens per plan length unit; the released models were trained with 10
+    attention: str = _page("sparse")  # sparse: spans do not see each other; dense: spans of a round do
+    use_cache: bool = _page(True)  # exact KV cache of the prefix (spec section 5)
+    max_new_tokens: int = _page(512, ar=True)  # bound on everything after the prompt: plan, tags and spans
     max_plan_tokens: int = 128  # cap on the plan tokens of one round (runaway plans stop here)
     max_rounds: int = 8  # cap on <sync/> rounds
     max_span_units: int = 20  # a plan item's N is clamped to this many units
@@ -108,6 +113,12 @@ class GenerationConfig:
 
 _FIELDS = {f.name: f for f in fields(GenerationConfig)}
 KNOBS = tuple(_FIELDS)  # every knob's name, GenerationConfig's spelling
+# The page's knob groups, in GenerationConfig's order: what a planned run reads, what the AR
+# baseline reads, and what a sweep reads (it sets the step ratio and the threshold itself).
+PLANNED_KNOBS = tuple(name for name, f in _FIELDS.items() if f.metadata.get("page"))
+AR_KNOBS = tuple(name for name, f in _FIELDS.items() if f.metadata.get("ar"))
+SWEPT_KNOBS = ("steps_ratio", "threshold")
+SWEEP_KNOBS = tuple(name for name in PLANNED_KNOBS if name not in SWEPT_KNOBS)
 _WHOLE = tuple(name for name, f in _FIELDS.items() if f.type == "int")
 _AUTO = ("length_scale", "max_new_tokens")  # None: the checkpoint's unit, the default budget
 

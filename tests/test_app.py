@@ -291,9 +291,14 @@ KNOBS = dict(steps_ratio=1.0, threshold=0.9, schedule="reference", unmask="entro
              use_cache=True, max_new_tokens=64)
 
 
+def sweep_knobs(schedule: str, max_new_tokens: int) -> Knobs:
+    """A sweep's knobs (it sets the step ratio and the threshold itself)."""
+    return Knobs.named({**KNOBS, "schedule": schedule, "max_new_tokens": max_new_tokens})
+
+
 def test_rerun_plan_streams_and_compares(app):
     rows = [[1, "a", 1, ""], [1, "b", 1, "end"]]
-    frames = list(app.rerun_plan("Write about Velora.", rows, **KNOBS, compare_ar=True))
+    frames = list(app.rerun_plan("Write about Velora.", rows, Knobs.named(KNOBS), compare_ar=True))
     assert len(frames) > 3 and all(set(f.changed()) <= set(OUTPUTS) for f in frames)
     assert frames[0].stats_json["status"] == "running" and frames[0].chart is SKIP
     final = frames[-1]
@@ -307,7 +312,8 @@ def test_rerun_plan_streams_and_compares(app):
     session = final.session
     assert [p.mode for p in session.points] == ["planned", "autoregressive"]  # AR reports confidence
     out = app.after_run(session)
-    assert out.replay.props["maximum"] == len(session.events)
+    n = len(session.events)
+    assert out.replay == 100 and out.replay_at == f"event {n} of {n}"  # the slider at the whole run
     assert out.plan_table == [[1, "a", 1, ""], [1, "b", 1, "end"]]
     assert out.visibility is not None
     settings, events = read_trace(out.trace_file)
@@ -328,17 +334,18 @@ def test_a_frame_sends_only_what_it_changes():
 
 
 def test_errors_are_messages(app):
-    (frame,) = list(app.generate("  ", **KNOBS))
+    (frame,) = list(app.generate("  ", Knobs.named(KNOBS)))
     assert frame.stats_json == {"error": "the prompt is empty; type an instruction"}
     assert "pd-notice" in frame.notices and frame.warning
-    (frame,) = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 500}))
+    (frame,) = list(app.generate("hi", Knobs.named({**KNOBS, "max_new_tokens": 500})))
     assert "at most 128" in frame.warning
-    (frame,) = list(app.rerun_plan("hi", [[1, "a", "x", ""]], **KNOBS))
+    (frame,) = list(app.rerun_plan("hi", [[1, "a", "x", ""]], Knobs.named(KNOBS)))
     assert "row 1" in frame.warning
     # a plan that does not fit the budget fails inside the run: still one clear message
-    frames = list(app.rerun_plan("hi", [[1, "a" * 200, 1, "end"]], **{**KNOBS, "max_new_tokens": 8}))
+    frames = list(app.rerun_plan("hi", [[1, "a" * 200, 1, "end"]],
+                                 Knobs.named({**KNOBS, "max_new_tokens": 8})))
     assert "max_new_tokens" in frames[-1].warning
-    (frame,) = list(app.sweep("", "reference", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16))
+    (frame,) = list(app.sweep("", sweep_knobs("reference", 16)))
     assert "prompt is empty" in frame.warning
 
 
@@ -354,30 +361,30 @@ def test_unexpected_failure_is_one_line(app, engine):
             raise RuntimeError("device on fire")
 
     app.models.pd = Broken()
-    frames = list(app.generate("hi", **{**KNOBS, "max_new_tokens": 4}))
+    frames = list(app.generate("hi", Knobs.named({**KNOBS, "max_new_tokens": 4})))
     assert "RuntimeError: device on fire" in frames[-1].warning
     assert "pd-notice" in frames[-1].notices and "error" in frames[-1].stats_json
 
 
 def test_generate_stream_and_stop_closes_the_run(app, engine):
-    frames = app.generate("Write about the city.", **KNOBS)
+    frames = app.generate("Write about the city.", Knobs.named(KNOBS))
     first = next(frames)
     assert first.stats_json["status"] == "running"
     frames.close()  # what Stop does; the engine's generator is closed with it
     session = first.session
     assert 0 < len(session.events) and not isinstance(session.events[-1], Finished)
-    done = list(app.generate("Write about the city.", **{**KNOBS, "max_new_tokens": 16}))
+    done = list(app.generate("Write about the city.", Knobs.named({**KNOBS, "max_new_tokens": 16})))
     s = done[-1].stats_json
     assert s["forward_passes"] == s["plan_tokens"] + s["denoise_steps"] + s["prefill_forwards"]
 
 
 def test_baseline_sweep_and_chart(app):
     session = Session()
-    base = list(app.baseline("hello", 0.2, 0.95, 0, 8, False, session))
+    base = list(app.baseline("hello", Knobs(temperature=0.2, top_p=0.95, seed=0, max_new_tokens=8),
+                             False, session))
     assert base[-1].stats_json["mode"] == "autoregressive"
     assert session.ar_seconds["hello"] == base[-1].stats_json["total_seconds"]
-    sweep = list(app.sweep("hello", "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 8,
-                           True, session))
+    sweep = list(app.sweep("hello", sweep_knobs("paper", 8), True, session))
     runs = sweep[-1].stats_json["runs"]
     assert len(runs) == 2 and sweep[-1].stats_json["status"] == "finished"
     assert [(r["schedule"], r["threshold"]) for r in runs] == [("reference", SWEEP_THRESHOLD),
@@ -386,19 +393,23 @@ def test_baseline_sweep_and_chart(app):
 
 
 def test_replay_and_traces(app, tmp_path):
-    frames = list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], **KNOBS))
+    frames = list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], Knobs.named(KNOBS)))
     session = frames[-1].session
     n = len(session.events)
-    assert app.replay_step(0, session).spans == ""
-    assert app.replay_step(n, session).answer == frames[-1].answer
+    assert app.replay_step(0, session).spans == ""  # the slider is the share of the run, in percent
+    assert app.replay_step(0, session).replay_at == f"event 0 of {n}"
+    assert app.replay_step(100, session).answer == frames[-1].answer
+    assert app.replay_step(100, session).replay_at == f"event {n} of {n}"
+    assert app.replay_step(50, session).replay_at == f"event {round(n / 2)} of {n}"
     assert app.replay_step(10**9, session).answer == frames[-1].answer
     played = list(app.play(session))
-    assert played[0].replay == 0 and played[-1].replay == n
+    assert played[0].replay == 0 and played[-1].replay == 100
+    assert played[0].replay_at == f"event 0 of {n}" and played[-1].replay_at == f"event {n} of {n}"
     assert len(played) <= MAX_REPLAY_FRAMES + 2
     assert next(app.play(Session())).warning
     assert app.after_run(session).trace_file == app.after_run(session).trace_file  # one per run
     for _ in range(2):
-        list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], **KNOBS, session=session))
+        list(app.rerun_plan("Velora", [[1, "a", 1, "end"]], Knobs.named(KNOBS), session=session))
     paths = [app.after_run(session).trace_file for _ in range(3)]
     assert len(list((tmp_path / "traces").glob("*.json"))) == 2  # the store keeps the newest
     fresh = Session()
@@ -442,12 +453,38 @@ def test_importing_app_loads_nothing(monkeypatch):
     assert callable(module.build_demo) and not hasattr(module, "demo")
 
 
-def test_page_names_the_endpoints(app):
-    """The page built in-process from a DemoApp names every endpoint of the API."""
-    from app import build_demo
+# The API as gradio_client callers know it (the names of before the endpoint table); the table
+# must keep them.
+API_NAMES = {
+    "/generate": ["prompt", "steps_ratio", "threshold", "schedule", "unmask", "temperature", "top_p",
+                  "seed", "length_scale", "attention", "use_cache", "max_new_tokens", "compare_ar",
+                  "relative_view"],
+    "/baseline": ["prompt", "temperature", "top_p", "seed", "max_new_tokens", "relative_view"],
+    "/replay_trace": ["trace_file"],
+}
 
-    names = set(build_demo(app).get_api_info()["named_endpoints"])
-    assert {"/generate", "/baseline", "/sweep", "/rerun_plan", "/replay_trace"} <= names
+
+def test_each_endpoint_is_served_as_its_row(app):
+    """The page built in-process from a DemoApp serves each public row of the endpoint table
+    under its name, with the row's inputs as parameter names (states are not parameters) and
+    one return per output that is not a state; the page's own rows are not in the API; the
+    names callers know stay."""
+    from app import build_demo
+    from pdiff.app.endpoints import ENDPOINTS
+
+    api = build_demo(app).get_api_info()["named_endpoints"]
+    states = {"session", "run"}
+    for row in ENDPOINTS.values():
+        served = api.get(f"/{row.name}")
+        if not row.public:
+            assert served is None, row.name
+            continue
+        assert [p["parameter_name"] for p in served["parameters"]] == [
+            n for n in row.inputs if n not in states], row.name
+        assert len(served["returns"]) == len([n for n in row.outputs if n not in states]), row.name
+    for name, params in API_NAMES.items():
+        assert [p["parameter_name"] for p in api[name]["parameters"]] == params, name
+    assert set(api) == {f"/{row.name}" for row in ENDPOINTS.values() if row.public}
 
 
 # --- end to end: the page served in-process, through gradio_client ------------------------------

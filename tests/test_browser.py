@@ -127,8 +127,11 @@ def test_generate_then_rerun_plan_in_browser(browser, server):
         page.wait_for_selector("#ar-stats .pd-stats", timeout=TIMEOUT_MS)
         assert page.locator("#ar-lane .pd-ar-lane").count() == 1
 
-        # the replay scrubber is live after the run
+        # the replay scrubber is live after the run: at its end, the whole run, and says so
         assert page.locator("#replay input[type=range]").is_enabled()
+        wait_until(lambda: page.locator("#replay input[type=range]").input_value() == "100", "the scrubber")
+        shown = page.locator("#replay-step").inner_text().split()  # "event n of n"
+        assert shown[0] == "event" and shown[1] == shown[3] != "0", shown
         page.wait_for_timeout(300)  # let the chart finish drawing
         out = artifacts()
         page.screenshot(path=str(out / "app.png"), full_page=True)
@@ -281,7 +284,7 @@ def test_token_inspector_hover_click_and_replay(browser, server):
     try:
         page.click("#rerun")  # the starter plan: three spans on the tiny model
         page.wait_for_selector("#stats .pd-stats:not(.pd-empty)", timeout=TIMEOUT_MS)
-        wait_until(lambda: page.locator("#replay input[type=range]").is_enabled(), "the scrubber")
+        wait_until(lambda: page.locator("#replay-step").inner_text().startswith("event"), "the scrubber")
         token = page.locator("#span-lanes .pd-inspect").nth(1)
         tip = token.locator(".pd-tip")
         assert not tip.is_visible()
@@ -303,9 +306,11 @@ def test_token_inspector_hover_click_and_replay(browser, server):
         assert not tip.is_visible()
 
         # scrub back to the middle of the run: fewer slots are inspectable, each from its step
-        n = int(page.locator("#replay input[type=range]").get_attribute("max"))
+        n = int(page.locator("#replay-step").inner_text().split()[-1])  # "event n of n": the run's events
         full = page.locator("#span-lanes .pd-inspect").count()
-        page.locator("#replay input[type=range]").fill(str(n // 2))
+        page.locator("#replay input[type=range]").fill("50")  # the slider is the share of the run, in %
+        middle = f"event {round(n / 2)} of {n}"
+        wait_until(lambda: page.locator("#replay-step").inner_text().strip() == middle, "the event shown")
         wait_until(lambda: 0 < page.locator("#span-lanes .pd-inspect").count() < full, "a replay frame")
         page.locator("#span-lanes .pd-inspect").first.hover()
         page.locator("#span-lanes .pd-inspect .pd-tip").first.wait_for(state="visible")
@@ -314,8 +319,9 @@ def test_token_inspector_hover_click_and_replay(browser, server):
         page.get_by_label("4×").check()
         page.click("#play")
         wait_until(lambda: page.locator("#span-lanes .pd-inspect").count() == full, "Play to the end")
-        wait_until(lambda: page.locator("#replay input[type=range]").input_value() == str(n),
+        wait_until(lambda: page.locator("#replay input[type=range]").input_value() == "100",
                    "the scrubber at the last frame")
+        assert page.locator("#replay-step").inner_text().strip() == f"event {n} of {n}"
         assert not problems, "\n".join(problems)
     finally:
         page.close()

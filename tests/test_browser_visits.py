@@ -157,7 +157,8 @@ def test_each_prompt_has_its_own_front(browser, server):
         page.locator("#chart").screenshot(path=str(artifacts() / "visit-chart.png"))
 
 
-# Logs (time, value) each time the replay step's number changes, checked every animation frame.
+# Logs (time, value) each time the replay slider's number (a share of the run, in percent) changes,
+# checked every animation frame.
 WATCH_REPLAY = """() => {
   window.__replay = [];
   const box = document.querySelector('#replay input[type=number]');
@@ -170,24 +171,25 @@ WATCH_REPLAY = """() => {
 }"""
 
 
-def play_seconds(page, speed: str, n: int) -> float:
-    """Seconds from the replay's step 0 to its last step at `speed`, as the page showed them."""
+def play_seconds(page, speed: str) -> float:
+    """Seconds from the replay's step 0 to its last step at `speed` (the slider from 0 to 100 %),
+    as the page showed them."""
     page.get_by_test_id(f"{speed}-radio-label").click()
     page.evaluate(WATCH_REPLAY)
     page.click("#play")
     log = lambda: page.evaluate("window.__replay")  # noqa: E731
-    wait_until(lambda: any(v == 0 for _, v in log()) and log()[-1][1] == n, "the last step", limit=120)
+    wait_until(lambda: any(v == 0 for _, v in log()) and log()[-1][1] == 100, "the last step", limit=120)
     steps = log()
     start = next(i for i, (_, v) in enumerate(steps) if v == 0)
-    return next(t for t, v in steps[start:] if v == n) - steps[start][0]
+    return next(t for t, v in steps[start:] if v == 100) - steps[start][0]
 
 
 def test_play_speeds_set_the_pace(browser, bundled_server):
     with visit(browser, bundled_server) as page:
         generate(page, OTHER, compare=False)
-        wait_until(lambda: page.locator("#replay input[type=number]").input_value() != "0", "the replay")
-        n = int(float(page.locator("#replay input[type=number]").input_value()))
-        took = {speed: play_seconds(page, f"{speed:g}×", n) for speed in (1.0, 0.25)}
+        wait_until(lambda: page.locator("#replay-step").inner_text().startswith("event"), "the replay")
+        n = int(page.locator("#replay-step").inner_text().split()[-1])  # "event n of n": the run's events
+        took = {speed: play_seconds(page, f"{speed:g}×") for speed in (1.0, 0.25)}
         nominal = {s: (len(f) - 1) * pause for s, (f, pause) in
                    ((s, play_schedule(n, s, MAX_REPLAY_FRAMES)) for s in took)}
         print(f"\nPLAY {n} events: 1x {took[1.0]:.2f} s (due {nominal[1.0]:.2f}), "

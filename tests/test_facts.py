@@ -23,6 +23,7 @@ from pdiff.app.handlers import DemoApp
 from pdiff.app.inputs import default_schedule
 from pdiff.app.settings import QUALITY_LABELS, RELEASED_PD, Models, settings_from_env
 from pdiff.app.view import stats_html
+from pdiff.config import Knobs
 from pdiff.events import Finished, Stats
 from pdiff.notes.checker import MARKS, fact_results, invented_facts, parse_facts, score
 from pdiff.notes.data import make_split
@@ -190,7 +191,7 @@ def test_bundled_runs_mark_every_fact_for_planned_and_ar(bundled_app):
     checker score."""
     prompt = make_split("heldout", 1, seed=4)[0].prompt
     n = len(parse_facts(prompt))
-    final = list(bundled_app.generate(prompt, **knobs(bundled_app), compare_ar=True))[-1]
+    final = list(bundled_app.generate(prompt, Knobs.named(knobs(bundled_app)), compare_ar=True))[-1]
     for facts, answer, stats in ((final.facts, final.answer, final.stats),
                                  (final.ar_facts, final.ar_answer, final.ar_stats)):
         added = len(invented_facts(prompt, answer))
@@ -203,7 +204,7 @@ def test_bundled_runs_mark_every_fact_for_planned_and_ar(bundled_app):
 
 def test_bundled_run_without_facts_still_runs_and_says_so(bundled_app):
     """An off-topic prompt is answered, with the notice that the answer is likely invented."""
-    frames = list(bundled_app.generate("Explain how tides work.", **knobs(bundled_app)))
+    frames = list(bundled_app.generate("Explain how tides work.", Knobs.named(knobs(bundled_app))))
     final = frames[-1]
     assert final.answer.strip() and final.facts == ""
     assert "likely invented" in final.notices and "no facts" in final.notices

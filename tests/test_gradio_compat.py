@@ -1,13 +1,15 @@
-"""pdiff.app.gradio_compat patches three gradio internals, so these tests fail loudly when a
-gradio upgrade moves what a patch relies on: the version the patches were read against, for each
-patch the internal it wraps or reads as gradio's own source spells it, and each patch's effect,
-in-process. The effects on the real server (exact Stop over 20 trials, per-session memory,
-one-line refusals) are tested in test_reliability.py and test_hostile.py."""
+"""gradio_layer (app.py's gradio layer) patches gradio internals, so these tests fail loudly when
+a gradio upgrade moves what a patch relies on: the version the patches were read against, for
+each patch the internal it wraps or reads as gradio's own source spells it, that no other
+internal is patched, and each patch's effect, in-process. The effects on the real server (exact
+Stop over 20 trials, per-session memory, one-line refusals) are tested in test_reliability.py
+and test_hostile.py."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import re
 
 import gradio
@@ -17,7 +19,7 @@ from gradio import blocks, routes, state_holder, utils
 from gradio.components import number
 from gradio.state_holder import SessionState
 
-from pdiff.app import gradio_compat
+import gradio_layer
 
 
 def _source(module) -> str:
@@ -26,49 +28,59 @@ def _source(module) -> str:
 
 def test_gradio_is_the_version_the_patches_were_read_against():
     """After a gradio upgrade, re-read each patch against the new gradio (and its test in
-    test_reliability.py / test_hostile.py), then move gradio_compat.WRITTEN_FOR."""
-    assert gradio.__version__ == gradio_compat.WRITTEN_FOR, (
-        f"gradio {gradio.__version__} is installed; pdiff.app.gradio_compat patches internals of "
-        f"gradio {gradio_compat.WRITTEN_FOR}")
+    test_reliability.py / test_hostile.py), then move gradio_layer.WRITTEN_FOR."""
+    assert gradio.__version__ == gradio_layer.WRITTEN_FOR, (
+        f"gradio {gradio.__version__} is installed; gradio_layer patches internals of "
+        f"gradio {gradio_layer.WRITTEN_FOR}")
 
 
 @pytest.mark.parametrize("module, patch, spelled", [
-    # pin_session_block_ids wraps SessionState.__setitem__ and reads its blocks_config
-    (state_holder, "pin_session_block_ids", r"def __setitem__\(self, key: int, value: Any\):\s+"
+    # the pin wraps SessionState.__setitem__ and reads its blocks_config
+    (state_holder, "_pinned_setitem", r"def __setitem__\(self, key: int, value: Any\):\s+"
                                             r"from gradio\.components import State\s+"
                                             r"block = self\.blocks_config\.blocks\.get\(key\)"),
     # ... because an update stores a fresh copy under the output's id
-    (blocks, "pin_session_block_ids", r"state\[block\._id\] = block\.__class__\(\*\*kwargs\)"),
-    # exact_cancels replaces routes.cancel_tasks and reads the /cancel route's local `body`
-    (routes, "exact_cancels", r"async def cancel_event\(body: CancelBody\):\s+"
+    (blocks, "_pinned_setitem", r"state\[block\._id\] = block\.__class__\(\*\*kwargs\)"),
+    # the exact cancel replaces routes.cancel_tasks, which the /cancel route calls by that name
+    (routes, "_exact_cancel_tasks", r"async def cancel_event\(body: CancelBody\):\s+"
                               r"await cancel_tasks\(\{f\"\{body\.session_hash\}_\{body\.fn_index\}\"\}\)"),
     # ... and parses the task names gradio gives its event tasks
-    (utils, "exact_cancels", r"task\.set_name\(f\"\{session_hash\}_\{fn_index\}<gradio-sep>\{event_id\}\"\)"),
+    (utils, "_exact_cancel_tasks",
+     r"task\.set_name\(f\"\{session_hash\}_\{fn_index\}<gradio-sep>\{event_id\}\"\)"),
     # strict_inputs wraps Blocks.preprocess_data, whose first step is the length check ...
-    (blocks, "strict_inputs", r"async def preprocess_data\(\s+self,\s+block_fn: BlockFunction,\s+"
+    (blocks, "_strict_preprocess_data", r"async def preprocess_data\(\s+self,\s+block_fn: BlockFunction,\s+"
                               r"inputs: list\[Any\],\s+state: SessionState \| None,\s+"
                               r"explicit_call: bool = False,\s+\):\s+"
                               r"state = state or SessionState\(self\)\s+"
                               r"self\.validate_inputs\(block_fn, inputs\)"),
     # ... which preprocesses with the session's copy of each component
-    (blocks, "strict_inputs", r"if block\._id in state:\s+block = state\[block\._id\]"),
+    (blocks, "_strict_preprocess_data", r"if block\._id in state:\s+block = state\[block\._id\]"),
     # ... refuses a page-only function before call_function's IndexError
-    (blocks, "strict_inputs", r"if not block_fn\.fn:\s+raise IndexError"),
+    (blocks, "_strict_preprocess_data", r"if not block_fn\.fn:\s+raise IndexError"),
     # ... and words an out-of-range number with gradio's own (unpatched) bounds check
-    (number, "strict_inputs", r"def raise_if_out_of_bounds\(\s+num: float \| int, "
+    (number, "_strict_preprocess_data", r"def raise_if_out_of_bounds\(\s+num: float \| int, "
                               r"minimum: float \| int \| None, maximum: float \| int \| None\s+\) -> None:"),
 ], ids=lambda v: getattr(v, "__name__", None) if not isinstance(v, str) else None)
 def test_each_patched_internal_is_still_spelled_as_the_patch_reads_it(module, patch, spelled):
     """The internal a patch wraps, or the caller whose local it reads, is in gradio's source as
     the patch expects it."""
-    assert hasattr(gradio_compat, patch)
+    assert callable(getattr(gradio_layer, patch))
     assert re.search(spelled, _source(module)), (
-        f"{module.__name__} changed: re-read pdiff.app.gradio_compat.{patch} against it")
+        f"{module.__name__} changed: re-read gradio_layer.{patch} against it")
 
 
-def test_no_other_internal_is_patched():
-    """The two internals patched before issue 21 are gradio's own again."""
-    gradio_compat.strict_inputs()
+PATCHED = {  # each patched internal and what stands in its place
+    (state_holder.SessionState, "__setitem__"): gradio_layer._pinned_setitem,
+    (routes, "cancel_tasks"): gradio_layer._exact_cancel_tasks,
+    (blocks.Blocks, "preprocess_data"): gradio_layer._strict_preprocess_data,
+}
+
+
+def test_importing_the_layer_applies_each_patch_and_no_other():
+    """Each patched internal is the layer's own once it is imported, and the internals patched
+    before issue 21 (call_function, the Number bounds check) are gradio's own."""
+    for (owner, name), patch in PATCHED.items():
+        assert getattr(owner, name) is patch, f"{owner.__name__}.{name} is not patched"
     assert blocks.Blocks.call_function.__qualname__ == "Blocks.call_function"
     assert number.Number.raise_if_out_of_bounds.__qualname__ == "Number.raise_if_out_of_bounds"
 
@@ -79,8 +91,7 @@ def test_no_other_internal_is_patched():
 @pytest.fixture(scope="module")
 def page():
     """A page of the components strict_inputs checks: a run, its Stop, and an update of the
-    replay slider's maximum (as the after-run step sends)."""
-    gradio_compat.strict_inputs()
+    replay slider's maximum."""
     with gr.Blocks() as demo:
         knobs = [gr.Slider(0.01, 4, label="Step ratio"),
                  gr.Number(0, precision=0, minimum=0, label="Seed"),
@@ -140,13 +151,12 @@ def test_a_page_only_function_called_over_the_api_is_a_message(page):
     no_backend = [f for f in demo.fns.values() if f.fn is None]
     assert len(no_backend) == 2  # the Stop click and its cancel event
     for fn in no_backend:
-        assert _call(demo, fn, [], SessionState(demo)) == gradio_compat.PAGE_ONLY
+        assert _call(demo, fn, [], SessionState(demo)) == gradio_layer.PAGE_ONLY
 
 
 def test_a_session_copy_keeps_the_id_it_is_stored_under(page):
     """An update stores a fresh copy of the output in the session under the output's id; with
     the pin the copy carries that id, so a later value is not stored a second time."""
-    gradio_compat.pin_session_block_ids()
     demo, knobs = page
     update = list(demo.fns.values())[-1]
     state = SessionState(demo)
@@ -158,27 +168,58 @@ def test_a_session_copy_keeps_the_id_it_is_stored_under(page):
     assert state[replay._id]._id == replay._id and len(state.blocks_config.blocks) == before
 
 
-def test_a_cancel_names_one_event():
-    """A /cancel for one event cancels that event's task alone, though a second task of the
-    same session and function runs beside it."""
-    gradio_compat.exact_cancels()
-
-    class Body:
-        session_hash, fn_index, event_id = "s", 3, "old"
+def _cancel_through_the_middleware(body: bytes, path: str = "/gradio_api/cancel"):
+    """Two running tasks of session "s", function 3 (events "old" and "new"), then a POST of
+    `body` to `path` through CancelNamesItsEvent, to a route that reads the body again and calls
+    routes.cancel_tasks as gradio's /cancel does. Returns (what the route read, its result, which
+    tasks were cancelled)."""
+    async def route(scope, receive, send):
+        read, more = b"", True
+        while more:
+            message = await receive()
+            read += message.get("body", b"")
+            more = message.get("more_body", False)
+        seen.append(read)
+        seen.append(await routes.cancel_tasks({"s_3"}))
 
     async def scenario():
         tasks = {e: asyncio.create_task(asyncio.sleep(30), name=f"s_3<gradio-sep>{e}")
                  for e in ("old", "new")}
         await asyncio.sleep(0)
+        chunks = [body[:5], body[5:]]  # a body in two messages, as a client may send it
 
-        async def cancel_event(body):  # as the /cancel route calls it
-            return await routes.cancel_tasks({f"{body.session_hash}_{body.fn_index}"})
+        async def receive():
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
-        cancelled = await cancel_event(Body())
+        scope = {"type": "http", "method": "POST", "path": path}
+        await gradio_layer.CancelNamesItsEvent(route)(scope, receive, None)
         states = {e: t.cancelled() for e, t in tasks.items()}
-        tasks["new"].cancel()
+        for task in tasks.values():
+            task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
-        return cancelled, states
+        return states
 
-    cancelled, states = asyncio.run(scenario())
-    assert cancelled == ["old"] and states == {"old": True, "new": False}
+    seen = []
+    states = asyncio.run(scenario())
+    return seen[0], seen[1], states
+
+
+def test_a_cancel_names_one_event():
+    """A /cancel for one event cancels that event's task alone, though a second task of the
+    same session and function runs beside it; the route still reads the whole body."""
+    body = json.dumps({"session_hash": "s", "fn_index": 3, "event_id": "old"}).encode()
+    read, cancelled, states = _cancel_through_the_middleware(body)
+    assert read == body and cancelled == ["old"] and states == {"old": True, "new": False}
+
+
+@pytest.mark.parametrize("body, path", [
+    (b'{"session_hash": "s", "fn_index": 3}', "/gradio_api/cancel"),  # names no event
+    (b"not json at all", "/gradio_api/cancel"),
+    (b'{"event_id": "old"}', "/gradio_api/queue/join"),  # not the cancel route
+])
+def test_a_cancel_that_names_no_event_is_gradios_own(body, path):
+    """Without an event named (or on any other route) gradio's cancel_tasks runs: every task
+    of the session and function is cancelled."""
+    read, cancelled, states = _cancel_through_the_middleware(body, path)
+    assert read == body and sorted(cancelled) == ["new", "old"] and states == {"old": True, "new": True}

@@ -30,6 +30,7 @@ from pdiff.app.handlers import MAX_REPLAY_FRAMES, DemoApp
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore, trace_from_json
+from pdiff.config import Knobs
 from tests import apphelpers as H
 
 CAP = 256  # PDIFF_MAX_NEW_TOKENS of the test server (tests.apphelpers.app_env)
@@ -70,7 +71,7 @@ def real_trace(engine, tiny_ckpt, tmp_path_factory) -> dict:
     demo = DemoApp(Models(engine, None, "folder", str(tiny_ckpt), None), settings,
                    TraceStore(tmp / "traces"))
     session = Session()
-    list(demo.rerun_plan(LONG, ROWS, **{**KNOBS, "max_new_tokens": 64}, session=session))
+    list(demo.rerun_plan(LONG, ROWS, Knobs.named({**KNOBS, "max_new_tokens": 64}), session=session))
     return json.loads(Path(demo.after_run(session).trace_file).read_text())
 
 
@@ -268,7 +269,7 @@ def test_a_refused_trace_changes_nothing(app, real_trace):
     """A trace refused (here for a lone surrogate) leaves the session as it was: the run shown
     and the latest run are the same objects as before."""
     session = Session()
-    list(app.rerun_plan(LONG, ROWS, **KNOBS, session=session))
+    list(app.rerun_plan(LONG, ROWS, Knobs.named(KNOBS), session=session))
     app.after_run(session, session.current)
     current, shown = session.current, session.shown
     bad = copy.deepcopy(real_trace)
@@ -378,7 +379,7 @@ def test_stop_ends_exactly_its_run_over_20_trials(server):
     always completes with its answer. The server runs two runs at once (PDIFF_CONCURRENCY=2, the
     app's default), so the new run is running beside the old one when the Stop arrives: gradio's
     own /cancel, by session and function, lost it in 19 of 20 trials (without
-    gradio_compat.exact_cancels); with one run at a time it waited in the queue and was never hit.
+    gradio_layer's exact cancel); with one run at a time it waited in the queue and was never hit.
 
     The Stop is sent once the server has taken the new run (its first status message): sent
     before that, the old run's end can close the client's event stream while the new run is
@@ -413,9 +414,9 @@ def test_each_run_after_step_shows_its_own_run(app, real_trace):
     """Two runs in one session, the first finishing first, and a trace loaded during a run:
     each after-run step shows its own run's trace and plan, not the latest run's."""
     session = Session()
-    first_run = app.rerun_plan("First prompt about Velora.", ROWS, **KNOBS, session=session)
+    first_run = app.rerun_plan("First prompt about Velora.", ROWS, Knobs.named(KNOBS), session=session)
     frames = [next(first_run) for _ in range(2)]
-    second = app.rerun_plan("Second prompt about Tamsk.", ROWS, **KNOBS, session=session)
+    second = app.rerun_plan("Second prompt about Tamsk.", ROWS, Knobs.named(KNOBS), session=session)
     next(second)
     app.replay_trace(_write(app, json.dumps(real_trace)), session)  # a trace upload mid-run
     frames += list(first_run)
@@ -432,7 +433,7 @@ def test_stop_says_where_the_run_stood(app):
     step k of n" (or where in the plan) and its partial stats, not "stats appear when the run
     finishes"."""
     session = Session()
-    frames = app.rerun_plan(LONG, ROWS, **{**KNOBS, "max_new_tokens": 64}, session=session)
+    frames = app.rerun_plan(LONG, ROWS, Knobs.named({**KNOBS, "max_new_tokens": 64}), session=session)
     last = None
     for out in frames:
         last = out
@@ -497,7 +498,7 @@ def test_trace_files_are_named_by_their_run(app):
     session = Session()
     names = []
     for _ in range(2):
-        list(app.rerun_plan(LONG, ROWS, **KNOBS, session=session))
+        list(app.rerun_plan(LONG, ROWS, Knobs.named(KNOBS), session=session))
         names.append(Path(app.after_run(session, session.current).trace_file).name)
         assert names[-1] == f"pdiff-trace-{session.current.id}.json"
         assert Path(app.after_run(session, session.current).trace_file).name == names[-1]

@@ -30,6 +30,7 @@ def test_fresh_session_buttons_stop_feedback_and_trace_restore(browser, server, 
     stats; a loaded trace puts its own prompt and seed into the controls; no console error."""
     page, problems = open_page(browser, server, 1280, 900)
     try:
+        assert page.locator("#replay-step").inner_text().strip() == "no run to replay yet"
         page.click("#play")
         page.wait_for_selector("#notices :text('nothing to replay yet')", timeout=TIMEOUT_MS)
         page.fill("#prompt textarea", LONG * 3)

@@ -206,7 +206,9 @@ def test_replay_at_a_scrubbed_step_shows_that_steps_candidates(app, session):
             for s, committed in enumerate(e.committed):
                 for slot, cands in zip(committed, e.top[s], strict=True):
                     want[(s, slot)] = (e.step + 1, listed(cands))
-    shown = slots(app.replay_step(k, session).spans)
+    out = app.replay_step(100 * k / len(events), session)  # the slider's share that gives event k
+    assert out.replay_at == f"event {k} of {len(events)}"
+    shown = slots(out.spans)
     assert len(shown) == len(want) < sum(len(t) for t in step.tokens)  # some still masked
     assert sorted((d["step"], d["top"]) for d in shown) == sorted(want.values())
     assert all(1 <= len(top) <= 5 for _, top in want.values())
@@ -230,8 +232,9 @@ def test_play_speed_scales_the_playing_time(app, session, speed):
     normal = list(app.play(session))
     normal_time, app.pauses[:] = sum(app.pauses), []
     played = list(app.play(session, speed))
-    frames = [f.replay for f in played]
+    frames = [int(f.replay_at.split()[1]) for f in played]  # "event k of n", beside the slider
     assert frames[0] == 0 and frames[-1] == n and frames == sorted(set(frames))
+    assert [f.replay for f in played] == [round(100 * k / n) for k in frames]  # the slider's share
     assert sum(app.pauses) == pytest.approx(normal_time / speed, abs=2 / 15)
     assert min(app.pauses) >= 1 / 15 - 1e-9 and len(normal) <= MAX_REPLAY_FRAMES + 1
 

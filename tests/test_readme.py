@@ -10,6 +10,9 @@ command is in exactly one class below; a new README command that none names fail
   after START_LIMIT seconds, then stopped.
 - SYNTAX: cannot run here (a GPU, the hub, Docker, PyTorch's CPU index, pip downloads, the whole
   suite): bash parses it, and its pip options are ones pip's own --help lists.
+The RUN and START commands of one process (one thread each: OMP_NUM_THREADS=1) run in the
+background two at a time (`lanes`), as many as the CI machine's cores, each on a core of its own as
+it would be alone; a two-process (accelerate) command and the app run with nothing beside them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,7 @@ from tests.apphelpers import ROOT, START_TIMEOUT, free_port
 README = (ROOT / "README.md").read_text()
 RUN_LIMIT = 180.0
 START_LIMIT = 20.0
+LANES = 2  # one-process commands at once: the CI machine's cores
 
 RUN = (r"-m pdiff generate --prompt ", r"-m pdiff curve ")
 SERVE = (r"^\.venv/bin/python app\.py$",)
@@ -130,6 +135,54 @@ def _stop(proc: subprocess.Popen) -> str:
     return proc.communicate()[0] or ""
 
 
+def _run_to_end(command: str, cwd: Path) -> tuple[int, str]:
+    """RUN: the command run to its end (bounded by RUN_LIMIT): (exit status, output)."""
+    proc = _start(command, cwd, _env())
+    try:
+        out, _ = proc.communicate(timeout=RUN_LIMIT)
+    finally:
+        _stop(proc)
+    return proc.returncode, out
+
+
+def _run_for_a_while(command: str, cwd: Path, home: Path) -> tuple[bool, int, str]:
+    """START: the command run for START_LIMIT seconds, then stopped: (alive at START_LIMIT,
+    exit status, output)."""
+    if "accelerate" in command:
+        _wait_port_free(ACCELERATE_PORT)
+    proc = _start(command, cwd, _env(HOME=str(home)))
+    time.sleep(START_LIMIT)
+    alive = proc.poll() is None
+    out = _stop(proc)
+    return alive, proc.returncode, out
+
+
+def one_process(command: str) -> bool:
+    """A command that runs as one process (accelerate launches two)."""
+    return "accelerate" not in command
+
+
+class Lanes:
+    """The selected one-process RUN and START commands, run in the background LANES at a time
+    (started with the first test that asks); a test takes its command's result, and `drain()`
+    waits until none is running."""
+
+    def __init__(self, jobs: list[tuple[str, object]]) -> None:
+        self.pool = ThreadPoolExecutor(LANES, thread_name_prefix="readme-lane")
+        self.futures: dict[tuple[str, str], Future] = {
+            (kind, command): self.pool.submit(job) for (kind, command), job in jobs}
+
+    def result(self, kind: str, command: str):
+        return self.futures[(kind, command)].result()
+
+    def drain(self) -> None:
+        for future in self.futures.values():
+            future.exception()  # waits; a job's error is its own test's
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def test_the_readme_shows_commands_and_each_has_a_class():
     """The README's commands are found, and every one is RUN, SERVE, START or SYNTAX."""
     assert len(COMMANDS) >= 10
@@ -173,34 +226,46 @@ def test_pip_options_in_the_readme_are_pips_and_the_pin_is_unchanged():
     assert re.search(r"^torch==2\.13\.0$", (ROOT / "requirements.txt").read_text(), re.M)
 
 
+@pytest.fixture(scope="module")
+def lanes(request, repo_copy, tmp_path_factory):
+    """The one-process RUN and START commands of the selected tests, started in the background
+    LANES at a time (START ones first: their time is fixed); stopped and joined at the end."""
+    wanted = {(item.originalname, item.callspec.params["command"]) for item in request.session.items
+              if item.module is request.module and "lanes" in item.fixturenames
+              and one_process(item.callspec.params.get("command", "accelerate"))}
+    jobs = [(("start", c), lambda c=c: _run_for_a_while(c, repo_copy, tmp_path_factory.mktemp("home")))
+            for c in COMMANDS if ("test_readme_long_command_starts", c) in wanted]
+    jobs += [(("run", c), lambda c=c: _run_to_end(c, repo_copy))
+             for c in COMMANDS if ("test_readme_command_runs", c) in wanted]
+    background = Lanes(jobs)
+    yield background
+    background.close()
+
+
 @pytest.mark.parametrize("command", [c for c in COMMANDS if kind_of(c) == "run"])
-def test_readme_command_runs(command, repo_copy):
+def test_readme_command_runs(command, lanes):
     """A README command that can run here exits 0 and prints an answer."""
-    proc = _start(command, repo_copy, _env())
-    try:
-        out, _ = proc.communicate(timeout=RUN_LIMIT)
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0, out[-3000:]
+    returncode, out = lanes.result("run", command)
+    assert returncode == 0, out[-3000:]
     assert out.strip()
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if kind_of(c) == "start"])
-def test_readme_long_command_starts(command, repo_copy, tmp_path):
+def test_readme_long_command_starts(command, repo_copy, tmp_path, lanes):
     """A long README command (training, a benchmark) is still working, or done with status 0,
     after START_LIMIT seconds; then it is stopped."""
-    if "accelerate" in command:
-        _wait_port_free(ACCELERATE_PORT)
-    proc = _start(command, repo_copy, _env(HOME=str(tmp_path)))
-    time.sleep(START_LIMIT)
-    alive = proc.poll() is None
-    out = _stop(proc)
-    assert alive or proc.returncode == 0, out[-3000:]
+    if one_process(command):
+        alive, returncode, out = lanes.result("start", command)
+    else:  # two processes: the machine's cores to itself
+        lanes.drain()
+        alive, returncode, out = _run_for_a_while(command, repo_copy, tmp_path)
+    assert alive or returncode == 0, out[-3000:]
 
 
 @pytest.mark.parametrize("command", sorted(set(LAUNCHES)))
-def test_readme_app_command_serves_the_page(command, repo_copy, tmp_path):
+def test_readme_app_command_serves_the_page(command, repo_copy, tmp_path, lanes):
     """The README's launch command serves the app's page (on a free port), then is stopped."""
+    lanes.drain()  # the app measures its forwards at start-up: nothing runs beside it
     port = free_port()
     proc = _start(command, repo_copy, _env(GRADIO_SERVER_PORT=str(port),
                                            GRADIO_TEMP_DIR=str(tmp_path / "gradio")))

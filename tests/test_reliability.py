@@ -407,7 +407,7 @@ def _kv_caches() -> int:
 def test_closing_a_run_releases_its_cache(app):
     """Closing a live run (what Stop and a disconnect do) leaves no KV cache alive."""
     assert _kv_caches() == 0
-    frames = app.generate(LONG, **knobs(10, max_new_tokens=64))
+    frames = app.generate(LONG, Knobs.named(knobs(10, max_new_tokens=64)))
     for _ in range(3):
         next(frames)
     assert _kv_caches() == 1, "a running run holds exactly one cache"
@@ -423,17 +423,18 @@ def _mixed_run(app, i: int, session) -> None:
     k = knobs(2, seed=i, max_new_tokens=24)  # room for PLAN_ROWS: no run is refused
     kind = i % 5
     if kind in (0, 1):  # Stop: closed after its first frames
-        frames = (app.generate(LONG, **k, session=session) if kind == 0
-                  else app.rerun_plan(LONG, PLAN_ROWS, **k, session=session))
+        frames = (app.generate(LONG, Knobs.named(k), session=session) if kind == 0
+                  else app.rerun_plan(LONG, PLAN_ROWS, Knobs.named(k), session=session))
         next(frames), next(frames, None)
         frames.close()
     elif kind == 2:
-        list(app.rerun_plan(LONG, PLAN_ROWS, **k, session=session))
+        list(app.rerun_plan(LONG, PLAN_ROWS, Knobs.named(k), session=session))
         app.after_run(session)  # the trace file, the editor rows and the attention picture
     elif kind == 3:
-        list(app.generate(LONG, **{**k, "max_new_tokens": 4}, session=session))
+        list(app.generate(LONG, Knobs.named({**k, "max_new_tokens": 4}), session=session))
     else:
-        list(app.baseline(LONG, 0.2, 0.95, i, 4, False, session))
+        list(app.baseline(LONG, Knobs(temperature=0.2, top_p=0.95, seed=i, max_new_tokens=4), False,
+                          session))
 
 
 def test_memory_is_flat_over_200_runs(app, caplog):
@@ -470,6 +471,7 @@ def _session_components_per_run(runs: int) -> list[int]:
     import gradio as gr
     from gradio_client import Client
 
+    import gradio_layer  # noqa: F401  (its import applies the pin, as app.py's does)
     from pdiff.app import chart
 
     with gr.Blocks() as demo:
@@ -496,11 +498,8 @@ def _session_components_per_run(runs: int) -> list[int]:
 
 def test_a_session_does_not_grow_with_each_run():
     """gradio 6 stores a new copy of an output in the session each time a skipped output gets a
-    value again (0.2 MB a run for app.py's chart); with app.py's pdiff.gradio_compat pin the
-    session holds as many components after 8 runs as after the first."""
-    from pdiff.app import gradio_compat
-
-    gradio_compat.pin_session_block_ids()  # what app.py does at start-up
+    value again (0.2 MB a run for app.py's chart); with gradio_layer's pin (applied when app.py
+    imports it) the session holds as many components after 8 runs as after the first."""
     sizes = _session_components_per_run(8)
     print(f"\nRELIABILITY session components after each of 8 runs: {sizes}")
     assert sizes[0] > 0 and len(set(sizes)) == 1, sizes
@@ -642,8 +641,8 @@ def test_nan_logits_give_a_finished_run(tiny_ckpt, tmp_path, poison):
     settings = settings_from_env({"PDIFF_MAX_NEW_TOKENS": str(CAP)}, cuda_available=False)
     demo = DemoApp(Models(broken, None, "folder", "broken", None), settings,
                    TraceStore(tmp_path), sleep=lambda s: None)
-    for frames in (demo.generate(LONG, **knobs(2, max_new_tokens=8)),
-                   demo.rerun_plan(LONG, PLAN_ROWS, **knobs(2, max_new_tokens=24))):
+    for frames in (demo.generate(LONG, Knobs.named(knobs(2, max_new_tokens=8))),
+                   demo.rerun_plan(LONG, PLAN_ROWS, Knobs.named(knobs(2, max_new_tokens=24)))):
         final = list(frames)[-1]
         stats = final.stats_json
         assert "error" not in stats and consistent(stats) and MASK not in final.answer
@@ -750,9 +749,9 @@ def test_exported_trace_holds_only_its_run(app, tiny_ckpt):
     """A downloaded trace is format, version, settings and events of that run: no server path
     (not even the model folder's) and nothing of another session."""
     a, b = Session(), Session()
-    list(app.rerun_plan("Alpha prompt about Velora.", PLAN_ROWS, **knobs(2, max_new_tokens=12),
+    list(app.rerun_plan("Alpha prompt about Velora.", PLAN_ROWS, Knobs.named(knobs(2, max_new_tokens=12)),
                         session=a))
-    list(app.rerun_plan("Beta prompt about Tamsk.", PLAN_ROWS, **knobs(2, max_new_tokens=12),
+    list(app.rerun_plan("Beta prompt about Tamsk.", PLAN_ROWS, Knobs.named(knobs(2, max_new_tokens=12)),
                         session=b))
     text = open(app.after_run(a).trace_file).read()
     trace = json.loads(text)
@@ -798,7 +797,7 @@ def test_unexpected_failure_names_no_server_path(app, engine):
             raise OSError(errno.ENOSPC, "No space left on device", "/work/main/runs/secret.bin")
 
     app.models.pd = Faulty()
-    final = list(app.generate(LONG, **knobs(10, max_new_tokens=4)))[-1]
+    final = list(app.generate(LONG, Knobs.named(knobs(10, max_new_tokens=4))))[-1]
     assert "No space left on device" in final.warning
     assert_no_leak(final.warning)
     assert_no_leak(final.notices)
@@ -807,7 +806,7 @@ def test_unexpected_failure_names_no_server_path(app, engine):
 def test_trace_store_failure_names_no_server_path(app, tmp_path):
     """If the trace cannot be written, the notice says so without the folder's path."""
     session = Session()
-    list(app.rerun_plan(LONG, PLAN_ROWS, **knobs(2, max_new_tokens=8), session=session))
+    list(app.rerun_plan(LONG, PLAN_ROWS, Knobs.named(knobs(2, max_new_tokens=8)), session=session))
     folder = app.traces.folder
     for f in folder.iterdir():
         f.unlink()

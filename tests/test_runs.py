@@ -15,12 +15,17 @@ from pdiff.app.playback import play_schedule
 from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore
+from pdiff.config import Knobs
 from pdiff.events import Finished
 
 KNOBS = dict(steps_ratio=1.0, threshold=0.9, schedule="reference", unmask="entropy",
              temperature=0.2, top_p=0.95, seed=0, length_scale=10, attention="sparse",
              use_cache=True, max_new_tokens=64)
+AR_KNOBS = Knobs(temperature=0.2, top_p=0.95, seed=0, max_new_tokens=16)
 PLAN = [[1, "a", 2, ""], [1, "b", 2, "end"]]  # spans the tiny random model cannot plan itself
+def sweep_knobs(schedule: str, max_new_tokens: int) -> Knobs:
+    """A sweep's knobs (it sets the step ratio and the threshold itself)."""
+    return Knobs.named({**KNOBS, "schedule": schedule, "max_new_tokens": max_new_tokens})
 
 
 @pytest.fixture()
@@ -44,7 +49,7 @@ def run_until(frames, stop_when, session: Session) -> list:
 
 def test_stop_mid_denoise_shows_what_the_run_had_with_one_set_of_counts(app):
     session = Session()
-    frames = run_until(app.rerun_plan("Write about Velora.", PLAN, **KNOBS, session=session),
+    frames = run_until(app.rerun_plan("Write about Velora.", PLAN, Knobs.named(KNOBS), session=session),
                        lambda f: any(r.step >= 1 for r in session.current.view.rounds.values()),
                        session)
     record = session.current
@@ -64,7 +69,7 @@ def test_stop_mid_denoise_shows_what_the_run_had_with_one_set_of_counts(app):
 
 def test_stop_during_the_ar_baseline_keeps_the_planned_answer(app):
     session = Session()
-    frames = run_until(app.rerun_plan("Write about Velora.", PLAN, **KNOBS, compare_ar=True,
+    frames = run_until(app.rerun_plan("Write about Velora.", PLAN, Knobs.named(KNOBS), compare_ar=True,
                                       session=session),
                        lambda f: bool(f.ar_lane), session)
     record, ar_view = session.current, session.ar_view_for("Write about Velora.")
@@ -78,12 +83,11 @@ def test_stop_during_the_ar_baseline_keeps_the_planned_answer(app):
 
 def test_stop_of_the_baseline_and_of_the_sweep(app):
     session = Session()
-    frames = run_until(app.baseline("Velora", 0.2, 0.95, 0, 16, False, session),
+    frames = run_until(app.baseline("Velora", AR_KNOBS, False, session),
                        lambda f: bool(f.ar_lane), session)
     assert frames[-1].ar_answer.startswith(STOPPED) and "stopped after" in frames[-1].notices
     assert session.ar_seconds == {}
-    frames = run_until(app.sweep("Velora", "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True,
-                                 16, False, session), lambda f: True, session)
+    frames = run_until(app.sweep("Velora", sweep_knobs("paper", 16), False, session), lambda f: True, session)
     assert frames[-1].stats_json == {"status": "stopped", "runs": []}
     assert "the sweep stopped during run 1 of 2" in frames[-1].notices
 
@@ -91,8 +95,13 @@ def test_stop_of_the_baseline_and_of_the_sweep(app):
 def test_a_stop_before_a_click_does_not_stop_its_run(app):
     session = Session()
     session.stop()  # pressed with nothing running
-    frames = list(app.rerun_plan("Velora", PLAN, **KNOBS, session=session))
+    frames = list(app.rerun_plan("Velora", PLAN, Knobs.named(KNOBS), session=session))
     assert session.current.state == "finished" and not frames[-1].answer.startswith(STOPPED)
+
+
+def event_shown(frame) -> int:
+    """The event a replay frame shows: k of the line "event k of n" beside the replay slider."""
+    return int(frame.replay_at.split()[1])
 
 
 class SlowPage:
@@ -110,7 +119,8 @@ class SlowPage:
 
 @pytest.mark.parametrize("cost", [0.0, 0.3])
 def test_play_keeps_each_speed_s_pace_when_a_frame_is_slow_to_draw(app, monkeypatch, cost):
-    session = run_until(app.rerun_plan("Velora", PLAN, **KNOBS), lambda f: False, Session())[-1].session
+    session = run_until(app.rerun_plan("Velora", PLAN, Knobs.named(KNOBS)), lambda f: False,
+                        Session())[-1].session
     n = len(session.events)
     page = SlowPage(cost)
     app.clock, app.sleep = page.clock, page.sleep
@@ -124,7 +134,7 @@ def test_play_keeps_each_speed_s_pace_when_a_frame_is_slow_to_draw(app, monkeypa
     took = {}
     for speed in (1.0, 0.25):
         page.now = 0.0
-        shown = [f.replay for f in app.play(session, speed)]
+        shown = [event_shown(f) for f in app.play(session, speed)]
         frames, pause = play_schedule(n, speed, 150)
         assert shown[0] == 0 and shown[-1] == n and set(shown) <= set(frames)
         took[speed] = page.now
@@ -136,9 +146,10 @@ def test_play_keeps_each_speed_s_pace_when_a_frame_is_slow_to_draw(app, monkeypa
 
 
 def test_play_ends_at_the_page_s_stop(app):
-    session = run_until(app.rerun_plan("Velora", PLAN, **KNOBS), lambda f: False, Session())[-1].session
-    shown = run_until(app.play(session, 1.0), lambda f: f.replay >= 2, session)
-    assert shown[-1].replay == 2 < len(session.events)
+    session = run_until(app.rerun_plan("Velora", PLAN, Knobs.named(KNOBS)), lambda f: False,
+                        Session())[-1].session
+    shown = run_until(app.play(session, 1.0), lambda f: event_shown(f) >= 2, session)
+    assert event_shown(shown[-1]) == 2 < len(session.events)
 
 
 def test_the_threshold_slider_says_when_the_schedule_has_no_threshold():
@@ -157,15 +168,14 @@ def test_every_run_of_a_click_is_bounded(app, monkeypatch):
     real = runs.bounded
     monkeypatch.setattr(runs, "bounded", lambda events, *a: calls.append(a) or real(events, *a))
     session = Session()
-    list(app.rerun_plan("Velora", PLAN, **KNOBS, compare_ar=True, session=session))
-    list(app.baseline("Velora", 0.2, 0.95, 0, 16, False, session))
-    list(app.sweep("Velora", "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16, False, session))
+    list(app.rerun_plan("Velora", PLAN, Knobs.named(KNOBS), compare_ar=True, session=session))
+    list(app.baseline("Velora", AR_KNOBS, False, session))
+    list(app.sweep("Velora", sweep_knobs("paper", 16), False, session))
     assert len(calls) == 2 + 1 + 2
     assert len(session.points) == 5  # and each finished, on the chart
 
 
 def test_a_refused_sweep_run_is_one_message_and_no_point(app):
     session = Session()
-    frames = list(app.sweep("word " * 5000, "paper", "entropy", 0.2, 0.95, 0, 10, "sparse", True, 16,
-                            False, session))
+    frames = list(app.sweep("word " * 5000, sweep_knobs("paper", 16), False, session))
     assert frames[-1].warning and "error" in frames[-1].stats_json and session.points == []

@@ -12,6 +12,7 @@ from pdiff.app.session import Session
 from pdiff.app.settings import Models, settings_from_env
 from pdiff.app.trace import TraceStore
 from pdiff.app.work import WORK_PER_TOKEN, WorkError, bounded, round_work, work_cap
+from pdiff.config import Knobs
 from pdiff.events import DenoiseStep, Finished, PlanItem, SpansOpened
 
 LONG = "Tell me about the city Lagil. Facts: country: Dregani; climate: hot."
@@ -79,7 +80,8 @@ def test_the_largest_length_scale_is_refused_before_any_denoise_step(app):
     """Length scale 200 (the slider's top) at step ratio 1 makes one span of the whole budget:
     the run is refused with one line naming the work and the cap, and no denoise step ran."""
     session = Session()
-    frames = list(app.rerun_plan(LONG, ONE_SPAN, **{**KNOBS, "length_scale": 200}, session=session))
+    frames = list(app.rerun_plan(LONG, ONE_SPAN, Knobs.named({**KNOBS, "length_scale": 200}),
+                                 session=session))
     message = frames[-1].warning
     assert f"over the {work_cap(256):,} one request may use" in message
     record = session.current
@@ -90,6 +92,6 @@ def test_the_largest_length_scale_is_refused_before_any_denoise_step(app):
 def test_the_same_plan_at_a_normal_length_scale_runs(app):
     """The bound does not touch an ordinary run: the same plan at length scale 2 finishes."""
     session = Session()
-    frames = list(app.rerun_plan(LONG, ONE_SPAN, **KNOBS, session=session))
+    frames = list(app.rerun_plan(LONG, ONE_SPAN, Knobs.named(KNOBS), session=session))
     assert frames[-1].warning is None
     assert isinstance(session.current.events[-1], Finished)

@@ -8,6 +8,7 @@ import types
 import pytest
 
 from pdiff.app import zerogpu
+from pdiff.app.endpoints import ENDPOINTS
 
 
 def test_duration_grows_with_every_setting():
@@ -66,9 +67,18 @@ def test_quota_and_duration_errors_become_clear_messages(message, fragment):
     assert zerogpu.friendly_error(ValueError("something else")) is None
 
 
-def test_duration_from_handler_arguments():
-    """The duration reads max new tokens, step ratio and the baseline toggle from the handler's
-    arguments, and asks for the most when they cannot be read."""
-    duration = zerogpu.duration_from(lambda prompt, steps_ratio, max_new_tokens, compare_ar: None)
-    assert duration("prompt", 2.0, 1024, True) == zerogpu.request_seconds(1024, 2.0, True)
-    assert duration("prompt", "x", 1024, False) == zerogpu.MAX_SECONDS
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+def test_duration_from_an_endpoints_arguments(name):
+    """The duration reads max new tokens, step ratio and the baseline toggle from a call's
+    arguments by the endpoint row's input names (a row without a knob: 1.0, no baseline), and
+    asks for the most when they cannot be read."""
+    row = ENDPOINTS[name]
+    values = {"steps_ratio": 2.0, "max_new_tokens": 1024, "compare_ar": True}
+    args = [values.get(n, "x") for n in row.inputs]
+    expected = zerogpu.request_seconds(1024, 2.0 if "steps_ratio" in row.inputs else 1.0,
+                                       "compare_ar" in row.inputs, 3)
+    duration = zerogpu.duration_from(row, runs=3)
+    if "max_new_tokens" in row.inputs:
+        assert duration(*args) == expected
+        args[row.inputs.index("max_new_tokens")] = "many"
+    assert duration(*args) == zerogpu.MAX_SECONDS

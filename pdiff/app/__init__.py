@@ -6,6 +6,8 @@
 - `inputs`: what a page checks beyond the engine (prompt size, the server's budget), the plan
   editor's rows, the sweep's grid;
 - `work`: the bound on the denoise work one request may ask for;
+- `endpoints`: the endpoint table: each endpoint's name, inputs (around one knob group of
+  `pdiff.config`), outputs and follow-up step; app.py wires from it;
 - `handlers`: the API functions (`DemoApp`): the endpoints, the after-run step and replay;
 - `runs`: the model runs behind them (a planned run with its AR baseline, AR alone, the sweep),
   each a generator of frames;
@@ -24,7 +26,8 @@
 - `trace`, `guard`: trace export, import and the download store; the bounds an uploaded trace is
   held to;
 - `cache`: the cap on the disk that uploads, served files and traces take;
-- `zerogpu`, `gradio_compat`: ZeroGPU durations and wrapping; three small gradio 6.31 patches.
+- `zerogpu`: ZeroGPU durations (read by the endpoint table's names) and wrapping.
 
-Only app.py imports gradio at module level.
+None of them imports gradio: app.py and its gradio layer (`gradio_layer.py`, beside it: the
+frame-to-output adapters and the gradio 6.31 patches) do.
 """

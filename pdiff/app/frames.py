@@ -55,7 +55,8 @@ class Frame:
     stats_json: Any = SKIP
     chart: Any = SKIP
     # what the after-run step shows
-    replay: Any = SKIP
+    replay: Any = SKIP  # the replay slider: the share of the run shown, in percent
+    replay_at: Any = SKIP  # the line beside it: the event shown (`replay_position`)
     plan_table: Any = SKIP
     trace_file: Any = SKIP
     visibility: Any = SKIP
@@ -166,3 +167,16 @@ def error_frame(err: BaseException, session: Session | None = None, *, expected:
 def nothing_to_replay() -> Frame:
     message = "nothing to replay yet: generate, or load a trace, first"
     return frame(notices=[Notice("replay", message)], warning=message)
+
+
+def replay_position(k: int, n: int) -> dict:
+    """The replay slider's value (the share of the run's n events shown, in percent: its props
+    never change) and the line beside it, for the view after the first k events."""
+    if not n:
+        return {"replay": 0, "replay_at": "no run to replay yet"}
+    return {"replay": round(100 * k / n), "replay_at": f"event {k} of {n}"}
+
+
+def replay_event(share: float, n: int) -> int:
+    """The event a replay slider share (percent, clamped to 0..100) stands for in a run of n."""
+    return round(min(max(share, 0), 100) / 100 * n)

@@ -1,12 +1,12 @@
 """The app's API functions: a click in, a stream of output frames out.
 
 `DemoApp` holds the loaded models and serves every session. Its public methods are the page's
-endpoints, and their names and parameter names are the gradio_client API. On their first line
-the named knobs become one `Knobs` value and the state one `Session`; below that nothing passes
-a knob by position. Each yields (or returns) frozen `Frame`s, each holding the outputs it
-changes, all built by `pdiff.app.frames` (which says how app.py reads them); `error_frame` turns
-every error into one line. The model runs are `pdiff.app.runs`; here are the endpoints, the
-after-run step, and replay (of a run or of a loaded trace).
+endpoints; `pdiff.app.endpoints` holds their names, inputs and outputs (the gradio_client API)
+and hands each one its knob group as one `Knobs` value. On their first line the state becomes
+one `Session`; nothing passes a knob by position. Each yields (or returns) frozen `Frame`s, each
+holding the outputs it changes, all built by `pdiff.app.frames` (which says how app.py reads
+them); `error_frame` turns every error into one line. The model runs are `pdiff.app.runs`; here
+are the endpoints, the after-run step, and replay (of a run or of a loaded trace).
 
 Errors a user can cause (a bad knob, an empty prompt, a malformed plan or trace) come back as
 one line in the notices area, never as a traceback. This module imports no gradio.
@@ -15,7 +15,6 @@ one line in the notices area, never as a traceback. This module imports no gradi
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import math
 import time
@@ -24,15 +23,17 @@ from pathlib import Path
 
 from pdiff.app.cache import CacheCap, shared_folder
 from pdiff.app.chart import visibility_figure
+from pdiff.app.endpoints import CONTROLS
 from pdiff.app.facts import Judge
 from pdiff.app.fold import RunView, last_round_layout
 from pdiff.app.frames import (
     Frame,
-    Update,
     error_frame,
     frame,
     nothing_to_replay,
     public_error,
+    replay_event,
+    replay_position,
     run_lanes,
 )
 from pdiff.app.inputs import MAX_STEPS_RATIO, plan_rows
@@ -45,7 +46,7 @@ from pdiff.app.speed import why_html
 from pdiff.app.timeline import timeline_figure
 from pdiff.app.trace import TraceError, TraceLimits, TraceStore, read_trace, trace_to_json
 from pdiff.app.view import notices_list_html, partial_stats_html
-from pdiff.config import KNOBS, ConfigError, Knobs
+from pdiff.config import ConfigError, Knobs
 from pdiff.events import Notice
 
 log = logging.getLogger("pdiff.app")
@@ -85,34 +86,25 @@ class DemoApp:
         self.cache = CacheCap((*kept, self.traces.folder), self.cache.max_bytes)
         self.cache.trim()
 
-    # -- the endpoints: their names and parameter names are the API --
+    # -- the endpoints (pdiff.app.endpoints: their names, inputs and outputs) --
 
-    def generate(self, prompt, steps_ratio, threshold, schedule, unmask, temperature,  # noqa: PLR0913
-                 top_p, seed, length_scale, attention, use_cache, max_new_tokens, compare_ar=False,
-                 relative_view=False, session=None):
+    def generate(self, prompt, knobs: Knobs, compare_ar=False, relative_view=False, session=None):
         """Plan, then diffuse; optionally run the AR baseline after it on the same prompt."""
-        knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.planned(prompt, knobs, Session.of(session), None,
                                                    compare_ar, relative_view))
 
-    def rerun_plan(self, prompt, plan_table, steps_ratio, threshold, schedule, unmask,  # noqa: PLR0913
-                   temperature, top_p, seed, length_scale, attention, use_cache, max_new_tokens,
-                   compare_ar=False, relative_view=False, session=None):
+    def rerun_plan(self, prompt, plan_table, knobs: Knobs, compare_ar=False, relative_view=False,
+                   session=None):
         """Diffuse with the editor's plan used verbatim (no plan is sampled)."""
-        knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.planned(prompt, knobs, Session.of(session), plan_table,
                                                    compare_ar, relative_view))
 
-    def baseline(self, prompt, temperature, top_p, seed, max_new_tokens, relative_view=False,
-                 session=None):
+    def baseline(self, prompt, knobs: Knobs, relative_view=False, session=None):
         """The autoregressive baseline alone; its time becomes the speedup reference."""
-        knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.baseline(prompt, knobs, Session.of(session), relative_view))
 
-    def sweep(self, prompt, schedule, unmask, temperature, top_p, seed, length_scale,  # noqa: PLR0913
-              attention, use_cache, max_new_tokens, relative_view=False, session=None):
+    def sweep(self, prompt, knobs: Knobs, relative_view=False, session=None):
         """A small grid of step ratios x thresholds on one prompt; points arrive on the chart."""
-        knobs = Knobs.named(locals())
         yield from self._guarded(self.runs.sweep(prompt, knobs, Session.of(session), relative_view))
 
     def after_run(self, session=None, run=LATEST) -> Frame:
@@ -126,8 +118,7 @@ class DemoApp:
             return Frame()
         session.show(record)  # from now on the session holds it (the run's own ref lets go)
         events, view = record.events, record.view
-        out = {"replay": Update(dict(maximum=max(1, len(events)), value=len(events),
-                                     interactive=bool(events))),
+        out = {**replay_position(len(events), len(events)),  # the slider at 100 %: the whole run
                "visibility": self.visibility(view, record.settings)}
         out.update(self._timeline(record, session))
         rows = plan_rows(view)
@@ -160,15 +151,19 @@ class DemoApp:
         return {"timeline": timeline_figure(record.view, ar_view),
                 "why": why_html(self.runs.why(record, session))}
 
-    def replay_step(self, step, session=None) -> Frame:
-        """Frame `step` of the run shown: the view after its first `step` events."""
+    def replay_step(self, share, session=None) -> Frame:
+        """The run shown at `share` percent (the replay slider, 0..100): the view after its first
+        round(share / 100 * n) of n events, and the line saying which event that is."""
         session = Session.of(session)
         record = session.replayed
         if not record.events:
             return nothing_to_replay()
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
-            return error_frame(ConfigError(f"the replay step must be a whole number; got {str(step)[:20]!r}"))
-        return self._replay(record, session, min(max(int(step), 0), len(record.events)))
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
+            shown = str(share)[:20]
+            return error_frame(ConfigError(f"the replay step must be a whole number; got {shown!r}"))
+        n = len(record.events)
+        k = replay_event(share, n)
+        return self._replay(record, session, k, replay_at=replay_position(k, n)["replay_at"])
 
     def play(self, session=None, speed=1.0):
         """Replay the run shown from the start at `speed` (one of playback.SPEEDS; 1 is about
@@ -193,7 +188,7 @@ class DemoApp:
                 return
             if k < n and self.clock() >= start + (i + 1) * pause:
                 continue  # late: the next frame is due
-            yield self._replay(record, session, k, replay=k)
+            yield self._replay(record, session, k, **replay_position(k, n))
             if k < n:
                 self.sleep(max(0.0, start + (i + 1) * pause - self.clock()))
 
@@ -244,11 +239,6 @@ class DemoApp:
         view = record.view_at(k)
         return frame(run_lanes(view, state.ar_seconds.get(record.prompt), self.judge, record.prompt),
                      notices=view.notices, **outputs)
-
-
-# The controls a loaded trace restores: the prompt and the knobs of /generate, by name.
-CONTROLS = tuple(name for name in inspect.signature(DemoApp.generate).parameters
-                 if name == "prompt" or name in KNOBS)
 
 
 def restored_controls(settings: dict) -> dict:

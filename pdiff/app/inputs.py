@@ -37,12 +37,6 @@ def check_prompt(prompt) -> None:
     check_text(prompt, "prompt")
 
 
-def check_flag(value, name: str) -> None:
-    """A true/false knob must be a boolean: the text "false" is not false."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false; got {str(value)[:20]!r}")
-
-
 def run_config(knobs: Knobs, engine, max_new_tokens_cap: int) -> GenerationConfig:
     """The GenerationConfig of a click's knobs for `engine`. ConfigError says which is wrong.
 

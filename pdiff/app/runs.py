@@ -17,7 +17,6 @@ from pdiff.app.frames import SKIP, Frame, ar_lanes, error_frame, frame, run_lane
 from pdiff.app.inputs import (
     MAX_SPAN_UNITS,
     SWEEP_THRESHOLD,
-    check_flag,
     check_prompt,
     rows_to_plan,
     run_config,
@@ -68,8 +67,6 @@ class ModelRuns:
         pd = self.models.pd
         try:
             check_prompt(prompt)
-            check_flag(compare_ar, "compare_ar")
-            check_flag(relative, "relative_view")
             plan = None if plan_table is None else rows_to_plan(plan_table, MAX_SPAN_UNITS)
             config = run_config(knobs.replace(plan=plan), pd, self.settings.max_new_tokens)
             baseline = self._ar_config(knobs) if compare_ar else None
@@ -118,7 +115,6 @@ class ModelRuns:
         """The AR baseline alone; its time becomes the prompt's speedup reference."""
         try:
             check_prompt(prompt)
-            check_flag(relative, "relative_view")
             baseline = self._ar_config(knobs)
         except RUN_ERRORS as err:
             yield error_frame(err, session)
@@ -144,7 +140,6 @@ class ModelRuns:
         pd, grid = self.models.pd, sweep_grid(self.settings.sweep_limit, knobs.schedule)
         try:
             check_prompt(prompt)
-            check_flag(relative, "relative_view")
             configs = [run_config(knobs.replace(steps_ratio=r, schedule=s, threshold=SWEEP_THRESHOLD),
                                   pd, self.settings.max_new_tokens) for r, s in grid]
         except RUN_ERRORS as err:

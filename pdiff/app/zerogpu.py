@@ -4,8 +4,8 @@ On a ZeroGPU Space a GPU is attached per request for a declared duration. `reque
 computes that duration from the request's own settings (worst-case forward passes), and
 `on_gpu` wraps a function with it. Without `spaces` (CPU, a dedicated GPU, tests) `on_gpu`
 returns the function unchanged. `friendly_error` turns ZeroGPU's quota and duration failures
-into one line a visitor can act on. `duration_from` reads a handler's knobs by name. No gradio
-import here; app.py wires it.
+into one line a visitor can act on. `duration_from` reads a request's knobs by its endpoint's
+input names. No gradio import here; app.py wires it.
 """
 
 from __future__ import annotations
@@ -72,15 +72,13 @@ def friendly_error(err: BaseException) -> str | None:
     return None
 
 
-def duration_from(handler, runs: int = 1):
-    """A `duration` callable for `handler`: it reads max_new_tokens, steps_ratio and compare_ar
-    by name from the handler's arguments (a missing one: 1.0, no baseline). Unreadable values
-    ask for the most."""
-    signature = inspect.signature(handler)
-
-    def seconds(*args, **kwargs):
+def duration_from(endpoint, runs: int = 1):
+    """A `duration` callable for the handler of `endpoint` (a row of pdiff.app.endpoints): it
+    reads max_new_tokens, steps_ratio and compare_ar from the handler's arguments by the row's
+    input names (a missing one: 1.0, no baseline). Unreadable values ask for the most."""
+    def seconds(*args):
         try:
-            named = signature.bind(*args, **kwargs).arguments
+            named = endpoint.named(args)
             knobs = Knobs.named(named)
             return request_seconds(int(knobs.max_new_tokens), float(knobs.steps_ratio),
                                    bool(named.get("compare_ar", False)), runs)

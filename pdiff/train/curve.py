@@ -66,7 +66,8 @@ def evaluate(folder: Path, n: int = 50, prompt_file: Path | None = None,
     scores = [score(p, engine.generate_text(p, config).text, facts) for p, facts in prompts]
     return {
         "run": record.get("train_config", {}).get("seed"), "kind": kind,
-        "step": record["steps_done"] if step is None else step, "batch_size": record.get("train_config", {}).get("batch_size"),
+        "step": record["steps_done"] if step is None else step,
+        "batch_size": record.get("train_config", {}).get("batch_size"),
         "seconds": record["seconds"], "prompts": len(prompts),
         "prompt_set": prompt_file.name if prompt_file else "heldout",
         "score": round(statistics.mean(s.value for s in scores), 4),

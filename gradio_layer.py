@@ -1,0 +1,256 @@
+"""app.py's gradio layer: DemoApp frames as gradio outputs, and the gradio 6.31 work-arounds.
+
+- `streamed`, `called`: a DemoApp handler as a gradio handler; `_to_gradio` turns its `Frame`
+  into the outputs it changes (the others are skipped).
+- The patches, applied once, when this module is imported (app.py imports it before it builds a
+  page). Each exists because no public gradio API does its job; the line numbers are gradio
+  6.31.0's, and tests/test_gradio_compat.py fails on any other gradio version, checks that each
+  internal is still spelled as the patch reads it, and checks each patch's effect in-process.
+  None reads a caller's frame.
+
+`pin_session_block_ids` (SessionState.__setitem__): a session must not grow with each run.
+  An output that gets a prop update (`gr.skip()`, `gr.update(...)`, or an output left out of a
+  returned dict) is replaced in the session by a fresh copy of the component, stored under the
+  output's id but carrying a new id (blocks.py:2337). The next plain value for that output, or
+  the next read of it as an input, stores the copy again under its new id, with the value
+  (blocks.py:2353 and 2385; 2145 and 2176). Every live frame skips the chart and every after-run
+  step skips the controls, so each run left copies (one Plot and its figure, about 0.2 MB) in
+  the visitor's session for as long as it lived. The patch pins the copy to the id it is stored
+  under.
+
+`exact_cancels` (routes.cancel_tasks): a Stop must cancel exactly its run.
+  The /cancel route (the page's Stop, a client's `job.cancel()`) cancels every running task of
+  the session and function (routes.py:1719, utils.py:1157), so a Stop sent as the same client
+  started a new run killed the new run. The route's request names its event, and every task is
+  named by its event (utils.py:1175). `CancelNamesItsEvent`, an ASGI middleware that `launch`
+  installs through gradio's public `app_kwargs`, reads that name from the request into a context
+  variable; the patched `cancel_tasks` cancels that event's task alone (and, with no name, does
+  what gradio does). Without it, at PDIFF_CONCURRENCY=2 (two runs of a session running at once),
+  a Stop sent as a new run started lost the new run in 19 of 20 trials (tests/test_hostile.py).
+
+`strict_inputs` (Blocks.preprocess_data): raw input is checked once, before gradio preprocesses
+  it, and every refusal is a message without a traceback. `Blocks.preprocess_data` is where each
+  raw value meets the session's copy of its component, before the components' preprocess
+  (blocks.py:2125); its first step refuses a short list with a ValueError (blocks.py:2134 and
+  2039: a traceback and no useful message). gradio has no public hook that early: an event's
+  `validator=` runs after preprocess (queueing.py:1161, where "abc" for a Slider has already
+  failed) and answers the queue join with HTTP 422 (routes.py:1707), not with a message in the
+  event's stream. The check also refuses a call of a page-only function (Stop's, with no
+  backend: blocks.py:1905 raises an IndexError) and an out-of-range number (in gradio's own
+  words, without the traceback its Error prints: queueing.py:887).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+from collections.abc import Mapping
+
+import gradio as gr
+import gradio.routes
+from gradio.blocks import Block, Blocks
+from gradio.components import Checkbox, Number, Radio, Slider, Textbox
+from gradio.exceptions import Error
+from gradio.state_holder import SessionState
+from starlette.middleware import Middleware
+
+from pdiff.app import zerogpu
+from pdiff.app.frames import Frame, Update
+
+# The gradio these patches were read against, line by line; tests/test_gradio_compat.py fails
+# on any other, and checks that the internals each patch relies on are still there.
+WRITTEN_FOR = "6.31.0"
+
+PAGE_ONLY = ("this control works in the page only (Stop cancels the page's runs); "
+             "to stop an API job, cancel that job")
+
+
+# --- DemoApp frames as gradio outputs -------------------------------------------------------------
+
+
+def _to_gradio(out: Frame, names: Mapping) -> dict:
+    """A handler's frame by component (`names`: the page's components by name; "run" is the
+    event's own run state, when it has one): the outputs it changes, the others left as they are."""
+    if out.warning:
+        gr.Warning(out.warning)
+    changed = {names[name]: gr.update(**v.props) if isinstance(v, Update) else v
+               for name, v in out.changed().items() if names.get(name) is not None}
+    return changed or gr.skip()  # gradio reads an empty dict as one value
+
+
+def streamed(method, names: Mapping, gpu_seconds=None):
+    """A generator handler as a gradio streaming handler (same signature). It owns the run's
+    frames: it closes them when the run ends, fails or is cancelled (Stop closes this handler).
+
+    With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
+    """
+    run = method if gpu_seconds is None else zerogpu.on_gpu(method, gpu_seconds)
+
+    @functools.wraps(method)
+    def handler(*args):
+        frames = run(*args)
+        try:
+            for out in frames:
+                yield _to_gradio(out, names)
+        except Exception as err:
+            friendly = zerogpu.friendly_error(err)
+            if friendly is None:
+                raise
+            raise gr.Error(friendly) from None
+        finally:
+            frames.close()
+    return handler
+
+
+def called(method, names: Mapping):
+    """A handler that returns one frame as a gradio handler (same signature)."""
+    @functools.wraps(method)
+    def handler(*args):
+        return _to_gradio(method(*args), names)
+    return handler
+
+
+# --- a session does not grow with each run ----------------------------------------------------
+
+
+_session_setitem = SessionState.__setitem__
+
+
+def _pinned_setitem(self, key, value):
+    """SessionState.__setitem__, with a component copy given the id it is stored under."""
+    if isinstance(value, Block) and value._id != key and key in self.blocks_config.blocks:
+        value._id = key
+    _session_setitem(self, key, value)
+
+
+# --- a Stop ends exactly its run --------------------------------------------------------------
+
+_cancelled_event: contextvars.ContextVar[str | None] = contextvars.ContextVar("pdiff_cancelled_event",
+                                                                              default=None)
+MAX_CANCEL_BODY = 4096  # a /cancel body is three short fields; a larger one names no event
+
+
+class CancelNamesItsEvent:
+    """ASGI middleware: a POST to gradio's /cancel route sets `_cancelled_event` to the event id
+    its JSON body names, for the rest of that request; every other request passes untouched."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/cancel"):
+            await self.app(scope, receive, send)
+            return
+        messages, body, more = [], b"", True
+        while more:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            more = message.get("more_body", False) and message["type"] == "http.request"
+        token = _cancelled_event.set(_event_id(body))
+        replay = iter(messages)
+
+        async def replayed():  # the route reads the same body again
+            return next(replay, None) or await receive()
+        try:
+            await self.app(scope, replayed, send)
+        finally:
+            _cancelled_event.reset(token)
+
+
+def _event_id(body: bytes) -> str | None:
+    if len(body) > MAX_CANCEL_BODY:
+        return None
+    try:
+        event_id = json.loads(body).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return event_id if isinstance(event_id, str) and event_id else None
+
+
+_cancel_tasks = gradio.routes.cancel_tasks
+
+
+async def _exact_cancel_tasks(task_ids: set[str]) -> list[str]:
+    """routes.cancel_tasks, limited to the task of the event the /cancel request names."""
+    event_id = _cancelled_event.get()
+    if event_id is None:
+        return await _cancel_tasks(task_ids)
+    matched = []
+    for task in asyncio.all_tasks():
+        task_id, _, task_event = task.get_name().partition("<gradio-sep>")
+        if task_id in task_ids and task_event == event_id:
+            task.cancel()
+            matched.append(task)
+    await asyncio.gather(*matched, return_exceptions=True)
+    return [event_id] if matched else []
+
+
+# What `launch` passes to gradio's FastAPI app (Blocks.launch's public `app_kwargs`).
+APP_KWARGS = {"middleware": [Middleware(CancelNamesItsEvent)]}
+
+
+# --- every input checked, every refusal a message -----------------------------------------------
+
+
+def refusal(fn, blocks, inputs) -> str | None:
+    """Why a call of `fn` with raw `inputs` for its input `blocks` (as this session holds them)
+    is refused, or None: a page-only function, too few values, or a value of the wrong type or
+    out of its range."""
+    if fn is None:
+        return PAGE_ONLY
+    if len(inputs) < len(blocks):
+        return f"this endpoint takes {len(blocks)} values; got {len(inputs)}"
+    for block, value in zip(blocks, inputs, strict=False):
+        message = None if block.stateful else _checked(block, value)
+        if message:
+            return message
+    return None
+
+
+def _checked(block, value) -> str | None:
+    """Why a raw value is wrong for its component (naming the control), or None."""
+    name = getattr(block, "label", None) or type(block).__name__
+    shown = str(value)[:20]
+    if isinstance(block, (Number, Slider)):
+        if value is None and isinstance(block, Number):
+            return None  # an empty Number is None (gradio's own preprocess passes it on)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number; got {shown!r}"
+        try:
+            Number.raise_if_out_of_bounds(value, block.minimum, block.maximum)  # gradio's words
+        except Error as err:
+            return err.message
+    elif isinstance(block, Checkbox):
+        if not isinstance(value, bool):
+            return f"{name} must be true or false; got {shown!r}"
+    elif isinstance(block, Radio) and value is not None and not isinstance(value, str):
+        # a number choice (Play speed 1.0) comes from the page as JSON: 1 for 1.0, never true
+        if not any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                   for _, v in block.choices or ()):
+            return f"{name} must be one of its choices; got {shown!r}"
+    elif isinstance(block, Textbox) and value is not None and not isinstance(value, str):
+        return f"{name} must be text; got {shown!r}"
+    return None
+
+
+_preprocess_data = Blocks.preprocess_data
+
+
+async def _strict_preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+    """Blocks.preprocess_data, after `refusal` of the raw inputs: a one-line message, with no
+    traceback in the server log. The components are the session's own copies."""
+    blocks = [b if b.stateful or state is None else state.get(b._id, b) for b in block_fn.inputs]
+    message = refusal(block_fn.fn, blocks, inputs)
+    if message:
+        raise Error(message, print_exception=False)  # a message for the visitor, no traceback
+    return await _preprocess_data(self, block_fn, inputs, state, explicit_call)
+
+
+# --- applied once, at import --------------------------------------------------------------------
+
+SessionState.__setitem__ = _pinned_setitem
+gradio.routes.cancel_tasks = _exact_cancel_tasks
+Blocks.preprocess_data = _strict_preprocess_data
