@@ -277,7 +277,7 @@ def _wire(app: DemoApp, c: dict, trigger, row: Endpoint, gpu_runs: int | None = 
     """Wire `row` of the endpoint table to `trigger`, then its follow-up row; returns the event.
     The row's "run" is this trigger's own run state: the follow-up shows the run it started.
     `gpu_runs`: a model run, under ZeroGPU for that many runs' worth of time."""
-    names = {**c, "run": gr.State(None)} if "run" in row.outputs else c
+    names = {**c, "run": gr.State(None)} if "run" in row.outputs and "run" not in c else c
     handler = bind(app, row)
     if inspect.isgeneratorfunction(handler):
         gpu = None if gpu_runs is None else zerogpu.duration_from(row, gpu_runs)
