@@ -288,7 +288,9 @@ def _wire(app: DemoApp, c: dict, trigger, row: Endpoint, gpu_runs: int | None = 
     event = trigger(handler, inputs, [names[n] for n in row.outputs], api_name=api_name,
                     api_visibility="public" if api_name else "private", **options)
     if row.then:  # a Stop cancels the run, not this step, which then shows where the run stood
-        _wire(app, names, event.then, ENDPOINTS[row.then])
+        # no progress timer on its outputs: it takes milliseconds, and most of them it leaves as
+        # the run drew them (under load the timer stood over the run's notices)
+        _wire(app, names, event.then, ENDPOINTS[row.then], show_progress="hidden")
     return event
 
 
