@@ -48,7 +48,7 @@ from pdiff.app.inputs import (  # noqa: E402
 from pdiff.app.machine import start_machine  # noqa: E402
 from pdiff.app.playback import SPEEDS, speed_label  # noqa: E402
 from pdiff.app.settings import CSS_PATH, SettingsError, load_models, settings_from_env  # noqa: E402
-from pdiff.app.speed import speed_note  # noqa: E402
+from pdiff.app.speed import capture_note, speed_note  # noqa: E402
 from pdiff.app.view import legend_html, stats_html  # noqa: E402
 from pdiff.config import DECODING_KNOBS, LIMITS, SCHEDULES, UNMASK_SCORES, GenerationConfig  # noqa: E402
 
@@ -96,7 +96,7 @@ def load_app(environ: Mapping[str, str] = os.environ) -> tuple[DemoApp, str]:
     log.info("model %s loaded on %s in %.1f s; threads: %s; %s", settings.model, settings.device,
              time.perf_counter() - t0, machine.policy.describe() if machine.policy else "torch default",
              speed_note(machine.cost))
-    return app, speed_note(machine.cost)
+    return app, speed_note(machine.cost) + capture_note(models.pd.graphs)
 
 
 # --- the page ------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ class Engine:
         self.name = name
         self.device = model.lm_head.weight.device
         self.threads = None  # a pdiff.threads.ThreadPolicy (CPU); None leaves torch's default
+        self.graphs = None  # a pdiff.graphs.Graphs: static-shape forwards (captured on CUDA)
         t = self.tags
         span_bans = [t.mask, t.async_, t.async_end, t.promise, t.topic_end, t.sync]
         # Index tensors on the model's device: banning then copies nothing from the host.
@@ -140,7 +141,7 @@ class Engine:
         layout = Layout(capacity, self.device)
         layout.append_causal(ids)
         generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        cache = self.model.new_cache(capacity) if config.use_cache else None
+        cache = (self.graphs or self.model).new_cache(capacity) if config.use_cache else None
         return Run(config, layout, cache, generator, len(ids), capacity, list(forced))
 
     # --- the three loops ----------------------------------------------------------------------
@@ -433,7 +434,7 @@ class Engine:
         if self.threads is not None:
             self.threads.apply(len(seg))  # several threads only for a wide forward
         with torch.inference_mode():
-            logits = self.model(lay.ids[seg][None], seg, vis, run.cache, start, commit)
+            logits = (self.graphs or self.model)(lay.ids[seg][None], seg, vis, run.cache, start, commit)
         return logits[0]
 
     def _sample_one(self, run: Run, logits: torch.Tensor, bans: torch.Tensor) -> tuple[int, float]:

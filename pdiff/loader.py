@@ -11,6 +11,7 @@ knows nothing about how generation runs.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -108,8 +109,13 @@ def load_model(folder: Path, device: str = "cpu", dtype: str = "float32") -> Dre
     return model.eval()
 
 
-def load_engine(name: str | Path | None = None, device: str = "cpu", dtype: str = "float32") -> Engine:
-    """The public loader: checkpoint folder or hub id (None: the bundled model) -> Engine."""
+def load_engine(name: str | Path | None = None, device: str = "cpu", dtype: str = "float32",
+                graphs: bool | None = None) -> Engine:
+    """The public loader: checkpoint folder or hub id (None: the bundled model) -> Engine.
+
+    `graphs` runs the forwards on static shapes (pdiff.graphs), captured as CUDA graphs here, at
+    load, on a GPU (`engine.graphs.capture_seconds` says how long each width took); None: on
+    for CUDA, off for the CPU, whose eager path it leaves unchanged."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckpointError(f"device {device} was asked for, but no CUDA GPU is available")
     folder = resolve(BUNDLED if name is None else name)
@@ -120,8 +126,20 @@ def load_engine(name: str | Path | None = None, device: str = "cpu", dtype: str 
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
             f"{model.config.vocab_size} embeddings")
     meta = json.loads((folder / "config.json").read_text()).get("pdiff") or {}
-    return Engine(model, tokenizer, name=str(name or "bundled"),
-                  length_scale=int(meta.get("length_scale", 10)), decoding=meta.get("decoding"))
+    engine = Engine(model, tokenizer, name=str(name or "bundled"),
+                    length_scale=int(meta.get("length_scale", 10)), decoding=meta.get("decoding"))
+    if device.startswith("cuda") if graphs is None else graphs:
+        from pdiff.graphs import Graphs
+
+        try:
+            engine.graphs = Graphs(model)
+            engine.graphs.prepare()
+        except RuntimeError as err:  # e.g. a CUDA that cannot capture here (ZeroGPU's start-up)
+            if graphs:
+                raise
+            engine.graphs = None
+            logging.getLogger(__name__).warning("CUDA graphs off, every forward eager: %s", err)
+    return engine
 
 
 def save_checkpoint(model: DreamModel, hf_tokenizer, folder: str | Path, extra: dict | None = None) -> Path:

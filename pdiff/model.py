@@ -3,8 +3,10 @@
 RMSNorm, RoPE (theta from config), grouped-query attention with q/k/v bias, SwiGLU, an untied
 lm_head, and Qwen2's weight names (spec section 7), so released checkpoints load unchanged.
 The model takes an explicit boolean visibility for every query and key, and an optional static
-KV cache. It knows nothing about tags, plans or sampling: Dream's shifted-logit convention
-(the prediction for position p comes from position p-1) is applied by the engine.
+KV cache; a (T,) tensor `start` writes the T keys at those cache slots and attends over the whole
+cache, the fixed shapes pdiff.graphs captures. It knows nothing about tags, plans or sampling:
+Dream's shifted-logit convention (the prediction for position p comes from position p-1) is
+applied by the engine.
 """
 
 from __future__ import annotations
@@ -136,7 +138,12 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, T, self.hkv, self.hd).transpose(1, 2)  # (B, Hkv, T, D)
         v = self.v_proj(x).view(B, T, self.hkv, self.hd).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache_kv is not None:
+        if isinstance(start, torch.Tensor):  # static shapes (pdiff.graphs): write at the (T,)
+            ck, cv = cache_kv  # slots `start` and attend over the whole cache, masked
+            ck.index_copy_(2, start, k)
+            cv.index_copy_(2, start, v)
+            k, v = ck, cv  # (1, Hkv, S, D)
+        elif cache_kv is not None:
             ck, cv = cache_kv  # (1, Hkv, S, D) views into the static cache
             ck[:, :, start:start + T] = k
             cv[:, :, start:start + T] = v

@@ -11,22 +11,26 @@
 # shape path) and says that the GPU parts were skipped.
 #
 # Parts, each under its own time budget (`timeout`), so that a hang cannot eat the device time.
-# The budgets add up to 560 s, so the script ends within 10 minutes whatever happens; expected
-# times on one H200 are far below them (PDIFF_BUDGET_{ENV,SMI,TESTS,BENCH} override a budget):
+# The CUDA tests and the bench together get at most 7 minutes (120 + 300 s); with env and
+# nvidia-smi the budgets add up to 500 s. Expected times on one H100 or H200 are below them
+# (PDIFF_BUDGET_{ENV,SMI,TESTS,BENCH} override a budget):
 #   env         budget  60 s, expect ~10 s: import torch and transformers, start CUDA, check imports.
 #   nvidia-smi  budget  20 s, expect ~1 s.
-#   gpu tests   budget 180 s, expect ~1 min: `pytest -m gpu tests/test_cuda.py`, the CUDA legs of
-#               the device tests (about 25) on tiny models whose forward is ~100 kernel launches
-#               (~1 ms); the largest share is pytest's start-up (~10 s) and the 12 copy-count runs
-#               of 30 to 60 denoise steps each.
-#   bench 7b    budget 300 s, expect ~1.5 to 3 min: `python -m pdiff bench --shape dream-7b
-#               --device cuda`. 15.2 GB of random bf16 weights are allocated and filled on the GPU
-#               (under a second at HBM speed; building the 7B module tree on the meta device takes
-#               a few seconds of host time). Then (a) and (b) time 23 AR and 23 denoise steps, and
-#               (c) runs the engine 4 times with a forced plan (~130 forwards each) and 4 times as
-#               AR (up to 192 tokens each): ~1,300 forwards. Eager PyTorch dispatches ~1,600
-#               ops (~1,000 kernels) per 7B forward, so a forward may take 5 to 15 ms of host
-#               time rather than the 2.9 ms floor: about 20 s, plus start-up.
+#   gpu tests   budget 120 s, expect ~1 min: `pytest -m gpu tests/test_cuda.py`, the CUDA legs of
+#               the device tests (about 37) on tiny models. Each CUDA load captures 9 CUDA graphs
+#               (pdiff.graphs, well under a second for a tiny model); the largest shares are
+#               pytest's start-up (~10 s), the 12 copy-count runs and the 12 graphs-vs-eager
+#               pairs (every schedule, sparse and dense, 1 and 2 rounds).
+#   bench 7b    budget 300 s, expect ~2 to 4 min: `python -m pdiff bench --shape dream-7b
+#               --device cuda`. 15.2 GB of random bf16 weights are allocated and filled on the GPU,
+#               and 9 width buckets are captured as CUDA graphs (a few seconds, timed in the
+#               report). Each step is then timed three ways, one after the other: (a) the AR step
+#               on graphs, by transformers' Qwen2 on the same weights (StaticCache and
+#               torch.compile mode="reduce-overhead": its compile is the largest unknown, likely
+#               30 s to 2 min on a fresh machine; PDIFF_BENCH_ARGS="--peer eager" or "--peer none"
+#               makes it shorter), and eager; (b) the denoise step on graphs and eager; (c) the
+#               engine end to end, forced plan vs AR, 4 runs of each on graphs, then eager
+#               (~1,300 forwards each way; eager at 13 to 31 ms a forward, about 20 to 40 s).
 #
 # Files in OUTDIR: summary.txt (the lines printed), env.txt, nvidia-smi.txt, tests.txt and
 # tests.xml (JUnit), bench.log, gpu.json and gpu.md (the bench report; on a machine without CUDA
@@ -47,7 +51,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" GRADIO_ANALYTICS_ENABLED=Fal
 : > "$OUT/summary.txt"
 FAILED=0
 B_ENV=${PDIFF_BUDGET_ENV:-60} B_SMI=${PDIFF_BUDGET_SMI:-20}
-B_TESTS=${PDIFF_BUDGET_TESTS:-180} B_BENCH=${PDIFF_BUDGET_BENCH:-300}
+B_TESTS=${PDIFF_BUDGET_TESTS:-120} B_BENCH=${PDIFF_BUDGET_BENCH:-300}
 
 say() {  # say PART STATUS DETAIL: one summary line, printed and kept
   printf '%-11s %-8s %s\n' "$1" "$2" "$3" | tee -a "$OUT/summary.txt"
@@ -148,16 +152,21 @@ fi
 BENCH_PY=$(cat <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-a, b, c, roof = r["ar_step"], r["denoise_step"], r["end_to_end"], r["roofline"]
-print(f"AR step {a['median_ms']:.2f} ms (roofline {roof['bytes_read_ms']:.2f} ms), "
-      f"denoise step {b['median_ms']:.2f} ms = {b['median_ms'] / a['median_ms']:.2f} AR steps, "
-      f"end to end {c['speedup_forced_plan']:.2f}x AR")
+a, b, c, floor = r["ar_step"], r["denoise_step"], r["end_to_end"], r["roofline"]["bytes_read_ms"]
+peer = f"{a['peer']['median_ms']:.2f}" if a["peer"] else "not run"
+met = sum(t["met"] is True for t in r["targets"])
+print(f"AR step graphs/peer/eager {a['graphs']['median_ms']:.2f}/{peer}/{a['eager']['median_ms']:.2f} ms "
+      f"(floor {floor:.2f} ms), denoise {b['graphs']['median_ms'] / a['graphs']['median_ms']:.2f} AR "
+      f"steps, end to end {c['graphs']['speedup_forced_plan']:.2f}x AR on graphs; "
+      f"{met}/{len(r['targets'])} targets met; capture {r['capture']['seconds']:.1f} s")
 EOF
 )
 if [ "$ENV_OK" -ne 0 ]; then
   say "bench 7b" skipped "the env part failed"
 elif [ "$CUDA" = yes ]; then
-  run_part "$B_BENCH" "$OUT/bench.log" "$PY" -m pdiff bench --shape dream-7b --device cuda --out "$OUT"
+  # shellcheck disable=SC2086  # PDIFF_BENCH_ARGS is split into flags on purpose
+  run_part "$B_BENCH" "$OUT/bench.log" "$PY" -m pdiff bench --shape dream-7b --device cuda --out "$OUT" \
+    ${PDIFF_BENCH_ARGS:-}
   if [ "$RC" -eq 0 ] && [ -f "$OUT/gpu.json" ]; then
     say "bench 7b" ok "$("$PY" -c "$BENCH_PY" "$OUT/gpu.json") (${SECS} s; gpu.md)"
   else

@@ -99,6 +99,20 @@ def test_bad_env_exits_with_a_clear_message(tiny_ckpt, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_zerogpu_loads_the_models_without_graphs(monkeypatch, tiny_ckpt):
+    """Under ZeroGPU (the spaces package importable) both models load eager: graphs captured at
+    start-up would not be in the process each call's GPU runs in. Elsewhere the loader chooses."""
+    from pdiff.app import zerogpu
+
+    for on_zerogpu, expected in ((True, {"graphs": False}), (False, {})):
+        monkeypatch.setattr(zerogpu, "available", lambda on=on_zerogpu: on)
+        calls = []
+        settings = settings_from_env(env(PDIFF_MODEL=tiny_ckpt, PDIFF_AR_MODEL=tiny_ckpt),
+                                     cuda_available=False)
+        load_models(settings, lambda name, device, dtype, calls=calls, **kw: calls.append(kw) or object())
+        assert calls == [expected, expected]
+
+
 def test_load_models_falls_back_to_self_as_baseline(tiny_ckpt):
     calls = []
 

@@ -338,19 +338,55 @@ def test_two_accelerate_processes_give_the_rows_of_one(tiny_ckpt, prompts, tmp_p
 
 
 def test_shape_runs_shrunk_on_cpu_and_writes_its_report(tmp_path):
-    """--shape dream-7b on CPU shrinks (and says so), times (a) the AR step, (b) the denoise step
-    and (c) the forced-plan engine run vs AR, and writes gpu.json and gpu.md."""
+    """--shape dream-7b on CPU shrinks (and says so), times (a) the AR step on static shapes, by
+    the peer and eager, (b) the denoise step on static shapes and eager, and (c) the
+    forced-plan engine run vs AR both ways, judges the targets, and writes gpu.json and gpu.md."""
     bench.main(["--shape", "dream-7b", "--device", "cpu", "--out", str(tmp_path), "--iters", "2",
                 "--context", "128", "--prefix", "64", "--span-len", "8"])
     rep = json.loads((tmp_path / "gpu.json").read_text())
     assert rep["device"] == "cpu" and "shrunk" in rep["notes"][0]
     assert rep["model"]["num_hidden_layers"] < 28
-    assert rep["ar_step"]["median_ms"] > 0 and rep["denoise_step"]["median_ms"] > 0
-    assert rep["denoise_step"]["tokens"] == 3 * (8 + 2)
-    e2e = rep["end_to_end"]
-    assert e2e["spans_per_round"] == [2, 1] and e2e["pd_denoise_steps"] == 2 * 8  # the plan was used
-    assert e2e["ar_seconds"] > 0 and e2e["speedup_forced_plan"] > 0
-    assert "(a) AR decode step" in (tmp_path / "gpu.md").read_text()
+    a, b = rep["ar_step"], rep["denoise_step"]
+    assert list(a) == ["graphs", "peer", "eager"] and all(a[w]["median_ms"] > 0 for w in a)
+    assert a["peer"]["iters"] == 2 and not a["peer"]["compiled"]  # the peer's leg, eager on CPU
+    assert b["graphs"]["median_ms"] > 0 and b["eager"]["median_ms"] > 0
+    assert b["tokens"] == 3 * (8 + 2) and b["bucket"] == 32
+    assert rep["graph_forwards"]["static"] > 0 and rep["capture"]["per_width"] == {}  # CPU: uncaptured
+    for way in ("graphs", "eager"):
+        e2e = rep["end_to_end"][way]
+        assert e2e["spans_per_round"] == [2, 1] and e2e["pd_denoise_steps"] == 2 * 8  # the plan was used
+        assert e2e["ar_seconds"] > 0 and e2e["speedup_forced_plan"] > 0
+    assert [t["key"] for t in rep["targets"]] == ["ar_floor", "ar_jitter", "ar_peer", "denoise",
+                                                  "end_to_end"]
+    assert "assumed 4.8 TB/s" in rep["bandwidth"]  # no card name to look up
+    text = (tmp_path / "gpu.md").read_text()
+    assert text.index("pdiff on graphs") < text.index("peer (transformers") < text.index("pdiff eager")
+    assert "(a) AR decode step" in text and "## Targets" in text
+
+
+@pytest.mark.parametrize("name,tbps", [("NVIDIA H200", 4.8), ("NVIDIA H100 80GB HBM3", 3.35),
+                                       ("NVIDIA H100 PCIe", 2.0), ("NVIDIA GH200 480GB", 4.0)])
+def test_the_floor_reads_the_cards_bandwidth_by_its_name(name, tbps):
+    """The floor's bandwidth comes from the card's name; --hbm-tbps overrides it."""
+    from pdiff.bench.shapes import bandwidth
+
+    assert bandwidth(None, name)[0] == tbps
+    assert bandwidth(2.5, name) == (2.5, "2.5 TB/s given by --hbm-tbps")
+
+
+def test_the_7b_floor_is_about_4_2_ms_on_an_h100_and_3_on_an_h200():
+    """The bytes-read floor of the dream-7b AR step at 1,000 tokens: about 4.2 ms at an H100's
+    3.35 TB/s, about 2.96 ms at an H200's 4.8 TB/s (meta device: no memory)."""
+    from accelerate import init_empty_weights
+
+    from pdiff.bench.shapes import bandwidth, roofline
+    from pdiff.model import PRESETS, DreamModel
+
+    with init_empty_weights():
+        model = DreamModel(PRESETS["dream-7b"]).to(torch.bfloat16)
+    h100, h200 = (roofline(model, 1000, bandwidth(None, n)[0]) for n in ("NVIDIA H100 80GB HBM3", "H200"))
+    assert h100["bytes_read_ms"] == pytest.approx(4.24, abs=0.05)
+    assert h200["bytes_read_ms"] == pytest.approx(2.96, abs=0.03)
 
 
 def test_the_7b_roofline_is_15_gb_and_about_3_ms():

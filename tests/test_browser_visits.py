@@ -165,7 +165,8 @@ WATCH_REPLAY = """() => {
   const line = document.querySelector('#replay-step');
   const look = () => {
     const m = /event (\\d+) of (\\d+)/.exec(line.innerText), log = window.__replay;
-    if (m && (!log.length || log[log.length - 1][1] !== +m[1])) log.push([performance.now() / 1000, +m[1], +m[2]]);
+    if (m && (!log.length || log[log.length - 1][1] !== +m[1]))
+      log.push([performance.now() / 1000, +m[1], +m[2]]);
   };
   window.__replayWatch?.disconnect();
   window.__replayWatch = new MutationObserver(look);

@@ -1,4 +1,6 @@
 """The CUDA path: the model and engine invariants, on every device (tests/devices.py).
+On CUDA the engines load with their forwards captured as CUDA graphs (pdiff.graphs), so every
+engine test here runs on the graphs, and one test compares them with the eager path.
 
 Each test runs on "cpu" and "cuda"; the cuda leg is marked `gpu` and skipped with "no CUDA
 device" where there is none, so `pytest -m gpu tests/test_cuda.py` is the GPU check's test run
@@ -28,12 +30,13 @@ HELD_OUT = make_split("heldout", 1)[0].prompt  # a prompt the bundled model neve
 BF16_TOLERANCE = 3e-2  # relative error of bf16 logits against fp32, as in tests/test_model.py
 
 
-def _loader(name):
+def _loader(name, graphs: bool | None = None):
+    """Engines of `name` by (device, dtype); graphs None: on static shapes, captured, on CUDA."""
     cache = {}
 
     def get(device: str, dtype: str = "float32"):
         if (device, dtype) not in cache:
-            cache[device, dtype] = load_engine(name, device=device, dtype=dtype)
+            cache[device, dtype] = load_engine(name, device=device, dtype=dtype, graphs=graphs)
         return cache[device, dtype]
 
     return get
@@ -43,6 +46,19 @@ def _loader(name):
 def engines(tiny_ckpt):
     """The tiny random checkpoint, loaded once per (device, dtype)."""
     return _loader(tiny_ckpt)
+
+
+@pytest.fixture(scope="module")
+def eager_engines(tiny_ckpt):
+    """The tiny random checkpoint with every forward eager (no graphs), on every device."""
+    return _loader(tiny_ckpt, graphs=False)
+
+
+@pytest.fixture(scope="module")
+def static_engines(tiny_ckpt):
+    """The tiny random checkpoint on static shapes: captured CUDA graphs on CUDA, uncaptured
+    on the CPU (where loading does not turn them on by itself)."""
+    return _loader(tiny_ckpt, graphs=True)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +145,37 @@ def test_cached_equals_uncached(engines, device, attention, plan):
     plain = engine.generate_text(PROMPT, dataclasses.replace(cfg, use_cache=False))
     assert cached.token_ids == plain.token_ids
     assert cached.stats.denoise_steps > 0 and cached.stats.rounds == plan.count("<sync/>") + 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("schedule", ["reference", "paper", "adaptive"])
+@pytest.mark.parametrize("attention", ["sparse", "dense"])
+@pytest.mark.parametrize("plan", [ONE_ROUND, TWO_ROUNDS], ids=["one-round", "two-rounds"])
+def test_graphs_give_the_eager_ids(static_engines, eager_engines, device, schedule, attention, plan):
+    """At temperature 0, runs on the graphs (replayed CUDA graphs on CUDA) give the eager run's
+    token ids, in every schedule, sparse and dense, over 1 and 2 rounds, and every forward of
+    them ran on the graphs."""
+    graphed, eager = static_engines(device), eager_engines(device)
+    assert eager.graphs is None
+    cfg = greedy(plan=plan, attention=attention, schedule=schedule, threshold=0.5)
+    before = graphed.graphs.counts["static"]
+    got, want = graphed.generate_text(PROMPT, cfg), eager.generate_text(PROMPT, cfg)
+    assert got.token_ids == want.token_ids
+    assert got.stats.rounds == plan.count("<sync/>") + 1 and got.stats.denoise_steps > 0
+    assert graphed.graphs.counts["static"] - before == got.stats.forward_passes
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_loading_captures_every_bucket_on_cuda_only(engines, device):
+    """A CUDA load captures one graph per width and records each capture's seconds; a CPU load
+    leaves the graphs off, so the CPU's eager path is unchanged."""
+    engine = engines(device)
+    if device == "cpu":
+        assert engine.graphs is None
+        return
+    graphs = engine.graphs
+    assert all(b.graph is not None for b in graphs._buckets.values())
+    assert set(graphs.capture_seconds) == set(graphs.widths) and graphs.capture_total > 0
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdiff.app import zerogpu
 from pdiff.config import LIMITS
 
 log = logging.getLogger("pdiff.app")
@@ -199,11 +200,14 @@ def load_models(settings: AppSettings, loader: Callable | None = None) -> Models
     """Load the model (and its AR baseline) once; SettingsError names the variable on failure."""
     from pdiff.loader import BUNDLED_AR, CheckpointError, load_engine
 
+    # ZeroGPU attaches a GPU per call, in a process of its own: graphs captured here would not
+    # be there, so its forwards stay eager (None: the loader's choice, graphs on CUDA)
+    graphs = {"graphs": False} if zerogpu.available() else {}
     loader = loader or load_engine
     failures = (CheckpointError, OSError, RuntimeError, ValueError, KeyError)
     try:
         pd = loader(None if settings.model == "bundled" else settings.model,
-                    settings.device, settings.dtype)
+                    settings.device, settings.dtype, **graphs)
     except failures as err:
         raise SettingsError(f"PDIFF_MODEL={settings.model} could not be loaded: {err}") from None
     ar_name = settings.ar_model
@@ -216,7 +220,7 @@ def load_models(settings: AppSettings, loader: Callable | None = None) -> Models
     ar = None
     if ar_name not in (None, "none"):
         try:
-            ar = loader(ar_name, settings.device, settings.dtype)
+            ar = loader(ar_name, settings.device, settings.dtype, **graphs)
         except failures as err:
             if explicit:
                 raise SettingsError(f"PDIFF_AR_MODEL={ar_name} could not be loaded: {err}") from None

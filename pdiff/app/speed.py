@@ -175,3 +175,14 @@ def speed_note(cost) -> str:
                    f"{cost.wide_tokens} tokens wide), so a low step ratio pays and a high one can "
                    "make the run slower than AR.")
     return measured + verdict + BENCH_NOTE
+
+
+def capture_note(graphs) -> str:
+    """'How it works' on a GPU whose forwards run as CUDA graphs (a `pdiff.graphs.Graphs`, or
+    None): which widths were captured at start-up and how long that took; "" with none."""
+    if graphs is None or not graphs.capture_seconds:
+        return ""
+    widths = sorted(graphs.capture_seconds)
+    return (f" The forwards run as CUDA graphs, replayed whole instead of op by op: "
+            f"{len(widths)} widths ({widths[0]} to {widths[-1]} tokens) were captured at start-up "
+            f"in {graphs.capture_total:.1f} s; a wider forward runs op by op.")

@@ -200,7 +200,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--spans", type=int, default=3)
     g.add_argument("--span-len", type=int, default=64)
     g.add_argument("--rounds", type=int, default=2)
-    g.add_argument("--hbm-tbps", type=float, default=4.8, help="memory bandwidth for the roofline")
+    g.add_argument("--hbm-tbps", type=float, default=None, help="HBM bandwidth (TB/s) for the floor "
+                   "(default: the card's, by its name; see pdiff.bench.shapes.HBM_TBPS)")
+    g.add_argument("--peer", choices=["compile", "eager", "none"], default=None, help="transformers' "
+                   "Qwen2 on the same weights: torch.compile'd (default on CUDA), eager (default on CPU), "
+                   "or not run")
     g.add_argument("--iters", type=int, default=None, help="timed iterations per figure")
     return p
 

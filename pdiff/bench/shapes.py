@@ -1,15 +1,21 @@
 """`python -m pdiff bench --shape dream-7b`: what one step of the 7B architecture costs on a GPU.
 
 The model is built from `PRESETS[shape]` with random weights (no download) on the meta device,
-then materialised on `--device` in bf16 (CUDA) and timed after warm-up, with CUDA events on a GPU:
-  (a) one AR decode step over a `--context`-token KV cache, next to the HBM roofline (every
-      weight read once per step at `--hbm-tbps`);
+then materialised on `--device` in bf16 (CUDA) and timed after warm-up, with CUDA events on a GPU.
+Each step is timed three ways, one after the other: pdiff on static shapes (pdiff.graphs: CUDA
+graphs, captured first, the capture timed), transformers' Qwen2 on the same weights on its own
+fast path (pdiff.bench.peer; the AR step only), and pdiff eager:
+  (a) one AR decode step over a `--context`-token KV cache, next to the bytes-read floor (every
+      weight but the embedding, and the KV cache, read once per step at the card's HBM
+      bandwidth, `HBM_TBPS`, or `--hbm-tbps`);
   (b) one denoise step over `--spans` x `--span-len` masked tokens (each block with its two
       tags) after a `--prefix`-token cached prefix, sparse attention;
   (c) the real engine end to end with a forced plan (`--spans` spans of `--span-len` tokens over
       `--rounds` rounds, topics padded to about 20 plan tokens) vs AR writing as many tokens.
+Then the issue-32 targets, met or not, from those figures (`TARGETS`).
 On CPU, dream-7b shrinks to the tiny preset unless `--layers`/`--hidden` say otherwise, and the
-report says so: the CPU figures test the code path, they say nothing about the 7B.
+report says so: the CPU figures test the code path, they say nothing about the 7B, and nothing
+is captured there.
 
 It deliberately does not know the trained weights: with random weights the plan is forced and
 the AR baseline may stop early at a random end token (its time is then scaled per token, and the
@@ -30,10 +36,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pdiff.graphs import Graphs
 from pdiff.model import PRESETS, DreamModel, ModelConfig
 
 PLAN_TOKENS = 20  # target size of the forced plan of (c)
 TOPIC_WORDS = ("intro", "facts", "summary", "river", "profile", "price", "size", "city")
+# Peak HBM bandwidth in TB/s by the card's name, the most specific name first (vendor data
+# sheets): the divisor of the bytes-read floor. GH200 before H200, which its name contains.
+HBM_TBPS = (("GH200", 4.0), ("H200", 4.8), ("H100 NVL", 3.9), ("H100 PCIe", 2.0), ("H100", 3.35),
+            ("A100-SXM4-80GB", 2.039), ("A100 80GB PCIe", 1.935), ("A100", 1.555),
+            ("L40S", 0.864), ("A10G", 0.6), ("L4", 0.3))
+ASSUMED_TBPS = 4.8  # a card not in the table: the H200's, and the report says it was assumed
+# Issue 32's targets: (key, what is compared, bound, True: the ratio must be at most the bound).
+TARGETS = (
+    ("ar_floor", "AR step on graphs: median / bytes-read floor", 1.4, True),
+    ("ar_jitter", "AR step on graphs: p90 / median", 1.2, True),
+    ("ar_peer", "AR step: graphs / the peer (medians)", 1.0, True),
+    ("denoise", "denoise step / AR step, both on graphs (medians)", 1.3, True),
+    ("end_to_end", "end to end, forced plan: AR / PD, both on graphs", 2.2, False),
+)
+
+
+def bandwidth(given: float | None, device_name: str) -> tuple[float, str]:
+    """The HBM bandwidth for the floor, and where it came from: the flag, the table, or assumed."""
+    if given:
+        return given, f"{given:g} TB/s given by --hbm-tbps"
+    for name, tbps in HBM_TBPS:
+        if name.lower() in device_name.lower():
+            return tbps, f"{tbps:g} TB/s, the peak HBM bandwidth of the {name} ({device_name})"
+    return ASSUMED_TBPS, (f"{device_name} is not in the bandwidth table: assumed {ASSUMED_TBPS:g} TB/s "
+                          "(an H200's); pass --hbm-tbps for this card")
 
 
 def shape_config(args, cpu: bool) -> tuple[ModelConfig, list[str]]:
@@ -98,35 +130,47 @@ def _stats(ms: list[float]) -> dict:
                 p90_ms=float(np.percentile(ms, 90)), iters=len(ms))
 
 
-def _filled_cache(model: DreamModel, length: int, extra: int):
-    cache = model.new_cache(length + extra)
+def _filled_cache(source: DreamModel | Graphs, length: int, extra: int):
+    cache = source.new_cache(length + extra)  # on graphs: their static cache
     cache.k.normal_()
     cache.v.normal_()
     cache.length = length  # the contents do not change the cost of a step
     return cache
 
 
-def ar_step(model: DreamModel, context: int, device: str, iters: int) -> dict:
-    cache = _filled_cache(model, context, 1)
-    ids = torch.randint(0, model.config.vocab_size, (1, 1), device=device)
+def ar_step(source: DreamModel | Graphs, context: int, device: str, iters: int) -> dict:
+    """One AR decode step after `context` cached tokens; `source` is the model (eager) or its
+    Graphs, whose call is the model's."""
+    cache = _filled_cache(source, context, 1)
+    ids = torch.randint(0, source.config.vocab_size, (1, 1), device=device)
     pos = torch.tensor([context], device=device)
     vis = torch.ones(1, context + 1, dtype=torch.bool, device=device)
-    return _stats(timed(lambda: model(ids, pos, vis, cache, context, False), device, iters))
+    return _stats(timed(lambda: source(ids, pos, vis, cache, context, False), device, iters))
 
 
-def denoise_step(model: DreamModel, prefix: int, spans: int, length: int, device: str,
+def denoise_step(source: DreamModel | Graphs, prefix: int, spans: int, length: int, device: str,
                  iters: int) -> dict:
     block = length + 2  # <async> masks </async>
     t = spans * block
-    cache = _filled_cache(model, prefix, t)
-    ids = torch.randint(0, model.config.vocab_size, (1, t), device=device)
+    cache = _filled_cache(source, prefix, t)
+    ids = torch.randint(0, source.config.vocab_size, (1, t), device=device)
     pos = torch.arange(prefix, prefix + t, device=device)
     vis = torch.zeros(t, prefix + t, dtype=torch.bool, device=device)
     vis[:, :prefix] = True
     for s in range(spans):  # sparse: each block sees the prefix and itself
         vis[s * block:(s + 1) * block, prefix + s * block:prefix + (s + 1) * block] = True
-    out = _stats(timed(lambda: model(ids, pos, vis, cache, prefix, False), device, iters))
+    out = _stats(timed(lambda: source(ids, pos, vis, cache, prefix, False), device, iters))
     return {**out, "tokens": t}
+
+
+def peer_step(model: DreamModel, context: int, device: str, iters: int, how: str) -> dict | None:
+    """The peer's AR step (pdiff.bench.peer) at the same context and weights; None: --peer none."""
+    if how == "none":
+        return None
+    from pdiff.bench.peer import peer_decode, peer_model
+
+    got = peer_decode(peer_model(model), context, iters, device, compiled=how == "compile")
+    return {**_stats(got["ms"]), "warmup_seconds": got["warmup_seconds"], "compiled": got["compiled"]}
 
 
 def _count(n: int) -> str:
@@ -178,7 +222,8 @@ def forced_plan(tok, spans: int, rounds: int) -> tuple[str, list[int]]:
     return markup(), per_round
 
 
-def end_to_end(model: DreamModel, args, device: str, step_ms: float, iters: int) -> dict:
+def end_to_end(model: DreamModel, args, step_ms: float, iters: int, graphs: Graphs | None) -> dict:
+    """(c) with every forward eager (graphs None) or on `graphs`; `step_ms` is (a)'s AR step."""
     from pdiff.engine import Engine
     from pdiff.events import Finished, PlanToken
     from pdiff.notes.data import make_split
@@ -189,6 +234,7 @@ def end_to_end(model: DreamModel, args, device: str, step_ms: float, iters: int)
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tok.vocab_size} tokens, the model {model.config.vocab_size}")
     engine = Engine(model, tok, name=f"random {args.shape}", length_scale=args.span_len)
+    engine.graphs = graphs
     plan, per_round = forced_plan(tok, args.spans, args.rounds)
     prompt = make_split("heldout", 1)[0].prompt
     content = args.spans * args.span_len
@@ -225,37 +271,87 @@ def end_to_end(model: DreamModel, args, device: str, step_ms: float, iters: int)
               "end token, so its time is scaled to the content tokens"), iters=iters)
 
 
+def targets(rep: dict) -> list[dict]:
+    """Issue 32's targets against this run's figures: each ratio, its bound, and whether met."""
+    a, b, c = rep["ar_step"], rep["denoise_step"], rep["end_to_end"]
+    g = a["graphs"]["median_ms"]
+    ratios = {"ar_floor": g / rep["roofline"]["bytes_read_ms"], "ar_jitter": a["graphs"]["p90_ms"] / g,
+              "ar_peer": g / a["peer"]["median_ms"] if a["peer"] else None,
+              "denoise": b["graphs"]["median_ms"] / g, "end_to_end": c["graphs"]["speedup_forced_plan"]}
+    out = []
+    for key, what, bound, at_most in TARGETS:
+        r = ratios[key]
+        met = None if r is None else (r <= bound if at_most else r >= bound)
+        out.append(dict(key=key, what=what, bound=bound, at_most=at_most, ratio=r, met=met))
+    return out
+
+
+def _step_lines(step: dict, floor_ms: float | None) -> list[str]:
+    """One line per way a step was timed, in the order run: graphs, the peer, eager."""
+    lines = []
+    for way, label in (("graphs", "pdiff on graphs"), ("peer", "peer (transformers Qwen2)"),
+                       ("eager", "pdiff eager")):
+        if way not in step:
+            continue
+        x = step[way]
+        if x is None:
+            lines.append(f"- {label}: not run (--peer none)")
+            continue
+        floor = f" = {x['median_ms'] / floor_ms:.2f}x the floor" if floor_ms else ""
+        extra = (f"; warm-up {x['warmup_seconds']:.1f} s, torch.compile {'on' if x['compiled'] else 'off'}"
+                 if way == "peer" else "")
+        lines.append(f"- {label}: median {x['median_ms']:.3f} ms{floor} (min {x['min_ms']:.3f}, "
+                     f"p90 {x['p90_ms']:.3f}, {x['iters']} iters){extra}")
+    return lines
+
+
+def _end_to_end_lines(c: dict) -> list[str]:
+    lines = []
+    for way in ("graphs", "eager"):
+        x = c[way]
+        lines += [f"- {way}: planned diffusion {x['pd_seconds']:.3f} s ({x['pd_forward_passes']} forwards, "
+                  f"{x['pd_denoise_steps']} denoise steps), plan sampled (estimate) "
+                  f"{x['pd_seconds_plan_sampled_estimate']:.3f} s; autoregressive {x['ar_seconds']:.3f} s "
+                  f"for {x['ar_tokens_written']} tokens -> {x['ar_seconds_for_content']:.3f} s for "
+                  f"{x['content_tokens']}; speedup {x['speedup_forced_plan']:.2f}x (forced plan), "
+                  f"{x['speedup_plan_sampled_estimate']:.2f}x (plan sampled, estimate)"]
+    return lines + [f"- {c['eager']['note']}"]
+
+
+def _target_line(t: dict) -> str:
+    ratio = "n/a" if t["ratio"] is None else f"{t['ratio']:.2f}"
+    verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+    return f"- {t['what']}: {ratio} ({'<=' if t['at_most'] else '>='} {t['bound']:g}): {verdict}"
+
+
 def report_markdown(rep: dict) -> str:
-    a, b, c, r = rep["ar_step"], rep["denoise_step"], rep["end_to_end"], rep["roofline"]
-    m = rep["model"]
+    a, b, c, r, cap = rep["ar_step"], rep["denoise_step"], rep["end_to_end"], rep["roofline"], rep["capture"]
+    m, e = rep["model"], c["eager"]
+    per_width = ", ".join(f"{w}: {s:.2f}" for w, s in cap["per_width"].items()) or "none (not captured)"
     lines = [
         f"# pdiff GPU figures: {rep['shape']}", "",
         f"- date: {rep['date']}", f"- device: {rep['device']} ({rep['device_name']}), dtype {rep['dtype']}, "
         f"torch {rep['torch']}",
         f"- model: {m['num_hidden_layers']} layers, hidden {m['hidden_size']}, vocab {m['vocab_size']}, "
         f"{_count(r['parameters'])} parameters, random weights",
+        f"- bandwidth: {rep['bandwidth']}",
+        f"- graphs: widths {cap['widths']}, static cache {cap['max_len']} slots; built and captured in "
+        f"{cap['seconds']:.2f} s (per width, s: {per_width})",
         *[f"- note: {n}" for n in rep["notes"]], "",
         f"## (a) AR decode step, {rep['context']}-token KV context", "",
-        f"median {a['median_ms']:.3f} ms (min {a['min_ms']:.3f}, p90 {a['p90_ms']:.3f}, {a['iters']} iters)",
-        "", f"Roofline: {r['arithmetic']}.", "",
-        f"Measured vs roofline: {r['all_weights_ms'] / a['median_ms']:.0%} of the all-weights bound, "
-        f"{r['bytes_read_ms'] / a['median_ms']:.0%} of the bytes-read bound.", "",
+        f"Floor: {r['arithmetic']}.", "", *_step_lines(a, r["bytes_read_ms"]), "",
         f"## (b) denoise step, {rep['spans']} spans x {rep['span_len']} tokens "
-        f"({b['tokens']} with tags), {rep['prefix']}-token cached prefix", "",
-        f"median {b['median_ms']:.3f} ms (min {b['min_ms']:.3f}, p90 {b['p90_ms']:.3f}) = "
-        f"{b['median_ms'] / a['median_ms']:.2f} AR steps; it commits {rep['spans']} tokens per step "
-        "at steps_ratio 1 (one per span)", "",
-        f"## (c) end to end: forced plan ({c['plan_tokens']} plan tokens, spans per round "
-        f"{c['spans_per_round']}, {c['span_tokens']} tokens each) vs AR writing {c['content_tokens']} "
-        "tokens", "",
-        f"- planned diffusion: {c['pd_seconds']:.3f} s ({c['pd_forward_passes']} forwards, "
-        f"{c['pd_denoise_steps']} denoise steps); with the plan sampled (estimate): "
-        f"{c['pd_seconds_plan_sampled_estimate']:.3f} s",
-        f"- autoregressive: {c['ar_seconds']:.3f} s for {c['ar_tokens_written']} tokens -> "
-        f"{c['ar_seconds_for_content']:.3f} s for {c['content_tokens']}",
-        f"- speedup: {c['speedup_forced_plan']:.2f}x (forced plan), "
-        f"{c['speedup_plan_sampled_estimate']:.2f}x (plan sampled, estimate)",
-        f"- {c['note']}",
+        f"({b['tokens']} with tags, bucket {b['bucket']}), {rep['prefix']}-token cached prefix", "",
+        *_step_lines(b, None),
+        f"- on graphs = {b['graphs']['median_ms'] / a['graphs']['median_ms']:.2f} AR steps on graphs; "
+        f"eager = {b['eager']['median_ms'] / a['eager']['median_ms']:.2f} eager AR steps. It commits "
+        f"{rep['spans']} tokens per step at steps_ratio 1 (one per span); the peer has no block "
+        "visibility, so no denoise step", "",
+        f"## (c) end to end: forced plan ({e['plan_tokens']} plan tokens, spans per round "
+        f"{e['spans_per_round']}, {e['span_tokens']} tokens each) vs AR writing {e['content_tokens']} "
+        "tokens", "", *_end_to_end_lines(c), "",
+        "## Targets (issue 32)", "",
+        *[_target_line(t) for t in rep["targets"]],
     ]
     return "\n".join(lines) + "\n"
 
@@ -268,16 +364,31 @@ def main(args, out: Path) -> dict:
     dtype_name = args.dtype or ("bfloat16" if cuda else "float32")
     model = random_model(cfg, args.device, getattr(torch, dtype_name))
     iters = args.iters or (20 if cuda else 5)
-    a = ar_step(model, args.context, args.device, iters)
+    name = torch.cuda.get_device_name(args.device) if cuda else platform.processor() or "cpu"
+    tbps, source = bandwidth(args.hbm_tbps, name)
+    graphs = Graphs(model)
+    capture_s = graphs.prepare()  # every bucket, before anything is timed
+    peer = args.peer or ("compile" if cuda else "eager")
+    # Each step three ways, one after the other: on graphs, the peer, eager.
+    a = dict(graphs=ar_step(graphs, args.context, args.device, iters),
+             peer=peer_step(model, args.context, args.device, iters, peer),
+             eager=ar_step(model, args.context, args.device, iters))
+    b = dict(graphs=denoise_step(graphs, args.prefix, args.spans, args.span_len, args.device, iters),
+             eager=denoise_step(model, args.prefix, args.spans, args.span_len, args.device, iters))
+    b.update(tokens=b["eager"]["tokens"], bucket=graphs.bucket(b["eager"]["tokens"]))
+    runs = 3 if cuda else 1
+    c = dict(graphs=end_to_end(model, args, a["graphs"]["median_ms"], runs, graphs),
+             eager=end_to_end(model, args, a["eager"]["median_ms"], runs, None))
     rep = dict(
         shape=args.shape, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        device=args.device, device_name=(torch.cuda.get_device_name(args.device) if cuda
-                                         else platform.processor() or "cpu"),
-        dtype=dtype_name, torch=torch.__version__, model=dataclasses.asdict(cfg), notes=notes,
-        context=args.context, prefix=args.prefix, spans=args.spans, span_len=args.span_len,
-        rounds=args.rounds, ar_step=a, roofline=roofline(model, args.context, args.hbm_tbps),
-        denoise_step=denoise_step(model, args.prefix, args.spans, args.span_len, args.device, iters),
-        end_to_end=end_to_end(model, args, args.device, a["median_ms"], 3 if cuda else 1))
+        device=args.device, device_name=name, dtype=dtype_name, torch=torch.__version__,
+        model=dataclasses.asdict(cfg), notes=notes, context=args.context, prefix=args.prefix,
+        spans=args.spans, span_len=args.span_len, rounds=args.rounds, bandwidth=source,
+        capture=dict(seconds=capture_s, per_width=graphs.capture_seconds, widths=list(graphs.widths),
+                     max_len=graphs.max_len, captured=graphs.capture),
+        graph_forwards=dict(graphs.counts), ar_step=a, denoise_step=b, end_to_end=c,
+        roofline=roofline(model, args.context, tbps))
+    rep["targets"] = targets(rep)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
     text = report_markdown(rep)
