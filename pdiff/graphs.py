@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pdiff.model import DreamModel, KVCache, rope_tables
+from pdiff.model import DreamModel, KVCache
 
 # Width buckets: 1 for the AR step; the rest hold prompts, forced plans, a sync's refresh and
 # denoise steps. 72/136/200/264 fit 1 to 4 blocks of 64 tokens with their tags (66 each) and a
@@ -77,6 +77,7 @@ class Graphs:
         shape = (cfg.num_hidden_layers, 1, cfg.num_key_value_heads, self.keys, cfg.head_dim)
         self.k = torch.zeros(shape, device=p.device, dtype=p.dtype)
         self.v = torch.zeros(shape, device=p.device, dtype=p.dtype)
+        self._whole = StaticCache(self.k, self.v, self.keys)  # what a static forward reads
         self.capture = p.device.type == "cuda" if capture is None else capture
         self.capture_seconds: dict[int, float] = {}  # width -> seconds its capture took
         self.counts = {"static": 0, "eager": 0}  # forwards on each path, every run together
@@ -135,13 +136,9 @@ class Graphs:
     # --- inside ------------------------------------------------------------------------------
 
     def _run(self, b: Bucket) -> torch.Tensor:
-        """The static forward itself: every op on fixed shapes and fixed buffers."""
-        m, cfg = self.model, self.model.config
-        x = m.model.embed_tokens(b.ids)  # (1, W, d)
-        cos, sin = rope_tables(b.positions, cfg.head_dim, cfg.rope_theta, x.dtype)  # (W, D)
-        for i, layer in enumerate(m.model.layers):
-            x = layer(x, cos, sin, b.mask, (self.k[i], self.v[i]), b.slots)
-        return m.lm_head(m.model.norm(x))  # (1, W, V)
+        """The static forward itself: the model's own, over the whole cache, its rows written at
+        the bucket's slots (every op on fixed shapes and fixed buffers)."""
+        return self.model(b.ids, b.positions, b.mask, self._whole, b.slots)  # (1, W, V)
 
     def _fill(self, b: Bucket, ids: torch.Tensor, positions: torch.Tensor,
               visibility: torch.Tensor, start: int) -> None:

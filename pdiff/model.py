@@ -209,10 +209,11 @@ class DreamModel(nn.Module):
         positions: torch.Tensor,  # (T,) or (B, T) absolute positions for RoPE
         visibility: torch.Tensor,  # (T, S) or (B, 1, T, S) bool; S = start + T with a cache
         cache: KVCache | None = None,
-        start: int = 0,  # where these T tokens sit in the cache
+        start: int | torch.Tensor = 0,  # where these T tokens sit in the cache; (T,): their slots
         commit: bool = False,  # advance cache.length to start + T
     ) -> torch.Tensor:
-        if cache is not None and start + ids.shape[1] > cache.max_len:
+        fixed = isinstance(start, torch.Tensor)  # (T,) cache slots: pdiff.graphs' static shapes
+        if cache is not None and not fixed and start + ids.shape[1] > cache.max_len:
             raise ValueError(f"cache holds {cache.max_len} positions, asked for {start + ids.shape[1]}")
         x = self.model.embed_tokens(ids)  # (B, T, d)
         cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
