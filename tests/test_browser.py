@@ -96,6 +96,16 @@ def wait_until(predicate, what: str, limit: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+# Every gradio status tracker on the page is empty: no event of a run (its after-run step
+# included, whose tracker is see-through but still holds its "processing" text) is pending.
+IDLE = "() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(t => !t.innerText.trim())"
+
+
+def settle(page) -> None:
+    """Wait until no event of the page is queued or running."""
+    wait_until(lambda: page.evaluate(IDLE), "every event of the page to end")
+
+
 def test_generate_then_rerun_plan_in_browser(browser, server):
     page, problems = open_page(browser, server, 1280, 900)
     try:

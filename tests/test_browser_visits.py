@@ -17,7 +17,7 @@ from pdiff.app.handlers import MAX_REPLAY_FRAMES
 from pdiff.app.playback import play_schedule
 from tests import apphelpers as H
 from tests import test_browser as B
-from tests.test_browser import artifacts, expected_marks, marks_on_page, open_page, wait_until
+from tests.test_browser import artifacts, expected_marks, marks_on_page, open_page, settle, wait_until
 
 browser, server = B.browser, B.server  # the browser and the tiny model's page, as test_browser has them
 
@@ -49,15 +49,19 @@ def visit(browser, server):
 
 def generate(page, prompt: str, compare: bool = True) -> None:
     """Type `prompt`, Generate, and wait for the run (and its AR baseline) to finish: its stats
-    (and the baseline's) filled anew."""
+    (and the baseline's) filled anew, and every step after it ended. (Waiting for the stats alone
+    read the page while the after-run step was still pending: its tracker's text stood in the
+    notices, and the tracker's markup made the stats look new before the run had started.)"""
+    settle(page)
     page.fill("#prompt textarea", prompt)
     page.set_checked("#compare input[type=checkbox]", compare)
-    panels = ["#stats", *(["#ar-stats"] if compare else [])]
-    before = {p: page.locator(p).inner_html() for p in panels}
+    panels = [f"{p} .pd-stats:not(.pd-empty)" for p in ("#stats", *(["#ar-stats"] if compare else []))]
+    before = {p: page.locator(p).inner_html() if page.locator(p).count() else "" for p in panels}
     page.click("#generate")
     for p in panels:
-        wait_until(lambda p=p: page.locator(p).inner_html() != before[p]
-                   and page.locator(f"{p} .pd-stats:not(.pd-empty)").count() > 0, f"{p} filled")
+        wait_until(lambda p=p: page.locator(p).count() > 0 and page.locator(p).inner_html() != before[p],
+                   f"{p} filled")
+    settle(page)
 
 
 def errors_shown(page) -> int:
@@ -175,9 +179,10 @@ WATCH_REPLAY = """() => {
 
 
 def play_seconds(page, speed: float) -> float:
-    """Seconds from the replay's event 0 to its last event at `speed` (the slider from 0 to
-    100 %), as the page showed them. Where the page drew a later frame first (two updates applied
-    at once on a loaded machine), the start is that frame's time less its due time."""
+    """Seconds from the replay's start to its last event at `speed` (the slider from 0 to
+    100 %), as the page showed them. The server sends frame i at i pauses after its start; the
+    page draws it then or later (a loaded machine applies updates late, several at once), so each
+    drawn frame's time less its due time is the start or after it, and the start is the least."""
     page.get_by_test_id(f"{speed:g}×-radio-label").click()
     page.evaluate(WATCH_REPLAY)
     page.click("#play")
@@ -188,10 +193,11 @@ def play_seconds(page, speed: float) -> float:
     steps = log()
     assert page.locator("#replay input[type=number]").input_value() == "100"  # the slider's end
     first = next(i for i, (_, k, n) in enumerate(steps) if k < n)
-    seen, k0, n = steps[first]
+    n = steps[first][2]
     frames, pause = play_schedule(n, speed, MAX_REPLAY_FRAMES)
-    end = next(t for t, k, _ in steps[first:] if k == n)
-    return end - (seen - frames.index(k0) * pause)
+    end = next(i for i in range(first, len(steps)) if steps[i][1] == n)
+    start = min(t - frames.index(k) * pause for t, k, _ in steps[first:end])
+    return steps[end][0] - start
 
 
 def test_play_speeds_set_the_pace(browser, bundled_server):
