@@ -192,7 +192,7 @@ def _lanes(app: DemoApp) -> dict:
             gr.Markdown("### Spans")
             c["spans"] = _html("span-lanes", "spans")
             c["why"] = _html("why", "why")
-            c["timeline"] = gr.Plot(show_label=False, elem_id="timeline")
+            c["timeline"] = gr.Plot(show_label=False, elem_id="timeline", visible=False)  # a finished run's
         with gr.Column(scale=2, min_width=280):
             gr.Markdown(f"### Autoregressive baseline\n{app.models.baseline_note}.")
             c["baseline_btn"] = gr.Button("Run AR baseline", elem_id="baseline")

@@ -71,6 +71,7 @@ def errors_shown(page) -> int:
 
 def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_server):
     with visit(browser, bundled_server) as page:
+        assert not page.locator("#timeline").is_visible()  # no run yet
         page.click("#schedule_reference")  # one token per span per step: a run long enough to stop
         page.check("#compare input[type=checkbox]")
         page.click("#generate")
@@ -88,6 +89,7 @@ def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_ser
             cards = step.search(page.locator("#span-lanes").inner_text())
             assert said and cards and said.groups() == cards.groups(), (notices, cards)
             assert "stopped" in page.locator("#stats").inner_text()
+            assert not page.locator("#timeline").is_visible()  # no figure: no empty plot's box
         else:  # the planned run had finished: the AR baseline was stopped
             assert page.locator("#ar-answer textarea").input_value().startswith(STOPPED)
             assert "the AR baseline stopped after" in notices
@@ -96,6 +98,7 @@ def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_ser
         page.click("#generate")
         wait_until(lambda: not page.locator("#answer textarea").input_value().startswith(STOPPED)
                    and page.locator("#answer textarea").input_value(), "the next answer")
+        page.wait_for_selector("#timeline .js-plotly-plot", state="visible", timeout=60_000)
 
 
 def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled_server):

@@ -28,6 +28,7 @@ from pdiff.app.facts import Judge
 from pdiff.app.fold import RunView, last_round_layout
 from pdiff.app.frames import (
     Frame,
+    Update,
     error_frame,
     frame,
     nothing_to_replay,
@@ -147,8 +148,9 @@ class DemoApp:
         return Frame(**self._timeline(session.replayed, session))
 
     def _timeline(self, record: RunRecord, session: Session) -> dict:
-        ar_view = session.ar_view_for(record.prompt)
-        return {"timeline": timeline_figure(record.view, ar_view),
+        figure = timeline_figure(record.view, session.ar_view_for(record.prompt))
+        # shown for a finished run only: a stopped one has no figure (an empty plot's icon)
+        return {"timeline": Update({"value": figure, "visible": figure is not None}),
                 "why": why_html(self.runs.why(record, session))}
 
     def replay_step(self, share, session=None) -> Frame:
