@@ -85,6 +85,11 @@ class Engine:
     def context(self) -> int:
         return self.model.config.max_position_embeddings
 
+    @property
+    def net(self):
+        """What runs the forwards and owns their cache: the static graphs, else the model."""
+        return self.graphs or self.model
+
     # --- public API ---------------------------------------------------------------------------
 
     def generate(self, prompt: str, config: GenerationConfig) -> Iterator[Event]:
@@ -141,7 +146,7 @@ class Engine:
         layout = Layout(capacity, self.device)
         layout.append_causal(ids)
         generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        cache = (self.graphs or self.model).new_cache(capacity) if config.use_cache else None
+        cache = self.net.new_cache(capacity) if config.use_cache else None
         return Run(config, layout, cache, generator, len(ids), capacity, list(forced))
 
     # --- the three loops ----------------------------------------------------------------------
@@ -434,7 +439,7 @@ class Engine:
         if self.threads is not None:
             self.threads.apply(len(seg))  # several threads only for a wide forward
         with torch.inference_mode():
-            logits = (self.graphs or self.model)(lay.ids[seg][None], seg, vis, run.cache, start, commit)
+            logits = self.net(lay.ids[seg][None], seg, vis, run.cache, start, commit)
         return logits[0]
 
     def _sample_one(self, run: Run, logits: torch.Tensor, bans: torch.Tensor) -> tuple[int, float]:
