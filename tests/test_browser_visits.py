@@ -49,9 +49,9 @@ def visit(browser, server):
 
 def generate(page, prompt: str, compare: bool = True) -> None:
     """Type `prompt`, Generate, and wait for the run (and its AR baseline) to finish: its stats
-    (and the baseline's) filled anew, and every step after it ended. (Waiting for the stats alone
-    read the page while the after-run step was still pending: its tracker's text stood in the
-    notices, and the tracker's markup made the stats look new before the run had started.)"""
+    (and the baseline's) filled anew, and every step after it ended. The stats compared are the
+    panel's own content: the panel's markup also holds gradio's status tracker, which changes
+    as soon as the run is queued, so the old stats looked new before the run had begun."""
     settle(page)
     page.fill("#prompt textarea", prompt)
     page.set_checked("#compare input[type=checkbox]", compare)
@@ -98,7 +98,7 @@ def test_stop_shows_what_the_run_had_with_one_set_of_counts(browser, bundled_ser
         page.click("#generate")
         wait_until(lambda: not page.locator("#answer textarea").input_value().startswith(STOPPED)
                    and page.locator("#answer textarea").input_value(), "the next answer")
-        page.wait_for_selector("#timeline .js-plotly-plot", state="visible", timeout=60_000)
+        page.wait_for_selector("#timeline .js-plotly-plot", state="visible", timeout=B.TIMEOUT_MS)
 
 
 def test_a_broken_answer_is_marked_and_said_to_be_the_whole_run(browser, bundled_server):
