@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import json
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ import gradio as gr  # noqa: E402
 from gradio_layer import APP_KWARGS, called, streamed  # noqa: E402  (applies its patches)
 from pdiff.app import zerogpu  # noqa: E402
 from pdiff.app.chart import chart_figure  # noqa: E402
-from pdiff.app.endpoints import ENDPOINTS, VIEW_OUT, Endpoint, bind  # noqa: E402
+from pdiff.app.endpoints import ENDPOINTS, Endpoint, bind  # noqa: E402
 from pdiff.app.facts import plan_editor_note, scope_line  # noqa: E402
 from pdiff.app.fold import RunView  # noqa: E402
 from pdiff.app.frames import replay_position  # noqa: E402
@@ -281,10 +282,10 @@ def _wire(app: DemoApp, c: dict, trigger, row: Endpoint, gpu_runs: int | None = 
     handler = bind(app, row)
     if inspect.isgeneratorfunction(handler):
         gpu = None if gpu_runs is None else zerogpu.duration_from(row, gpu_runs)
-        handler = streamed(handler, names, gpu)
+        handler = streamed(handler, row, names, gpu)
     else:
-        handler = called(handler, names)
-    inputs = [names[TRACE_IN if n == "trace_file" else n] for n in row.inputs]
+        handler = called(handler, row, names)
+    inputs = [names[TRACE_IN if n == "trace_file" else n] for n in (*row.inputs, *row.echo)]
     event = trigger(handler, inputs, [names[n] for n in row.outputs], api_name=api_name,
                     api_visibility="public" if api_name else "private", **options)
     if row.then:  # a Stop cancels the run, not this step, which then shows where the run stood
@@ -311,17 +312,12 @@ def _wire_runs(app: DemoApp, c: dict) -> list:
 
 
 def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
-    """Replay, Stop, the relative chart and the schedule buttons."""
+    """Replay, Stop, the relative chart and the schedule controls."""
     # Replays fold a bounded trace (pdiff.app.guard) and share their own slots, apart from runs.
     replay_slots = dict(concurrency_id="replay", concurrency_limit=app.settings.concurrency)
-    view = [c[n] for n in VIEW_OUT]
-    runs.append(c["play_btn"].click(streamed(app.play, c), [c["session"], c["play_speed"]],
-                                    [*view, c["replay"], c["replay_at"], c["facts"]],
-                                    api_visibility="private",
-                                    **replay_slots))
-    c["replay"].input(called(app.replay_step, c), [c["replay"], c["session"]],
-                      [*view, c["replay_at"], c["facts"]], trigger_mode="always_last",
-                      api_visibility="private", **replay_slots)
+    e = ENDPOINTS
+    runs.append(_wire(app, c, c["play_btn"].click, e["play"], **replay_slots))
+    _wire(app, c, c["replay"].input, e["replay_step"], trigger_mode="always_last", **replay_slots)
     # Stop ends the session's run at its next event, and the run shows what it had. Half a second
     # later gradio's cancel ends what still waits in the queue (or is stuck in one long step): a
     # cancel alone closed the run under its frames, and the page marked every output "Error". A
@@ -329,10 +325,12 @@ def _wire_views(app: DemoApp, c: dict, runs: list) -> None:
     stop = c["stop_btn"].click(app.stop, [c["session"]], None, api_visibility="private", queue=False)
     grace = f"() => new Promise(done => setTimeout(done, {STOP_GRACE_MS}))"
     stop.then(None, js=grace).then(None, cancels=runs)
-    c["relative_view"].change(called(app.rechart, c), [c["relative_view"], c["session"]], [c["chart"]],
-                              api_visibility="private", concurrency_limit=None)
-    c["schedule"].change(lambda s: gr.update(**threshold_props(s)), [c["schedule"]],
-                         [c["threshold"]], api_visibility="private", queue=False)
+    _wire(app, c, c["relative_view"].change, e["rechart"], concurrency_limit=None)
+    # the threshold's props follow the schedule in the page itself: an update from the server
+    # would leave a copy of the slider in the session each time (gradio_layer)
+    props = {s: {"__type__": "update", **threshold_props(s)} for s in SCHEDULES}
+    c["schedule"].change(None, [c["schedule"]], [c["threshold"]], js=f"(s) => ({json.dumps(props)})[s]",
+                         api_visibility="private", queue=False)
     for button, s in ((c["default_btn"], default_schedule(app.models.pd)),
                       (c["reference_btn"], REFERENCE_SCHEDULE)):
         button.click(lambda s=s: tuple(s[n] for n in DECODING_KNOBS), None,

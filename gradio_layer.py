@@ -1,22 +1,26 @@
 """app.py's gradio layer: DemoApp frames as gradio outputs, and the gradio 6.31 work-arounds.
 
-- `streamed`, `called`: a DemoApp handler as a gradio handler; `_to_gradio` turns its `Frame`
-  into the outputs it changes (the others are skipped).
+- `streamed`, `called`: the DemoApp handler of a row of `pdiff.app.endpoints` as a gradio
+  handler; `_to_gradio` turns its `Frame` into the values of the event's outputs.
 - The patches, applied once, when this module is imported (app.py imports it before it builds a
   page). Each exists because no public gradio API does its job; the line numbers are gradio
   6.31.0's, and tests/test_gradio_compat.py fails on any other gradio version, checks that each
   internal is still spelled as the patch reads it, and checks each patch's effect in-process.
   None reads a caller's frame.
 
-`pin_session_block_ids` (SessionState.__setitem__): a session must not grow with each run.
-  An output that gets a prop update (`gr.skip()`, `gr.update(...)`, or an output left out of a
-  returned dict) is replaced in the session by a fresh copy of the component, stored under the
-  output's id but carrying a new id (blocks.py:2337). The next plain value for that output, or
-  the next read of it as an input, stores the copy again under its new id, with the value
-  (blocks.py:2353 and 2385; 2145 and 2176). Every live frame skips the chart and every after-run
-  step skips the controls, so each run left copies (one Plot and its figure, about 0.2 MB) in
-  the visitor's session for as long as it lived. The patch pins the copy to the id it is stored
-  under.
+A session does not grow with each run, and no patch is needed for it. gradio replaces an output
+that gets a prop update (`gr.update(...)`, `gr.skip()`, an output left out) in the session by a
+fresh copy of the component, stored under the output's id but carrying a new id
+(blocks.py:2337). The next plain value for that output, or the next read of it as an input,
+stores the copy a second time, under its new id (blocks.py:2353 and 2385; 2145 and 2176). So
+`_to_gradio` keeps each output one kind of value for good: plain for what the API shows (a frame
+that leaves it as it is sends the session's last value, `Session.screen`) and for what the
+visitor edits (read back by the page-only steps that set it: `Endpoint.echo`), an update for
+everything else; the threshold's props follow the schedule in the page (app.py). Measured in a
+browser (tests/test_browser_session.py: every control of the page once per round, a trace load
+among them; run with 3 rounds, where the test keeps 2): the session held 95 components after
+each round; the code before, without the pin, grew by 80 a round (174, 254, 334, in rounds
+without the trace load), one Plot and its figure among each run's copies.
 
 `exact_cancels` (routes.cancel_tasks): a Stop must cancel exactly its run.
   The /cancel route (the page's Stop, a client's `job.cancel()`) cancels every running task of
@@ -45,19 +49,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import json
 from collections.abc import Mapping
 
 import gradio as gr
 import gradio.routes
-from gradio.blocks import Block, Blocks
+from gradio.blocks import Blocks
 from gradio.components import Checkbox, Number, Radio, Slider, Textbox
 from gradio.exceptions import Error
-from gradio.state_holder import SessionState
 from starlette.middleware import Middleware
 
 from pdiff.app import zerogpu
-from pdiff.app.frames import Frame, Update
+from pdiff.app.endpoints import API_OUT, EDITABLE, Endpoint
+from pdiff.app.frames import SKIP, Frame, Update
+from pdiff.app.session import Session
 
 # The gradio these patches were read against, line by line; tests/test_gradio_compat.py fails
 # on any other, and checks that the internals each patch relies on are still there.
@@ -70,30 +76,69 @@ PAGE_ONLY = ("this control works in the page only (Stop cancels the page's runs)
 # --- DemoApp frames as gradio outputs -------------------------------------------------------------
 
 
-def _to_gradio(out: Frame, names: Mapping) -> dict:
-    """A handler's frame by component (`names`: the page's components by name; "run" is the
-    event's own run state, when it has one): the outputs it changes, the others left as they are."""
+def _to_gradio(out: Frame, row: Endpoint, names: Mapping, screen: dict | None, echoed: Mapping):
+    """A handler's frame as the values of its event's outputs (`row.outputs`, in order; `names`:
+    the components by name). Each output is kept one kind of value for good, so that the
+    visitor's session holds no copy of it per run (the module's docstring):
+    - one the visitor edits (EDITABLE) is a plain value: left as it is, the value it was read as;
+    - one the API shows (API_OUT) is a plain value: left as it is, the last value sent to this
+      session (`screen`); a figure is sent as its JSON, made once;
+    - any other is an update (gr.update), and left as it is, a skip."""
     if out.warning:
         gr.Warning(out.warning)
-    changed = {names[name]: gr.update(**v.props) if isinstance(v, Update) else v
-               for name, v in out.changed().items() if names.get(name) is not None}
-    return changed or gr.skip()  # gradio reads an empty dict as one value
+    changed = out.changed()
+    unknown = sorted(set(changed) - set(row.outputs))
+    if unknown:
+        raise ValueError(f"{row.name} has no output {', '.join(unknown)}")
+    values = [_value(name, changed.get(name, SKIP), names[name], screen, echoed) for name in row.outputs]
+    return values[0] if len(values) == 1 else values
 
 
-def streamed(method, names: Mapping, gpu_seconds=None):
-    """A generator handler as a gradio streaming handler (same signature). It owns the run's
-    frames: it closes them when the run ends, fails or is cancelled (Stop closes this handler).
+def _value(name: str, value, component, screen: dict | None, echoed: Mapping):
+    """One output's value (`_to_gradio`)."""
+    if isinstance(value, Update):
+        return gr.update(**value.props)
+    if component.stateful:
+        return gr.skip() if value is SKIP else value
+    if name in EDITABLE:
+        return echoed.get(name, gr.skip()) if value is SKIP else value
+    if name not in API_OUT:
+        return gr.skip() if value is SKIP else gr.update(value=value)
+    if value is SKIP:
+        value = SKIP if screen is None else screen.get(name, SKIP)
+        return gr.skip() if value is SKIP else value  # nothing sent yet: the page's first value stays
+    if isinstance(component, gr.Plot) and value is not None:
+        value = component.postprocess(value)  # PlotData, which gradio sends as it is
+    if screen is not None:
+        screen[name] = value
+    return value
+
+
+def _screen(out: Frame, args: tuple, row: Endpoint) -> dict | None:
+    """The visitor's screen: the session the frame carries, else the one the call was given."""
+    session = out.session
+    if not isinstance(session, Session) and "session" in row.inputs:
+        session = args[row.inputs.index("session")]
+    return session.screen if isinstance(session, Session) else None
+
+
+def streamed(method, row: Endpoint, names: Mapping, gpu_seconds=None):
+    """A generator handler of `row` as a gradio streaming handler, called with the row's inputs
+    and then the values of `row.echo`. It owns the run's frames: it closes them when the run
+    ends, fails or is cancelled (Stop closes this handler).
 
     With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
     """
     run = method if gpu_seconds is None else zerogpu.on_gpu(method, gpu_seconds)
+    n = len(row.inputs)
 
     @functools.wraps(method)
     def handler(*args):
-        frames = run(*args)
+        echoed = dict(zip(row.echo, args[n:]))
+        frames = run(*args[:n])
         try:
             for out in frames:
-                yield _to_gradio(out, names)
+                yield _to_gradio(out, row, names, _screen(out, args, row), echoed)
         except Exception as err:
             friendly = zerogpu.friendly_error(err)
             if friendly is None:
@@ -101,28 +146,27 @@ def streamed(method, names: Mapping, gpu_seconds=None):
             raise gr.Error(friendly) from None
         finally:
             frames.close()
-    return handler
+    return _echoing(handler, row)
 
 
-def called(method, names: Mapping):
-    """A handler that returns one frame as a gradio handler (same signature)."""
+def called(method, row: Endpoint, names: Mapping):
+    """A handler of `row` that returns one frame, as a gradio handler (called as `streamed`'s)."""
+    n = len(row.inputs)
+
     @functools.wraps(method)
     def handler(*args):
-        return _to_gradio(method(*args), names)
+        out = method(*args[:n])
+        return _to_gradio(out, row, names, _screen(out, args, row), dict(zip(row.echo, args[n:])))
+    return _echoing(handler, row)
+
+
+def _echoing(handler, row: Endpoint):
+    """`handler`, showing gradio the row's parameters followed by its echoed outputs."""
+    signature = inspect.signature(handler)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    echo = [inspect.Parameter(f"shown_{n}", kind, default=None) for n in row.echo]
+    handler.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *echo])
     return handler
-
-
-# --- a session does not grow with each run ----------------------------------------------------
-
-
-_session_setitem = SessionState.__setitem__
-
-
-def _pinned_setitem(self, key, value):
-    """SessionState.__setitem__, with a component copy given the id it is stored under."""
-    if isinstance(value, Block) and value._id != key and key in self.blocks_config.blocks:
-        value._id = key
-    _session_setitem(self, key, value)
 
 
 # --- a Stop ends exactly its run --------------------------------------------------------------
@@ -251,6 +295,5 @@ async def _strict_preprocess_data(self, block_fn, inputs, state, explicit_call=F
 
 # --- applied once, at import --------------------------------------------------------------------
 
-SessionState.__setitem__ = _pinned_setitem
 gradio.routes.cancel_tasks = _exact_cancel_tasks
 Blocks.preprocess_data = _strict_preprocess_data

@@ -418,6 +418,7 @@ def test_replay_and_traces(app, tmp_path):
     assert app.replay_step(10**9, session).answer == frames[-1].answer
     played = list(app.play(session))
     assert played[0].replay == 0 and played[-1].replay == 100
+    assert all(f.replay is not SKIP for f in [*played, *app.play(Session())])  # Play reads no echo
     assert played[0].replay_at == f"event 0 of {n}" and played[-1].replay_at == f"event {n} of {n}"
     assert len(played) <= MAX_REPLAY_FRAMES + 2
     assert next(app.play(Session())).warning
@@ -499,6 +500,21 @@ def test_each_endpoint_is_served_as_its_row(app):
     for name, params in API_NAMES.items():
         assert [p["parameter_name"] for p in api[name]["parameters"]] == params, name
     assert set(api) == {f"/{row.name}" for row in ENDPOINTS.values() if row.public}
+
+
+def test_a_control_the_visitor_edits_is_set_by_page_steps_alone():
+    """No API endpoint sets a control, the plan editor or the replay slider; a page step that
+    sets one reads it back (its echo), but Play, whose every frame sets the slider (test above):
+    so each stays a plain value, read as the visitor left it (gradio_layer)."""
+    from pdiff.app.endpoints import EDITABLE, ENDPOINTS
+
+    for row in ENDPOINTS.values():
+        edited = {n for n in row.outputs if n in EDITABLE}
+        assert set(row.echo) <= edited, row.name
+        if row.public:
+            assert not edited, row.name
+        else:
+            assert edited - set(row.echo) == ({"replay"} if row.name == "play" else set()), row.name
 
 
 # --- end to end: the page served in-process, through gradio_client ------------------------------

@@ -20,6 +20,7 @@ from gradio.components import number
 from gradio.state_holder import SessionState
 
 import gradio_layer
+from pdiff.app.chart import chart_figure
 
 
 def _source(module) -> str:
@@ -35,12 +36,6 @@ def test_gradio_is_the_version_the_patches_were_read_against():
 
 
 @pytest.mark.parametrize("module, patch, spelled", [
-    # the pin wraps SessionState.__setitem__ and reads its blocks_config
-    (state_holder, "_pinned_setitem", r"def __setitem__\(self, key: int, value: Any\):\s+"
-                                            r"from gradio\.components import State\s+"
-                                            r"block = self\.blocks_config\.blocks\.get\(key\)"),
-    # ... because an update stores a fresh copy under the output's id
-    (blocks, "_pinned_setitem", r"state\[block\._id\] = block\.__class__\(\*\*kwargs\)"),
     # the exact cancel replaces routes.cancel_tasks, which the /cancel route calls by that name
     (routes, "_exact_cancel_tasks", r"async def cancel_event\(body: CancelBody\):\s+"
                               r"await cancel_tasks\(\{f\"\{body\.session_hash\}_\{body\.fn_index\}\"\}\)"),
@@ -70,7 +65,6 @@ def test_each_patched_internal_is_still_spelled_as_the_patch_reads_it(module, pa
 
 
 PATCHED = {  # each patched internal and what stands in its place
-    (state_holder.SessionState, "__setitem__"): gradio_layer._pinned_setitem,
     (routes, "cancel_tasks"): gradio_layer._exact_cancel_tasks,
     (blocks.Blocks, "preprocess_data"): gradio_layer._strict_preprocess_data,
 }
@@ -78,10 +72,12 @@ PATCHED = {  # each patched internal and what stands in its place
 
 def test_importing_the_layer_applies_each_patch_and_no_other():
     """Each patched internal is the layer's own once it is imported, and the internals patched
-    before issue 21 (call_function, the Number bounds check) are gradio's own."""
+    before (call_function and the Number bounds check before issue 21, the session's
+    __setitem__ before issue 33) are gradio's own."""
     for (owner, name), patch in PATCHED.items():
         assert getattr(owner, name) is patch, f"{owner.__name__}.{name} is not patched"
     assert blocks.Blocks.call_function.__qualname__ == "Blocks.call_function"
+    assert state_holder.SessionState.__setitem__.__qualname__ == "SessionState.__setitem__"
     assert number.Number.raise_if_out_of_bounds.__qualname__ == "Number.raise_if_out_of_bounds"
 
 
@@ -154,18 +150,40 @@ def test_a_page_only_function_called_over_the_api_is_a_message(page):
         assert _call(demo, fn, [], SessionState(demo)) == gradio_layer.PAGE_ONLY
 
 
-def test_a_session_copy_keeps_the_id_it_is_stored_under(page):
-    """An update stores a fresh copy of the output in the session under the output's id; with
-    the pin the copy carries that id, so a later value is not stored a second time."""
-    demo, knobs = page
-    update = list(demo.fns.values())[-1]
-    state = SessionState(demo)
-    before = len(state.blocks_config.blocks)
-    for _ in range(3):
-        _call(demo, update, [], state)
-        _call(demo, list(demo.fns.values())[0], [1.0, 3, True, 1.0, 0], state)
-    replay = knobs[-1]
-    assert state[replay._id]._id == replay._id and len(state.blocks_config.blocks) == before
+def test_each_output_keeps_one_kind_of_value():
+    """The frames of a run and of its after-run step, as the gradio layer sends them: an output
+    the API shows is a plain value (left as it is: the session's last), one the visitor edits is
+    the value it was read as, and any other is always an update. gradio keeps a copy of an
+    output in the session each time an update is followed by a plain value (test_browser_session
+    measures the page)."""
+    from pdiff.app.endpoints import ENDPOINTS
+    from pdiff.app.frames import Frame, Update
+    from pdiff.app.session import Session
+
+    names = {"chart": gr.Plot(), "notices": gr.HTML(), "plan_table": gr.Dataframe(), "replay": gr.Slider(),
+             "replay_at": gr.HTML(), "timeline": gr.Plot(), "session": gr.State(), "run": gr.State()}
+    names = {n: names.get(n, gr.HTML()) for r in ("generate", "after_run") for n in ENDPOINTS[r].outputs}
+    session, figure = Session(), chart_figure([], "quality")
+    generate = ENDPOINTS["generate"]
+
+    def sent(row, out, echoed=None):
+        values = gradio_layer._to_gradio(out, row, names, session.screen, echoed or {})
+        return dict(zip(row.outputs, values))
+
+    first = sent(generate, Frame(notices="<p>one</p>", chart=figure, session=session))
+    assert first["chart"].plot == figure.to_json() and first["notices"] == "<p>one</p>"
+    assert first["plan"] == gr.skip()  # nothing sent yet: the page's own value stays
+    live = sent(generate, Frame(notices="<p>two</p>", session=session))
+    assert live["chart"] is first["chart"] and live["notices"] == "<p>two</p>"
+    after = ENDPOINTS["after_run"]
+    rows = [[1, "intro", 2, "end"]]
+    shown = sent(after, Frame(replay_at="event 3 of 3", timeline=Update({"visible": False})),
+                 {"plan_table": rows, "replay": 40})
+    assert (shown["plan_table"], shown["replay"], shown["notices"]) == (rows, 40, "<p>two</p>")
+    assert shown["replay_at"] == gr.update(value="event 3 of 3")
+    assert shown["timeline"] == gr.update(visible=False) and shown["trace_file"] == gr.skip()
+    with pytest.raises(ValueError, match="after_run has no output chart"):
+        sent(after, Frame(chart=figure), {"plan_table": rows, "replay": 40})
 
 
 def _cancel_through_the_middleware(body: bytes, path: str = "/gradio_api/cancel"):

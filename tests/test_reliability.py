@@ -464,47 +464,6 @@ def test_memory_is_flat_over_200_runs(app, caplog):
     assert _kv_caches() == 0
 
 
-def _session_components_per_run(runs: int) -> list[int]:
-    """A minimal gradio app whose streamed handler skips its plot on live frames and sets it at
-    the end (as every run of app.py does); the components held in the one client's session after
-    each of `runs` calls."""
-    import gradio as gr
-    from gradio_client import Client
-
-    import gradio_layer  # noqa: F401  (its import applies the pin, as app.py's does)
-    from pdiff.app import chart
-
-    with gr.Blocks() as demo:
-        n, text, plot = gr.Number(0), gr.Textbox(), gr.Plot()
-
-        def run(i):
-            yield {text: f"run {i} running", plot: gr.skip()}
-            yield {text: f"run {i} done", plot: chart.chart_figure([], "quality")}
-        gr.Button().click(run, [n], [text, plot], api_name="run")
-    demo.queue().launch(server_name="127.0.0.1", server_port=H.free_port(), prevent_thread_lock=True,
-                        quiet=True)
-    client = Client(demo.local_url, verbose=False)
-    try:
-        sizes = []
-        for i in range(runs):
-            assert client.predict(i, api_name="/run")[0] == f"run {i} done"
-            sessions = list(demo.state_holder.session_data.values())
-            sizes.append(sum(len(s.blocks_config.blocks) for s in sessions))
-        return sizes
-    finally:
-        client.close()
-        demo.close()
-
-
-def test_a_session_does_not_grow_with_each_run():
-    """gradio 6 stores a new copy of an output in the session each time a skipped output gets a
-    value again (0.2 MB a run for app.py's chart); with gradio_layer's pin (applied when app.py
-    imports it) the session holds as many components after 8 runs as after the first."""
-    sizes = _session_components_per_run(8)
-    print(f"\nRELIABILITY session components after each of 8 runs: {sizes}")
-    assert sizes[0] > 0 and len(set(sizes)) == 1, sizes
-
-
 # --- 3. bad input --------------------------------------------------------------------------------------
 
 

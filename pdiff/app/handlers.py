@@ -153,22 +153,22 @@ class DemoApp:
         return {"timeline": Update({"value": figure, "visible": figure is not None}),
                 "why": why_html(self.runs.why(record, session))}
 
-    def replay_step(self, share, session=None) -> Frame:
-        """The run shown at `share` percent (the replay slider, 0..100): the view after its first
-        round(share / 100 * n) of n events, and the line saying which event that is."""
+    def replay_step(self, replay, session=None) -> Frame:
+        """The run shown at `replay` percent (the replay slider, 0..100): the view after its first
+        round(replay / 100 * n) of n events, and the line saying which event that is."""
         session = Session.of(session)
         record = session.replayed
         if not record.events:
             return nothing_to_replay()
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
-            shown = str(share)[:20]
+        if isinstance(replay, bool) or not isinstance(replay, (int, float)) or not math.isfinite(replay):
+            shown = str(replay)[:20]
             return error_frame(ConfigError(f"the replay step must be a whole number; got {shown!r}"))
         n = len(record.events)
-        k = replay_event(share, n)
+        k = replay_event(replay, n)
         return self._replay(record, session, k, replay_at=replay_position(k, n)["replay_at"])
 
-    def play(self, session=None, speed=1.0):
-        """Replay the run shown from the start at `speed` (one of playback.SPEEDS; 1 is about
+    def play(self, session=None, play_speed=1.0):
+        """Replay the run shown from the start at `play_speed` (one of playback.SPEEDS; 1 is about
         15 frames a second, at most MAX_REPLAY_FRAMES frames). Frame i is due at i pauses after
         the start, by the clock: a frame whose time has passed (drawing and sending the ones
         before took longer) is skipped, so every speed keeps its pace. Stop ends it."""
@@ -176,10 +176,10 @@ class DemoApp:
         record = session.replayed
         n = len(record.events)
         if not n:
-            yield nothing_to_replay()
+            yield nothing_to_replay() | Frame(**replay_position(0, 0))  # every frame sets the slider
             return
         try:
-            frames, pause = play_schedule(n, speed, MAX_REPLAY_FRAMES)
+            frames, pause = play_schedule(n, play_speed, MAX_REPLAY_FRAMES)
         except PlaybackError as err:
             yield Frame(warning=str(err))
             return

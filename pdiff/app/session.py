@@ -91,6 +91,7 @@ class Session:
     runs: int = 0
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per run setting (JSON)
     stopping: bool = False  # the page's Stop was pressed: the click's run ends at its next event
+    screen: dict = field(default_factory=dict)  # the page's value of each output, as last sent (gradio_layer)
 
     # The latest run, as before runs had records of their own (its handler holds its record).
     prompt = property(lambda self: self.current.prompt)
