@@ -30,7 +30,8 @@ without the trace load), one Plot and its figure among each run's copies.
   installs through gradio's public `app_kwargs`, reads that name from the request into a context
   variable; the patched `cancel_tasks` cancels that event's task alone (and, with no name, does
   what gradio does). Without it, at PDIFF_CONCURRENCY=2 (two runs of a session running at once),
-  a Stop sent as a new run started lost the new run in 19 of 20 trials (tests/test_hostile.py).
+  a Stop sent as a new run started lost the new run in 19 of 20 trials, and in 20 of 20 when
+  measured again for issue 33 (tests/test_hostile.py::test_stop_ends_exactly_its_run_over_20_trials).
 
 `strict_inputs` (Blocks.preprocess_data): raw input is checked once, before gradio preprocesses
   it, and every refusal is a message without a traceback. `Blocks.preprocess_data` is where each
@@ -41,7 +42,9 @@ without the trace load), one Plot and its figure among each run's copies.
   failed) and answers the queue join with HTTP 422 (routes.py:1707), not with a message in the
   event's stream. The check also refuses a call of a page-only function (Stop's, with no
   backend: blocks.py:1905 raises an IndexError) and an out-of-range number (in gradio's own
-  words, without the traceback its Error prints: queueing.py:887).
+  words, without the traceback its Error prints: queueing.py:887). Without it (measured for
+  issue 33), 7 tests of tests/test_hostile.py fail (every handler in a fresh session, the Play
+  speed, the five wrong-type values) and 2 of tests/test_reliability.py (a knob of the wrong type).
 """
 
 from __future__ import annotations
