@@ -5,9 +5,10 @@ gradio_client `api_name`; its `inputs` are the parameter names the API shows, in
 a few named inputs around one knob group of `pdiff.config` (the knobs are spelled once, in
 GenerationConfig), so that `bind` can hand the method one `Knobs` value. Its `outputs` are the
 page's component names ("run" is the event's own run state, one per trigger); `then` names the
-row that follows it (its after-run step). app.py wires every row from here (it wires by hand only
-Stop and the schedule controls, which run no DemoApp method), `zerogpu` reads a request's
-settings by these names, and a loaded trace restores the controls named here (`CONTROLS`).
+row that follows it (its after-run step). app.py wires every row from here; by hand it wires
+only Stop (no outputs, and no queue) and the schedule controls (which set knobs in the page).
+`zerogpu` reads a request's settings by these names, and a loaded trace restores the controls
+named here (`CONTROLS`).
 
 An output the visitor edits (`EDITABLE`: the controls, the plan editor, the replay slider) is an
 output of page-only rows alone, and each such row either sets it in every frame or also reads
