@@ -117,12 +117,18 @@ def _value(name: str, value, component, screen: dict | None, echoed: Mapping):
     return value
 
 
-def _screen(out: Frame, args: tuple, row: Endpoint) -> dict | None:
-    """The visitor's screen: the session the frame carries, else the one the call was given."""
-    session = out.session
-    if not isinstance(session, Session) and "session" in row.inputs:
-        session = args[row.inputs.index("session")]
-    return session.screen if isinstance(session, Session) else None
+def _sender(row: Endpoint, names: Mapping, args: tuple):
+    """For one call of `row` with its raw `args` (the row's inputs, then the values of
+    `row.echo`): the row's own inputs, and what turns each of its frames into gradio values
+    (against the screen of the session the frame carries, else of the one the call was given)."""
+    n = len(row.inputs)
+    echoed = dict(zip(row.echo, args[n:]))
+    given = args[row.inputs.index("session")] if "session" in row.inputs else None
+
+    def send(out: Frame):
+        session = out.session if isinstance(out.session, Session) else given
+        return _to_gradio(out, row, names, session.screen if isinstance(session, Session) else None, echoed)
+    return args[:n], send
 
 
 def streamed(method, row: Endpoint, names: Mapping, gpu_seconds=None):
@@ -133,15 +139,14 @@ def streamed(method, row: Endpoint, names: Mapping, gpu_seconds=None):
     With `gpu_seconds` it runs under ZeroGPU's spaces.GPU when that package is installed.
     """
     run = method if gpu_seconds is None else zerogpu.on_gpu(method, gpu_seconds)
-    n = len(row.inputs)
 
     @functools.wraps(method)
     def handler(*args):
-        echoed = dict(zip(row.echo, args[n:]))
-        frames = run(*args[:n])
+        own, send = _sender(row, names, args)
+        frames = run(*own)
         try:
             for out in frames:
-                yield _to_gradio(out, row, names, _screen(out, args, row), echoed)
+                yield send(out)
         except Exception as err:
             friendly = zerogpu.friendly_error(err)
             if friendly is None:
@@ -154,12 +159,10 @@ def streamed(method, row: Endpoint, names: Mapping, gpu_seconds=None):
 
 def called(method, row: Endpoint, names: Mapping):
     """A handler of `row` that returns one frame, as a gradio handler (called as `streamed`'s)."""
-    n = len(row.inputs)
-
     @functools.wraps(method)
     def handler(*args):
-        out = method(*args[:n])
-        return _to_gradio(out, row, names, _screen(out, args, row), dict(zip(row.echo, args[n:])))
+        own, send = _sender(row, names, args)
+        return send(method(*own))
     return _echoing(handler, row)
 
 
